@@ -1,0 +1,31 @@
+//! `businesses`: the tenants.
+
+use super::enums::BusinessStatus;
+use sea_orm::entity::prelude::*;
+
+/// A business (tenant). `owner_id` is unique: one business per owner.
+/// `manager_id` is a single nullable column, so a business has at most one
+/// manager by construction (SPEC §1).
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "businesses")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub name: String,
+    #[sea_orm(unique)]
+    pub owner_id: Uuid,
+    /// Key of the plan catalogue (configuration), e.g. `trial`, `growth`.
+    pub plan: String,
+    pub status: BusinessStatus,
+    pub trial_ends_at: DateTimeUtc,
+    /// Last company number handed out (`COMP001` is 1).
+    pub company_seq: i64,
+    pub manager_id: Option<Uuid>,
+    pub stripe_customer_id: Option<String>,
+    pub stripe_account_id: Option<String>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,13 @@
+//! sea-orm entities of Switchboard's database: one module per table, plus the
+//! enumerations stored in text columns (`enums`). The schema itself is owned by
+//! the `migration` crate; these structs mirror it and carry no behaviour beyond
+//! what sea-orm derives. Rules about the data live in the root crate's `domain`.
+
+pub mod business;
+pub mod channel;
+pub mod company;
+pub mod enums;
+pub mod one_time_token;
+pub mod refresh_token;
+pub mod registration;
+pub mod user;

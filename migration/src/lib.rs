@@ -1,0 +1,17 @@
+//! Schema migrations of Switchboard's database, applied in order by
+//! `switchboard migrate` and at server start. The same migrations run on
+//! SQLite and PostgreSQL; each is written once with sea-query.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_foundation;
+
+/// All migrations, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261121_000001_foundation::Migration)]
+    }
+}

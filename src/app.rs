@@ -1,0 +1,126 @@
+//! Assembling and running the server: state from configuration, the router,
+//! the listener, and graceful shutdown (in-flight requests finish).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::auth::passwords::PasswordHasherPool;
+use crate::auth::tokens::TokenSigner;
+use crate::authz::Authz;
+use crate::config::Config;
+use crate::domain::plans::PlanCatalogue;
+use crate::keys::Keys;
+use crate::mailer::Mailer;
+use crate::state::AppState;
+
+/// Connects and migrates the database, resolves keys and loads policies.
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    let keys = Keys::resolve(&config)?;
+    let db = crate::db::connect(&config).await?;
+    crate::db::migrate(&db).await?;
+    let passwords = PasswordHasherPool::new(config.auth.hash_concurrency);
+    let tokens = TokenSigner::new(&keys, config.auth.access_token_ttl_secs);
+    Ok(AppState {
+        db,
+        authz: Arc::new(Authz::load().await?),
+        tokens: Arc::new(tokens),
+        passwords,
+        mailer: Mailer::console(),
+        plans: Arc::new(PlanCatalogue::new(config.plans.clone())),
+        config: Arc::new(config),
+    })
+}
+
+/// A server running in the background (tests, benchmarks).
+pub struct RunningApp {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its state (tests read the dev mailbox through it).
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningApp {
+    /// `http://{addr}`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Graceful stop: stops accepting, lets in-flight requests finish, then
+    /// closes the database pool.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let result = (&mut self.handle).await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        let _ = self.state.db.clone().close().await;
+        result
+    }
+}
+
+/// Serves `state` on `listener` until `stop` is called.
+pub fn spawn(state: AppState, listener: TcpListener) -> std::io::Result<RunningApp> {
+    let addr = listener.local_addr()?;
+    let (tx, rx) = oneshot::channel::<()>();
+    let router = crate::http::router(state.clone());
+    let handle = tokio::spawn(async move {
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+    });
+    Ok(RunningApp {
+        addr,
+        state,
+        shutdown: Some(tx),
+        handle,
+    })
+}
+
+/// Runs the server in the foreground until SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let bind = config.bind;
+    let state = build_state(config).await?;
+    state.passwords.warm_up();
+    let listener = TcpListener::bind(bind).await?;
+    let addr = listener.local_addr()?;
+    println!("Switchboard is listening on http://{addr}");
+    println!("  API:      http://{addr}/v1");
+    println!("  Docs:     http://{addr}/docs");
+    println!("  OpenAPI:  http://{addr}/openapi.json");
+    let router = crate::http::router(state.clone());
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopped accepting; in-flight requests finished");
+    state.db.close().await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,257 @@
+//! Configuration: one typed struct, layered defaults → optional
+//! `switchboard.toml` → `SWITCHBOARD_*` environment (nested keys with `__`,
+//! e.g. `SWITCHBOARD_RATE_LIMIT__AUTH_PER_MINUTE=20`), with `DATABASE_URL`
+//! selecting the database. Validated once at start-up; an invalid value is a
+//! [`ConfigError`] naming the key, never a panic.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Where the server runs. Development generates missing keys into a local
+/// file; production refuses to start without them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Environment {
+    /// Local development: zero configuration works.
+    #[default]
+    Development,
+    /// Production: every key must be configured.
+    Production,
+}
+
+/// The whole configuration of a Switchboard process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `development` (default) or `production`.
+    pub environment: Environment,
+    /// Address to listen on; default `127.0.0.1:8080`.
+    pub bind: SocketAddr,
+    /// Public base URL used in links sent by email; default `http://127.0.0.1:8080`.
+    pub public_url: String,
+    /// `sqlite://…` (default `sqlite://switchboard.db?mode=rwc`) or `postgres://…`.
+    pub database_url: String,
+    /// Connection pool size.
+    pub database_max_connections: u32,
+    /// File holding generated development keys (ignored by git).
+    pub dev_keys_path: PathBuf,
+    /// HS256 signing key of access tokens, base64 (at least 32 bytes decoded).
+    pub jwt_secret: Option<SecretString>,
+    /// Key-encryption keyring, `key_id:base64` entries separated by commas;
+    /// the first encrypts, all decrypt.
+    pub master_keys: Option<SecretString>,
+    /// Sign-in and session settings.
+    pub auth: AuthConfig,
+    /// Rate limits.
+    pub rate_limit: RateLimitConfig,
+    /// Plan catalogue keyed by plan id (SPEC §2).
+    pub plans: BTreeMap<String, PlanConfig>,
+}
+
+/// Sign-in and session lifetimes and limits (SPEC §5).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Access-token (JWT) lifetime in seconds; default 900 (15 min).
+    pub access_token_ttl_secs: u64,
+    /// Refresh-token lifetime in seconds; default 30 days.
+    pub refresh_token_ttl_secs: u64,
+    /// Registration code lifetime in seconds; default 600 (10 min).
+    pub code_ttl_secs: u64,
+    /// Wrong codes allowed before a code is dead; default 5.
+    pub code_max_attempts: u32,
+    /// Seconds to finish registration after verifying the code; default 3600.
+    pub registration_token_ttl_secs: u64,
+    /// Lifetime of an emailed set-password link in seconds; default 72 h.
+    pub set_password_ttl_secs: u64,
+    /// Trial length in days; default 7 (SPEC §2).
+    pub trial_days: u32,
+    /// Password hashes computed at once (argon2 is memory- and CPU-bound).
+    pub hash_concurrency: usize,
+}
+
+/// Request-rate limits (SPEC §5).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Requests per minute per client IP on `/v1/auth/*`; default 10.
+    pub auth_per_minute: u32,
+    /// Take the client IP from `X-Forwarded-For`/`Forwarded` (only behind a
+    /// trusted proxy; anyone can forge them otherwise). Default false.
+    pub trust_forwarded_for: bool,
+}
+
+/// One plan of the catalogue.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PlanConfig {
+    /// Name shown to people.
+    pub display_name: String,
+    /// Monthly price in minor units (cents) of `currency`; `None` for custom.
+    pub price_minor: Option<i64>,
+    /// ISO 4217 currency, lower case.
+    pub currency: String,
+    /// Channels allowed; `None` is unlimited.
+    pub channel_limit: Option<u32>,
+    /// Stripe price id, for plans sold through Stripe.
+    pub stripe_price_id: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            environment: Environment::Development,
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: "http://127.0.0.1:8080".into(),
+            database_url: "sqlite://switchboard.db?mode=rwc".into(),
+            database_max_connections: 10,
+            dev_keys_path: PathBuf::from(".switchboard-dev-keys.json"),
+            jwt_secret: None,
+            master_keys: None,
+            auth: AuthConfig::default(),
+            rate_limit: RateLimitConfig::default(),
+            plans: default_plans(),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            code_ttl_secs: 10 * 60,
+            code_max_attempts: 5,
+            registration_token_ttl_secs: 3600,
+            set_password_ttl_secs: 72 * 3600,
+            trial_days: 7,
+            hash_concurrency: 4,
+        }
+    }
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            auth_per_minute: 10,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+/// The plan catalogue of SPEC §2.
+pub fn default_plans() -> BTreeMap<String, PlanConfig> {
+    let plan = |name: &str, price: Option<i64>, limit: Option<u32>| PlanConfig {
+        display_name: name.into(),
+        price_minor: price,
+        currency: "usd".into(),
+        channel_limit: limit,
+        stripe_price_id: None,
+    };
+    BTreeMap::from([
+        ("trial".into(), plan("Trial", Some(0), Some(1))),
+        ("free".into(), plan("Free", Some(0), Some(1))),
+        ("single".into(), plan("Single", Some(999), Some(1))),
+        ("double".into(), plan("Double", Some(1999), Some(2))),
+        ("growth".into(), plan("Growth", Some(4999), Some(4))),
+        ("special".into(), plan("Special", Some(2999), Some(3))),
+        ("enterprise".into(), plan("Enterprise", None, None)),
+    ])
+}
+
+/// A configuration problem, reported before anything starts (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value could not be read or has the wrong shape.
+    #[error("invalid configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    /// A value was read but breaks a rule.
+    #[error("invalid configuration: `{key}`: {message}")]
+    Invalid {
+        /// The offending key.
+        key: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Loads defaults, then `file` (default `switchboard.toml`, optional),
+    /// then `SWITCHBOARD_*` variables, then `DATABASE_URL`; validates.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let file = file.unwrap_or(Path::new("switchboard.toml"));
+        let mut figment = Figment::new()
+            .merge(Toml::file(file))
+            .merge(Env::prefixed("SWITCHBOARD_").split("__"));
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            figment = figment.merge(("database_url", url));
+        }
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the rules no type can express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| ConfigError::Invalid {
+            key,
+            message: message.to_owned(),
+        };
+        if !(self.database_url.starts_with("sqlite:")
+            || self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database_url",
+                "must start with sqlite:, postgres:// or postgresql://",
+            ));
+        }
+        if self.database_max_connections == 0 {
+            return Err(invalid("database_max_connections", "must be at least 1"));
+        }
+        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
+            return Err(invalid("public_url", "must be an http(s) URL"));
+        }
+        if self.auth.access_token_ttl_secs == 0 || self.auth.refresh_token_ttl_secs == 0 {
+            return Err(invalid("auth", "token lifetimes must be positive"));
+        }
+        if self.auth.code_max_attempts == 0 {
+            return Err(invalid("auth.code_max_attempts", "must be at least 1"));
+        }
+        if self.auth.hash_concurrency == 0 {
+            return Err(invalid("auth.hash_concurrency", "must be at least 1"));
+        }
+        if self.rate_limit.auth_per_minute == 0 {
+            return Err(invalid("rate_limit.auth_per_minute", "must be at least 1"));
+        }
+        if !self.plans.contains_key(crate::domain::plans::TRIAL) {
+            return Err(invalid("plans", "the catalogue must contain `trial`"));
+        }
+        if self.environment == Environment::Production {
+            if self.jwt_secret.is_none() {
+                return Err(invalid(
+                    "jwt_secret",
+                    "required in production (SWITCHBOARD_JWT_SECRET)",
+                ));
+            }
+            if self.master_keys.is_none() {
+                return Err(invalid(
+                    "master_keys",
+                    "required in production (SWITCHBOARD_MASTER_KEYS)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// True when the database is SQLite.
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+}

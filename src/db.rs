@@ -1,0 +1,50 @@
+//! Database connection and migrations. SQLite (the zero-configuration
+//! default) runs in WAL mode with foreign keys on and a busy timeout, so
+//! concurrent writers wait instead of failing; PostgreSQL is production's.
+
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+
+use crate::config::Config;
+
+/// Opens the pool described by `config`.
+pub async fn connect(config: &Config) -> Result<DatabaseConnection, DbErr> {
+    let mut options = ConnectOptions::new(config.database_url.clone());
+    options
+        .max_connections(config.database_max_connections)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    if config.is_sqlite() {
+        options.map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10))
+        });
+    }
+    Database::connect(options).await
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    Migrator::up(db, None).await
+}
+
+/// Readiness: the database answers and no migration is pending.
+pub async fn ready(db: &DatabaseConnection) -> Result<(), String> {
+    db.execute_unprepared("SELECT 1")
+        .await
+        .map_err(|e| format!("database unreachable: {e}"))?;
+    let pending = Migrator::get_pending_migrations(db)
+        .await
+        .map_err(|e| format!("cannot read migrations: {e}"))?;
+    if pending.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} migration(s) pending", pending.len()))
+    }
+}

@@ -1,0 +1,141 @@
+//! Businesses (tenants): their view with plan and channel usage, renaming,
+//! and the platform-wide list.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::business;
+use entity::enums::BusinessStatus;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::domain::pagination::{Page, PageRequest};
+use crate::domain::plans::{PlanView, TRIAL};
+use crate::domain::validate;
+use crate::error::Result;
+use crate::state::AppState;
+
+/// Channel usage against the plan.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub struct Usage {
+    /// Channels that exist (SPEC §2: every non-deleted channel record).
+    pub used: u64,
+    /// Channels the plan allows; `null` is unlimited.
+    pub limit: Option<u32>,
+}
+
+/// A business as its owner, manager or an admin sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BusinessView {
+    /// Business id.
+    pub id: Uuid,
+    /// Name.
+    pub name: String,
+    /// The plan.
+    pub plan: PlanView,
+    /// Status; a trial past its end shows `restricted` (SPEC §2).
+    pub status: BusinessStatus,
+    /// End of the trial.
+    pub trial_ends_at: DateTime<Utc>,
+    /// Channel usage.
+    pub channels: Usage,
+    /// The assigned manager, if any.
+    pub manager_id: Option<Uuid>,
+    /// Owner's user id.
+    pub owner_id: Uuid,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The status that applies now: a lapsed trial is restricted even before the
+/// background job records it.
+pub fn effective_status(b: &business::Model, now: DateTime<Utc>) -> BusinessStatus {
+    if b.status == BusinessStatus::Active && b.plan == TRIAL && now >= b.trial_ends_at {
+        BusinessStatus::Restricted
+    } else {
+        b.status
+    }
+}
+
+/// Channels of `business_id`.
+pub async fn channel_count<C: ConnectionTrait>(db: &C, business_id: Uuid) -> Result<u64> {
+    Ok(entity::channel::Entity::find()
+        .filter(entity::channel::Column::BusinessId.eq(business_id))
+        .count(db)
+        .await?)
+}
+
+/// The view of `b`.
+pub async fn view(state: &AppState, b: business::Model) -> Result<BusinessView> {
+    let used = channel_count(&state.db, b.id).await?;
+    Ok(view_with_usage(state, b, used))
+}
+
+fn view_with_usage(state: &AppState, b: business::Model, used: u64) -> BusinessView {
+    BusinessView {
+        id: b.id,
+        name: b.name.clone(),
+        plan: state.plans.view(&b.plan),
+        status: effective_status(&b, Utc::now()),
+        trial_ends_at: b.trial_ends_at,
+        channels: Usage {
+            used,
+            limit: state.plans.channel_limit(&b.plan),
+        },
+        manager_id: b.manager_id,
+        owner_id: b.owner_id,
+        created_at: b.created_at,
+        updated_at: b.updated_at,
+    }
+}
+
+/// Renames a business.
+pub async fn update(state: &AppState, b: business::Model, name: Option<&str>) -> Result<BusinessView> {
+    let mut active = b.into_active_model();
+    if let Some(name) = validate::optional_name("name", name, validate::NAME_MAX)? {
+        active.name = Set(name);
+    }
+    active.updated_at = Set(Utc::now());
+    let b = active.update(&state.db).await?;
+    view(state, b).await
+}
+
+/// A page of businesses, optionally only those managed by `manager_id`.
+pub async fn list(
+    state: &AppState,
+    manager_id: Option<Uuid>,
+    page: PageRequest,
+) -> Result<Page<BusinessView>> {
+    let mut q = business::Entity::find().order_by_asc(business::Column::Id);
+    if let Some(m) = manager_id {
+        q = q.filter(business::Column::ManagerId.eq(m));
+    }
+    if let Some(after) = page.after {
+        q = q.filter(business::Column::Id.gt(after));
+    }
+    let rows = q.limit(page.limit + 1).all(&state.db).await?;
+    // One grouped count for the whole page, not one query per business.
+    let ids: Vec<Uuid> = rows.iter().map(|b| b.id).collect();
+    let counts: HashMap<Uuid, i64> = entity::channel::Entity::find()
+        .select_only()
+        .column(entity::channel::Column::BusinessId)
+        .column_as(entity::channel::Column::Id.count(), "n")
+        .filter(entity::channel::Column::BusinessId.is_in(ids))
+        .group_by(entity::channel::Column::BusinessId)
+        .into_tuple::<(Uuid, i64)>()
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(Page::from_rows(rows, page, |b| b.id, |b| {
+        let used = counts.get(&b.id).copied().unwrap_or(0).max(0) as u64;
+        view_with_usage(state, b, used)
+    }))
+}

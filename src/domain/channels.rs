@@ -1,0 +1,209 @@
+//! Channels of a business, counted against its plan (SPEC §2).
+//!
+//! The limit holds under concurrency on both databases: a creation first
+//! takes a write lock on the business row (`UPDATE businesses SET updated_at`
+//! as the transaction's first statement: a row lock on PostgreSQL, the
+//! database write lock on SQLite), then counts and inserts. Concurrent
+//! creations for one business are thereby serialised; N parallel requests at
+//! limit L leave exactly L channels.
+
+use chrono::{DateTime, Utc};
+use entity::channel;
+use entity::enums::{ChannelStatus, Platform};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::domain::businesses::channel_count;
+use crate::domain::pagination::{Page, PageRequest};
+use crate::domain::plans::{ensure_may_add_channels, plan_limit_reached};
+use crate::domain::{companies, validate};
+use crate::error::{Error, Result};
+use crate::state::AppState;
+
+/// Largest non-secret channel configuration, serialized (bytes).
+pub const CONFIG_MAX_BYTES: usize = 16 * 1024;
+
+/// A channel.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChannelView {
+    /// Channel id.
+    pub id: Uuid,
+    /// Business it belongs to.
+    pub business_id: Uuid,
+    /// Company it belongs to.
+    pub company_id: Uuid,
+    /// Messaging platform.
+    pub platform: Platform,
+    /// Connection status.
+    pub status: ChannelStatus,
+    /// Account id on the platform, once connected.
+    pub account_id: Option<String>,
+    /// Display name of the account.
+    pub account_name: Option<String>,
+    /// Last connection error.
+    pub last_error: Option<String>,
+    /// Errors so far.
+    pub error_count: i32,
+    /// Why the platform suspended it.
+    pub suspended_reason: Option<String>,
+    /// Non-secret configuration.
+    #[schema(value_type = Object)]
+    pub config: serde_json::Value,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<channel::Model> for ChannelView {
+    fn from(c: channel::Model) -> Self {
+        ChannelView {
+            id: c.id,
+            business_id: c.business_id,
+            company_id: c.company_id,
+            platform: c.platform,
+            status: c.status,
+            account_id: c.account_id,
+            account_name: c.account_name,
+            last_error: c.last_error,
+            error_count: c.error_count,
+            suspended_reason: c.suspended_reason,
+            config: c.config,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+/// A new channel.
+pub struct NewChannel {
+    /// Company (of the same business).
+    pub company_id: Uuid,
+    /// Platform.
+    pub platform: Platform,
+    /// Display name (optional, ≤ 200 characters).
+    pub account_name: Option<String>,
+    /// Non-secret configuration, a JSON object of at most 16 KiB.
+    pub config: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Filters of the channel list.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ChannelFilter {
+    /// Only this company's.
+    pub company_id: Option<Uuid>,
+    /// Only this platform.
+    pub platform: Option<Platform>,
+    /// Only this status.
+    pub status: Option<ChannelStatus>,
+}
+
+/// The channel `id` of `business_id`, or 404.
+pub async fn find<C: ConnectionTrait>(db: &C, business_id: Uuid, id: Uuid) -> Result<channel::Model> {
+    channel::Entity::find_by_id(id)
+        .filter(channel::Column::BusinessId.eq(business_id))
+        .one(db)
+        .await?
+        .ok_or_else(Error::not_found)
+}
+
+/// Creates a channel within the plan's limit. 402 `subscription_required`
+/// when the business is restricted, 402 `plan_limit_reached` at the limit,
+/// 404 when the company is not the business's.
+pub async fn create(state: &AppState, business_id: Uuid, input: NewChannel) -> Result<ChannelView> {
+    let account_name = validate::optional_name("account_name", input.account_name.as_deref(), validate::NAME_MAX)?;
+    let config = serde_json::Value::Object(input.config.unwrap_or_default());
+    if serde_json::to_vec(&config).map_err(Error::internal)?.len() > CONFIG_MAX_BYTES {
+        return Err(Error::invalid_field("config", format!("at most {CONFIG_MAX_BYTES} bytes")));
+    }
+    let now = Utc::now();
+    let txn = state.db.begin().await?;
+    // First statement: take the business's write lock (see module docs).
+    let locked = entity::business::Entity::update_many()
+        .col_expr(entity::business::Column::UpdatedAt, Expr::value(now))
+        .filter(entity::business::Column::Id.eq(business_id))
+        .exec(&txn)
+        .await?;
+    if locked.rows_affected != 1 {
+        return Err(Error::not_found());
+    }
+    let business = entity::business::Entity::find_by_id(business_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(Error::not_found)?;
+    ensure_may_add_channels(&business, now)?;
+    // Another business's company is indistinguishable from none: 404.
+    companies::find(&txn, business_id, input.company_id).await?;
+    let used = channel_count(&txn, business_id).await?;
+    if let Some(limit) = state.plans.channel_limit(&business.plan)
+        && used >= u64::from(limit)
+    {
+        return Err(plan_limit_reached(&business.plan, limit, used));
+    }
+    let channel = channel::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        business_id: Set(business_id),
+        company_id: Set(input.company_id),
+        platform: Set(input.platform),
+        status: Set(ChannelStatus::Disconnected),
+        account_id: Set(None),
+        account_name: Set(account_name),
+        last_error: Set(None),
+        error_count: Set(0),
+        suspended_reason: Set(None),
+        config: Set(config),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(channel.into())
+}
+
+/// A page of the business's channels matching `filter`.
+pub async fn list(
+    state: &AppState,
+    business_id: Uuid,
+    filter: ChannelFilter,
+    page: PageRequest,
+) -> Result<Page<ChannelView>> {
+    let mut q = channel::Entity::find()
+        .filter(channel::Column::BusinessId.eq(business_id))
+        .order_by_asc(channel::Column::Id);
+    if let Some(c) = filter.company_id {
+        // Filtering by another business's company is a 404, like any id.
+        companies::find(&state.db, business_id, c).await?;
+        q = q.filter(channel::Column::CompanyId.eq(c));
+    }
+    if let Some(p) = filter.platform {
+        q = q.filter(channel::Column::Platform.eq(p));
+    }
+    if let Some(s) = filter.status {
+        q = q.filter(channel::Column::Status.eq(s));
+    }
+    if let Some(after) = page.after {
+        q = q.filter(channel::Column::Id.gt(after));
+    }
+    let rows = q.limit(page.limit + 1).all(&state.db).await?;
+    Ok(Page::from_rows(rows, page, |c| c.id, ChannelView::from))
+}
+
+/// Deletes channel `id` of `business_id`, freeing its plan slot.
+pub async fn delete(state: &AppState, business_id: Uuid, id: Uuid) -> Result<()> {
+    let res = channel::Entity::delete_many()
+        .filter(channel::Column::Id.eq(id))
+        .filter(channel::Column::BusinessId.eq(business_id))
+        .exec(&state.db)
+        .await?;
+    if res.rows_affected == 0 {
+        return Err(Error::not_found());
+    }
+    Ok(())
+}

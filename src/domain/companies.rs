@@ -1,0 +1,197 @@
+//! Companies of a business: numbered `COMP001`, `COMP002`, … per business.
+//! Every function takes the business the company must belong to.
+
+use chrono::{DateTime, Utc};
+use entity::company;
+use entity::enums::{CompanyKind, CompanyStatus};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::domain::pagination::{Page, PageRequest};
+use crate::domain::validate;
+use crate::error::{Error, Result};
+use crate::state::AppState;
+
+/// A company.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompanyView {
+    /// Company id.
+    pub id: Uuid,
+    /// Business it belongs to.
+    pub business_id: Uuid,
+    /// Public per-business code, `COMP001`…
+    pub code: String,
+    /// Name.
+    pub name: String,
+    /// What it sells.
+    pub kind: CompanyKind,
+    /// Free-form shop type.
+    pub shop_type: Option<String>,
+    /// Status.
+    pub status: CompanyStatus,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<company::Model> for CompanyView {
+    fn from(c: company::Model) -> Self {
+        CompanyView {
+            id: c.id,
+            business_id: c.business_id,
+            code: c.code,
+            name: c.name,
+            kind: c.kind,
+            shop_type: c.shop_type,
+            status: c.status,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+/// Fields of a new company.
+pub struct NewCompany {
+    /// Name (1..=200 characters).
+    pub name: String,
+    /// Kind.
+    pub kind: CompanyKind,
+    /// Optional shop type (≤ 100 characters).
+    pub shop_type: Option<String>,
+}
+
+/// Changes to a company; `None` leaves a field alone.
+#[derive(Default)]
+pub struct CompanyChanges {
+    /// New name.
+    pub name: Option<String>,
+    /// New kind.
+    pub kind: Option<CompanyKind>,
+    /// New shop type.
+    pub shop_type: Option<String>,
+    /// New status: `active` or `inactive` (`suspended` is the platform's).
+    pub status: Option<CompanyStatus>,
+}
+
+const SHOP_TYPE_MAX: usize = 100;
+
+/// The company `id` of `business_id`, or 404.
+pub async fn find<C: ConnectionTrait>(db: &C, business_id: Uuid, id: Uuid) -> Result<company::Model> {
+    company::Entity::find_by_id(id)
+        .filter(company::Column::BusinessId.eq(business_id))
+        .one(db)
+        .await?
+        .ok_or_else(Error::not_found)
+}
+
+/// Creates a company with the next code of the business. The counter is
+/// incremented by an atomic `UPDATE … SET company_seq = company_seq + 1`
+/// inside the transaction, so concurrent creations get distinct codes.
+pub async fn create(state: &AppState, business_id: Uuid, input: NewCompany) -> Result<CompanyView> {
+    let name = validate::name("name", &input.name, validate::NAME_MAX)?;
+    let shop_type = validate::optional_name("shop_type", input.shop_type.as_deref(), SHOP_TYPE_MAX)?;
+    let txn = state.db.begin().await?;
+    entity::business::Entity::update_many()
+        .col_expr(
+            entity::business::Column::CompanySeq,
+            Expr::col(entity::business::Column::CompanySeq).add(1),
+        )
+        .filter(entity::business::Column::Id.eq(business_id))
+        .exec(&txn)
+        .await?;
+    let seq: i64 = entity::business::Entity::find_by_id(business_id)
+        .select_only()
+        .column(entity::business::Column::CompanySeq)
+        .into_tuple()
+        .one(&txn)
+        .await?
+        .ok_or_else(Error::not_found)?;
+    let now = Utc::now();
+    let company = company::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        business_id: Set(business_id),
+        code: Set(format!("COMP{seq:03}")),
+        name: Set(name),
+        kind: Set(input.kind),
+        shop_type: Set(shop_type),
+        status: Set(CompanyStatus::Active),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(company.into())
+}
+
+/// A page of the business's companies, optionally of one status.
+pub async fn list(
+    state: &AppState,
+    business_id: Uuid,
+    status: Option<CompanyStatus>,
+    page: PageRequest,
+) -> Result<Page<CompanyView>> {
+    let mut q = company::Entity::find()
+        .filter(company::Column::BusinessId.eq(business_id))
+        .order_by_asc(company::Column::Id);
+    if let Some(s) = status {
+        q = q.filter(company::Column::Status.eq(s));
+    }
+    if let Some(after) = page.after {
+        q = q.filter(company::Column::Id.gt(after));
+    }
+    let rows = q.limit(page.limit + 1).all(&state.db).await?;
+    Ok(Page::from_rows(rows, page, |c| c.id, CompanyView::from))
+}
+
+/// Applies `changes` to company `id` of `business_id`.
+pub async fn update(
+    state: &AppState,
+    business_id: Uuid,
+    id: Uuid,
+    changes: CompanyChanges,
+) -> Result<CompanyView> {
+    let company = find(&state.db, business_id, id).await?;
+    let mut active = company.into_active_model();
+    if let Some(name) = validate::optional_name("name", changes.name.as_deref(), validate::NAME_MAX)? {
+        active.name = Set(name);
+    }
+    if let Some(kind) = changes.kind {
+        active.kind = Set(kind);
+    }
+    if let Some(shop) = validate::optional_name("shop_type", changes.shop_type.as_deref(), SHOP_TYPE_MAX)? {
+        active.shop_type = Set(Some(shop));
+    }
+    match changes.status {
+        Some(CompanyStatus::Suspended) => {
+            return Err(Error::invalid_field(
+                "status",
+                "`suspended` is set by the platform; use `active` or `inactive`",
+            ));
+        }
+        Some(s) => active.status = Set(s),
+        None => {}
+    }
+    active.updated_at = Set(Utc::now());
+    Ok(active.update(&state.db).await?.into())
+}
+
+/// Deletes company `id` of `business_id` and, by cascade, its channels.
+pub async fn delete(state: &AppState, business_id: Uuid, id: Uuid) -> Result<()> {
+    let txn = state.db.begin().await?;
+    let company = find(&txn, business_id, id).await?;
+    entity::channel::Entity::delete_many()
+        .filter(entity::channel::Column::CompanyId.eq(company.id))
+        .exec(&txn)
+        .await?;
+    company::Entity::delete_by_id(company.id).exec(&txn).await?;
+    txn.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! Manager accounts and their assignment to businesses (SPEC §1): an admin
+//! creates a manager, who sets a password through an emailed link; a business
+//! has at most one manager (one nullable column), a manager any number of
+//! businesses; unassignment removes access at once (roles are read from the
+//! database on every request).
+
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use entity::enums::{Role, TokenPurpose};
+use entity::{business, user};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::domain::businesses::{self, BusinessView};
+use crate::domain::pagination::{Page, PageRequest};
+use crate::domain::validate::{self, Email, Password};
+use crate::domain::{one_time, sessions};
+use crate::error::{Error, Result};
+use crate::state::AppState;
+
+/// A manager account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ManagerView {
+    /// User id.
+    pub id: Uuid,
+    /// Email.
+    pub email: String,
+    /// Full name.
+    pub full_name: String,
+    /// Whether they have set a password yet.
+    pub activated: bool,
+    /// Businesses assigned to them.
+    pub assigned_businesses: u64,
+    /// Account creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Creates a manager account (no password) and emails a set-password link.
+/// 409 `email_taken` when the address has an account.
+pub async fn create(state: &AppState, email: &Email, full_name: &str) -> Result<ManagerView> {
+    let full_name = validate::name("full_name", full_name, validate::NAME_MAX)?;
+    let now = Utc::now();
+    let txn = state.db.begin().await?;
+    let manager = user::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        email: Set(email.as_str().to_owned()),
+        password_hash: Set(None),
+        full_name: Set(full_name),
+        role: Set(Role::Manager),
+        email_verified_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await
+    .map_err(|e| match Error::from(e) {
+        e if e.status() == StatusCode::CONFLICT => {
+            Error::conflict("email_taken", "An account with this email exists")
+        }
+        e => e,
+    })?;
+    let ttl = state.config.auth.set_password_ttl_secs;
+    let token = one_time::create(&txn, TokenPurpose::SetPassword, Some(manager.id), email.as_str(), ttl).await?;
+    txn.commit().await?;
+    state.mailer.send(
+        email.as_str(),
+        "You are a Switchboard manager: set your password",
+        format!(
+            "An administrator created a manager account for you.\n\nSet your password here (valid {} hours):\n{}/set-password?token={token}\n\nOr POST the token to /v1/auth/password/set.",
+            ttl / 3600,
+            state.config.public_url.trim_end_matches('/'),
+        ),
+    );
+    Ok(ManagerView {
+        id: manager.id,
+        email: manager.email,
+        full_name: manager.full_name,
+        activated: false,
+        assigned_businesses: 0,
+        created_at: manager.created_at,
+    })
+}
+
+/// Sets a password from an emailed set-password token; the email is thereby
+/// verified and every existing session of the account ends.
+pub async fn set_password(state: &AppState, token: &str, password: Password) -> Result<()> {
+    let hash = state.passwords.hash(password.0).await?;
+    let txn = state.db.begin().await?;
+    let token = one_time::consume(&txn, TokenPurpose::SetPassword, token).await?;
+    let user_id = token.user_id.ok_or_else(|| Error::internal("set_password token without user"))?;
+    let user = user::Entity::find_by_id(user_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| Error::internal("set_password token of a missing user"))?;
+    let now = Utc::now();
+    let mut active = user.into_active_model();
+    active.password_hash = Set(Some(hash));
+    active.email_verified_at = Set(Some(now));
+    active.updated_at = Set(now);
+    active.update(&txn).await?;
+    sessions::revoke_user(&txn, user_id).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// A page of manager accounts with their assigned counts.
+pub async fn list(state: &AppState, page: PageRequest) -> Result<Page<ManagerView>> {
+    let mut q = user::Entity::find()
+        .filter(user::Column::Role.eq(Role::Manager))
+        .order_by_asc(user::Column::Id);
+    if let Some(after) = page.after {
+        q = q.filter(user::Column::Id.gt(after));
+    }
+    let rows = q.limit(page.limit + 1).all(&state.db).await?;
+    let mut views = Vec::with_capacity(rows.len());
+    for m in rows {
+        let assigned = business::Entity::find()
+            .filter(business::Column::ManagerId.eq(m.id))
+            .count(&state.db)
+            .await?;
+        views.push(ManagerView {
+            id: m.id,
+            email: m.email,
+            full_name: m.full_name,
+            activated: m.password_hash.is_some(),
+            assigned_businesses: assigned,
+            created_at: m.created_at,
+        });
+    }
+    Ok(Page::from_rows(views, page, |v| v.id, |v| v))
+}
+
+/// Makes `manager_id` the manager of `b`, replacing any other. 422
+/// `not_a_manager` when the user is not a manager account.
+pub async fn assign(state: &AppState, b: business::Model, manager_id: Uuid) -> Result<BusinessView> {
+    let manager = user::Entity::find_by_id(manager_id).one(&state.db).await?;
+    if manager.map(|m| m.role) != Some(Role::Manager) {
+        return Err(Error::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_a_manager",
+            "That user is not a manager",
+        )
+        .with("manager_id", manager_id.to_string()));
+    }
+    let mut active = b.into_active_model();
+    active.manager_id = Set(Some(manager_id));
+    active.updated_at = Set(Utc::now());
+    let b = active.update(&state.db).await?;
+    businesses::view(state, b).await
+}
+
+/// Removes the manager of `b` (idempotent).
+pub async fn unassign(state: &AppState, b: business::Model) -> Result<()> {
+    let mut active = b.into_active_model();
+    active.manager_id = Set(None);
+    active.updated_at = Set(Utc::now());
+    active.update(&state.db).await?;
+    Ok(())
+}
+
+/// Creates an admin account (CLI bootstrap). 409 `email_taken` if it exists.
+pub async fn create_admin(state: &AppState, email: &Email, full_name: &str, password: Password) -> Result<Uuid> {
+    let full_name = validate::name("full_name", full_name, validate::NAME_MAX)?;
+    let hash = state.passwords.hash(password.0).await?;
+    let now = Utc::now();
+    let admin = user::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        email: Set(email.as_str().to_owned()),
+        password_hash: Set(Some(hash)),
+        full_name: Set(full_name),
+        role: Set(Role::Admin),
+        email_verified_at: Set(Some(now)),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&state.db)
+    .await
+    .map_err(|e| match Error::from(e) {
+        e if e.status() == StatusCode::CONFLICT => {
+            Error::conflict("email_taken", "An account with this email exists")
+        }
+        e => e,
+    })?;
+    Ok(admin.id)
+}

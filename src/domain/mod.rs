@@ -1,0 +1,16 @@
+//! Business rules, independent of HTTP: plans and entitlements, sign-up and
+//! sessions, tenants, companies, channels and manager assignment. Every
+//! lookup of a tenant-owned row takes the business it must belong to.
+
+pub mod access;
+pub mod businesses;
+pub mod channels;
+pub mod companies;
+pub mod managers;
+pub mod one_time;
+pub mod pagination;
+pub mod plans;
+pub mod sessions;
+pub mod signup;
+pub mod users;
+pub mod validate;

@@ -1,0 +1,102 @@
+//! The plan catalogue and the channel entitlement (SPEC §2).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use entity::business;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::config::PlanConfig;
+use crate::error::Error;
+
+/// Id of the plan every registration starts on.
+pub const TRIAL: &str = "trial";
+
+/// The plans of the configuration.
+pub struct PlanCatalogue {
+    plans: BTreeMap<String, PlanConfig>,
+}
+
+/// A plan as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PlanView {
+    /// Plan id (`trial`, `single`, `growth`, …).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Channels allowed; `null` is unlimited.
+    pub channel_limit: Option<u32>,
+    /// Monthly price in minor units; `null` for a custom price.
+    pub price_minor: Option<i64>,
+    /// ISO 4217 currency.
+    pub currency: String,
+}
+
+impl PlanCatalogue {
+    /// From the configured catalogue.
+    pub fn new(plans: BTreeMap<String, PlanConfig>) -> PlanCatalogue {
+        PlanCatalogue { plans }
+    }
+
+    /// The plan `id`, if configured.
+    pub fn get(&self, id: &str) -> Option<&PlanConfig> {
+        self.plans.get(id)
+    }
+
+    /// Channel limit of `id`: `None` is unlimited. A plan missing from the
+    /// catalogue (removed from configuration) allows nothing new.
+    pub fn channel_limit(&self, id: &str) -> Option<u32> {
+        match self.plans.get(id) {
+            Some(plan) => plan.channel_limit,
+            None => Some(0),
+        }
+    }
+
+    /// The API view of `id`.
+    pub fn view(&self, id: &str) -> PlanView {
+        let plan = self.plans.get(id);
+        PlanView {
+            id: id.to_owned(),
+            name: plan.map_or_else(|| id.to_owned(), |p| p.display_name.clone()),
+            channel_limit: self.channel_limit(id),
+            price_minor: plan.and_then(|p| p.price_minor),
+            currency: plan.map_or_else(|| "usd".into(), |p| p.currency.clone()),
+        }
+    }
+}
+
+/// Whether the business may add channels now: 402 `subscription_required`
+/// when its trial is over without a paid plan, or it is restricted (SPEC §2).
+pub fn ensure_may_add_channels(business: &business::Model, now: DateTime<Utc>) -> Result<(), Error> {
+    use entity::enums::BusinessStatus;
+    let trial_over = business.plan == TRIAL && now >= business.trial_ends_at;
+    if trial_over || business.status == BusinessStatus::Restricted {
+        return Err(Error::new(
+            axum::http::StatusCode::PAYMENT_REQUIRED,
+            "subscription_required",
+            "A subscription is required",
+        )
+        .with_detail("The trial has ended. Choose a plan to add channels again; reading and billing still work.")
+        .with("plan", business.plan.clone()));
+    }
+    if business.status == BusinessStatus::Deleting {
+        return Err(Error::not_found());
+    }
+    Ok(())
+}
+
+/// 402 `plan_limit_reached` with `{plan, limit, used}` (SPEC §2).
+pub fn plan_limit_reached(plan: &str, limit: u32, used: u64) -> Error {
+    Error::new(
+        axum::http::StatusCode::PAYMENT_REQUIRED,
+        "plan_limit_reached",
+        "Plan channel limit reached",
+    )
+    .with_detail(format!(
+        "The {plan} plan allows {limit} channel(s) and {used} are in use. Upgrade the plan or remove a channel."
+    ))
+    .with("plan", plan.to_owned())
+    .with("limit", limit)
+    .with("used", used)
+}

@@ -1,0 +1,205 @@
+//! Registration (SPEC §5): email → 6-digit code (10 minutes, single use,
+//! 5 attempts, stored as a keyed hash) → registration token → password, name
+//! and business → a business on a 7-day trial owned by the new user.
+
+use axum::http::StatusCode;
+use chrono::{Duration, Utc};
+use entity::enums::{BusinessStatus, Role, TokenPurpose};
+use entity::{business, registration, user};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+};
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use crate::auth::tokens::{digest_eq, six_digit_code};
+use crate::domain::one_time;
+use crate::domain::plans::TRIAL;
+use crate::domain::sessions::{self, TokenPair};
+use crate::domain::validate::{self, Email, Password};
+use crate::error::{Error, Result};
+use crate::state::AppState;
+
+/// Step 1: emails a code. Answers the same whether or not the address is
+/// taken (a taken address gets a "sign in instead" email), so it reveals
+/// nothing. Any earlier pending code of the address dies.
+pub async fn start(state: &AppState, email: &Email) -> Result<()> {
+    let existing = user::Entity::find()
+        .filter(user::Column::Email.eq(email.as_str()))
+        .one(&state.db)
+        .await?;
+    if existing.is_some() {
+        state.mailer.send(
+            email.as_str(),
+            "You already have a Switchboard account",
+            "Someone (hopefully you) tried to register with this address, which already has an \
+             account. Sign in instead, or ignore this message."
+                .into(),
+        );
+        return Ok(());
+    }
+    let code = six_digit_code();
+    let id = Uuid::now_v7();
+    let now = Utc::now();
+    let ttl = state.config.auth.code_ttl_secs;
+    let txn = state.db.begin().await?;
+    registration::Entity::delete_many()
+        .filter(registration::Column::Email.eq(email.as_str()))
+        .filter(registration::Column::VerifiedAt.is_null())
+        .exec(&txn)
+        .await?;
+    registration::ActiveModel {
+        id: Set(id),
+        email: Set(email.as_str().to_owned()),
+        code_hash: Set(state.tokens.hash_code(id.as_bytes(), &code)),
+        attempts: Set(0),
+        expires_at: Set(now + Duration::seconds(ttl as i64)),
+        verified_at: Set(None),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    state.mailer.send(
+        email.as_str(),
+        "Your Switchboard verification code",
+        format!(
+            "Your verification code is {code}\n\nIt expires in {} minutes. If you did not ask for it, ignore this message.",
+            ttl / 60
+        ),
+    );
+    Ok(())
+}
+
+fn invalid_code() -> Error {
+    Error::new(StatusCode::BAD_REQUEST, "invalid_code", "The code is invalid or expired")
+}
+
+/// Step 2: checks the code. Every attempt is counted before the comparison
+/// (atomically), so parallel guesses cannot exceed the limit. Returns a
+/// registration token for step 3.
+pub async fn verify(state: &AppState, email: &Email, code: &str) -> Result<String> {
+    let max = state.config.auth.code_max_attempts as i32;
+    let now = Utc::now();
+    let reg = registration::Entity::find()
+        .filter(registration::Column::Email.eq(email.as_str()))
+        .filter(registration::Column::VerifiedAt.is_null())
+        .order_by_desc(registration::Column::Id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(invalid_code)?;
+    if reg.expires_at <= now {
+        return Err(invalid_code());
+    }
+    let counted = registration::Entity::update_many()
+        .col_expr(
+            registration::Column::Attempts,
+            Expr::col(registration::Column::Attempts).add(1),
+        )
+        .filter(registration::Column::Id.eq(reg.id))
+        .filter(registration::Column::Attempts.lt(max))
+        .filter(registration::Column::VerifiedAt.is_null())
+        .exec(&state.db)
+        .await?;
+    if counted.rows_affected != 1 {
+        return Err(Error::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "code_attempts_exceeded",
+            "Too many wrong codes",
+        )
+        .with_detail("Ask for a new code."));
+    }
+    let well_formed = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
+    if !well_formed || !digest_eq(&state.tokens.hash_code(reg.id.as_bytes(), code), &reg.code_hash) {
+        let remaining = max - (reg.attempts + 1);
+        return Err(invalid_code().with("attempts_remaining", Ord::max(remaining, 0)));
+    }
+    let txn = state.db.begin().await?;
+    let marked = registration::Entity::update_many()
+        .col_expr(registration::Column::VerifiedAt, Expr::value(now))
+        .filter(registration::Column::Id.eq(reg.id))
+        .filter(registration::Column::VerifiedAt.is_null())
+        .exec(&txn)
+        .await?;
+    if marked.rows_affected != 1 {
+        return Err(invalid_code());
+    }
+    let token = one_time::create(
+        &txn,
+        TokenPurpose::Registration,
+        None,
+        email.as_str(),
+        state.config.auth.registration_token_ttl_secs,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(token)
+}
+
+/// What step 3 needs.
+pub struct Completion {
+    /// Token from step 2.
+    pub registration_token: String,
+    /// The new password.
+    pub password: Password,
+    /// The owner's full name.
+    pub full_name: String,
+    /// The business's name.
+    pub business_name: String,
+}
+
+/// Step 3: creates the owner and the business on trial, signs them in.
+/// 409 `email_taken` if the address was registered meanwhile.
+pub async fn complete(state: &AppState, input: Completion) -> Result<TokenPair> {
+    let full_name = validate::name("full_name", &input.full_name, validate::NAME_MAX)?;
+    let business_name = validate::name("business_name", &input.business_name, validate::NAME_MAX)?;
+    let password_hash = state.passwords.hash(input.password.0).await?;
+    let now = Utc::now();
+    let txn = state.db.begin().await?;
+    let token = one_time::consume(&txn, TokenPurpose::Registration, &input.registration_token).await?;
+    let user_id = Uuid::now_v7();
+    let user = user::ActiveModel {
+        id: Set(user_id),
+        email: Set(token.email.clone()),
+        password_hash: Set(Some(password_hash)),
+        full_name: Set(full_name),
+        role: Set(Role::Owner),
+        email_verified_at: Set(Some(now)),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await
+    .map_err(|e| match Error::from(e) {
+        e if e.status() == StatusCode::CONFLICT => {
+            Error::conflict("email_taken", "An account with this email exists; sign in instead")
+        }
+        e => e,
+    })?;
+    business::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        name: Set(business_name),
+        owner_id: Set(user_id),
+        plan: Set(TRIAL.to_owned()),
+        status: Set(BusinessStatus::Active),
+        trial_ends_at: Set(now + Duration::days(i64::from(state.config.auth.trial_days))),
+        company_seq: Set(0),
+        manager_id: Set(None),
+        stripe_customer_id: Set(None),
+        stripe_account_id: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    let pair = sessions::issue(state, &txn, &user).await?;
+    txn.commit().await?;
+    Ok(pair)
+}
+
+/// Whether a password was supplied in a usable form (kept for symmetry with
+/// the other validators; the HTTP layer wraps it as [`SecretString`]).
+pub fn password(raw: SecretString) -> Result<Password> {
+    Password::parse("password", raw)
+}

@@ -1,0 +1,76 @@
+//! The signed-in user's own account (`/v1/me`).
+
+use chrono::{DateTime, Utc};
+use entity::enums::Role;
+use entity::{business, user};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::domain::access::Caller;
+use crate::domain::validate;
+use crate::error::{Error, Result};
+use crate::state::AppState;
+
+/// A user as they see themselves.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeView {
+    /// User id.
+    pub id: Uuid,
+    /// Email, lower-cased.
+    pub email: String,
+    /// Full name.
+    pub full_name: String,
+    /// Platform role.
+    pub role: Role,
+    /// When the email was verified.
+    pub email_verified_at: Option<DateTime<Utc>>,
+    /// The business this user owns, if any.
+    pub business_id: Option<Uuid>,
+    /// Account creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+async fn load(state: &AppState, caller: Caller) -> Result<user::Model> {
+    // A token can outlive its account; that account is simply gone.
+    user::Entity::find_by_id(caller.user_id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| Error::unauthorized("invalid_token", "The account no longer exists"))
+}
+
+async fn view(state: &AppState, user: user::Model) -> Result<MeView> {
+    let business_id = business::Entity::find()
+        .filter(business::Column::OwnerId.eq(user.id))
+        .one(&state.db)
+        .await?
+        .map(|b| b.id);
+    Ok(MeView {
+        id: user.id,
+        email: user.email,
+        full_name: user.full_name,
+        role: user.role,
+        email_verified_at: user.email_verified_at,
+        business_id,
+        created_at: user.created_at,
+    })
+}
+
+/// The caller's account.
+pub async fn me(state: &AppState, caller: Caller) -> Result<MeView> {
+    let user = load(state, caller).await?;
+    view(state, user).await
+}
+
+/// Changes the caller's full name.
+pub async fn update_me(state: &AppState, caller: Caller, full_name: Option<&str>) -> Result<MeView> {
+    let user = load(state, caller).await?;
+    let mut active = user.into_active_model();
+    if let Some(name) = validate::optional_name("full_name", full_name, validate::NAME_MAX)? {
+        active.full_name = Set(name);
+    }
+    active.updated_at = Set(Utc::now());
+    let user = active.update(&state.db).await?;
+    view(state, user).await
+}

@@ -1,0 +1,211 @@
+//! `/v1/auth/*`: registration, login, refresh, logout, set password.
+//! Rate limited per client IP (see [`super::rate_limit`]).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::extract::Json;
+use crate::domain::sessions::{self, TokenPair};
+use crate::domain::signup::{self, Completion};
+use crate::domain::validate::{Email, Password};
+use crate::domain::managers;
+use crate::error::{Problem, Result};
+use crate::state::AppState;
+
+/// Body of `POST /v1/auth/register/start`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterStart {
+    /// Address to verify.
+    pub email: String,
+}
+
+/// Answer of `POST /v1/auth/register/start`.
+#[derive(Serialize, ToSchema)]
+pub struct Accepted {
+    /// What happens next.
+    pub message: String,
+    /// Lifetime of the emailed code, in seconds.
+    pub expires_in: u64,
+}
+
+/// Body of `POST /v1/auth/register/verify`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterVerify {
+    /// Address the code was sent to.
+    pub email: String,
+    /// The 6-digit code.
+    pub code: String,
+}
+
+/// Answer of `POST /v1/auth/register/verify`.
+#[derive(Serialize, ToSchema)]
+pub struct RegistrationToken {
+    /// Single-use token for `POST /v1/auth/register/complete`.
+    pub registration_token: String,
+    /// Its lifetime in seconds.
+    pub expires_in: u64,
+}
+
+/// Body of `POST /v1/auth/register/complete`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterComplete {
+    /// From `register/verify`.
+    pub registration_token: String,
+    /// 10 to 128 characters.
+    #[schema(value_type = String, format = Password)]
+    pub password: SecretString,
+    /// The owner's full name.
+    pub full_name: String,
+    /// The new business's name.
+    pub business_name: String,
+}
+
+/// Body of `POST /v1/auth/login`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    /// Account email.
+    pub email: String,
+    /// Password.
+    #[schema(value_type = String, format = Password)]
+    pub password: SecretString,
+}
+
+/// Body of `POST /v1/auth/refresh` and `POST /v1/auth/logout`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The current refresh token.
+    pub refresh_token: String,
+}
+
+/// Body of `POST /v1/auth/password/set`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPassword {
+    /// Token from the emailed link.
+    pub token: String,
+    /// The new password, 10 to 128 characters.
+    #[schema(value_type = String, format = Password)]
+    pub password: SecretString,
+}
+
+/// Start registration: emails a 6-digit code (10 minutes).
+///
+/// Answers 202 whether or not the address already has an account.
+#[utoipa::path(post, path = "/v1/auth/register/start", tag = "auth", request_body = RegisterStart,
+    responses(
+        (status = 202, body = Accepted),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn register_start(State(state): State<AppState>, Json(body): Json<RegisterStart>) -> Result<(StatusCode, Json<Accepted>)> {
+    let email = Email::parse("email", &body.email)?;
+    signup::start(&state, &email).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            message: "If the address can register, a verification code is on its way.".into(),
+            expires_in: state.config.auth.code_ttl_secs,
+        }),
+    ))
+}
+
+/// Verify the emailed code; returns a registration token.
+#[utoipa::path(post, path = "/v1/auth/register/verify", tag = "auth", request_body = RegisterVerify,
+    responses(
+        (status = 200, body = RegistrationToken),
+        (status = 400, description = "`invalid_code`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`code_attempts_exceeded` or `rate_limited`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn register_verify(State(state): State<AppState>, Json(body): Json<RegisterVerify>) -> Result<Json<RegistrationToken>> {
+    let email = Email::parse("email", &body.email)?;
+    let token = signup::verify(&state, &email, body.code.trim()).await?;
+    Ok(Json(RegistrationToken {
+        registration_token: token,
+        expires_in: state.config.auth.registration_token_ttl_secs,
+    }))
+}
+
+/// Finish registration: creates the owner and a business on a 7-day trial.
+#[utoipa::path(post, path = "/v1/auth/register/complete", tag = "auth", request_body = RegisterComplete,
+    responses(
+        (status = 201, body = TokenPair),
+        (status = 400, description = "`invalid_token`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`email_taken`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn register_complete(State(state): State<AppState>, Json(body): Json<RegisterComplete>) -> Result<(StatusCode, Json<TokenPair>)> {
+    let password = Password::parse("password", body.password)?;
+    let pair = signup::complete(
+        &state,
+        Completion {
+            registration_token: body.registration_token,
+            password,
+            full_name: body.full_name,
+            business_name: body.business_name,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(pair)))
+}
+
+/// Sign in with email and password.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = Login,
+    responses(
+        (status = 200, body = TokenPair),
+        (status = 401, description = "`invalid_credentials`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn login(State(state): State<AppState>, Json(body): Json<Login>) -> Result<Json<TokenPair>> {
+    Ok(Json(sessions::login(&state, &body.email, body.password).await?))
+}
+
+/// Exchange a refresh token for a new pair (rotation).
+///
+/// Reusing a consumed refresh token revokes its whole family.
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses(
+        (status = 200, body = TokenPair),
+        (status = 401, description = "`invalid_refresh_token` or `refresh_token_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn refresh(State(state): State<AppState>, Json(body): Json<RefreshRequest>) -> Result<Json<TokenPair>> {
+    Ok(Json(sessions::refresh(&state, &body.refresh_token).await?))
+}
+
+/// Sign out: revokes the refresh token's family. Idempotent.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", request_body = RefreshRequest,
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn logout(State(state): State<AppState>, Json(body): Json<RefreshRequest>) -> Result<StatusCode> {
+    sessions::logout(&state, &body.refresh_token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Set a password from an emailed set-password link (new manager accounts).
+#[utoipa::path(post, path = "/v1/auth/password/set", tag = "auth", request_body = SetPassword,
+    responses(
+        (status = 204, description = "Password set; sign in with it"),
+        (status = 400, description = "`invalid_token`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn password_set(State(state): State<AppState>, Json(body): Json<SetPassword>) -> Result<StatusCode> {
+    let password = Password::parse("password", body.password)?;
+    managers::set_password(&state, &body.token, password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,132 @@
+//! `/v1/channels`: channels of the caller's business, under the plan limit.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use entity::enums::{ChannelStatus, Platform};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::extract::{Auth, Json, Path, Query};
+use crate::authz::{Action, Object};
+use crate::domain::access;
+use crate::domain::channels::{self, ChannelFilter, ChannelView, NewChannel};
+use crate::domain::pagination::{Page, PageRequest};
+use crate::error::{Problem, Result};
+use crate::state::AppState;
+
+/// Body of `POST /v1/channels`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateChannel {
+    /// Company of the caller's business.
+    pub company_id: Uuid,
+    /// `whatsapp`, `telegram`, `instagram`, `facebook`, `email` or `tiktok`.
+    pub platform: Platform,
+    /// Display name, ≤ 200 characters.
+    pub account_name: Option<String>,
+    /// Non-secret configuration, a JSON object ≤ 16 KiB.
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Query of `GET /v1/channels`.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListChannels {
+    /// Only this company's channels.
+    pub company_id: Option<Uuid>,
+    /// Only this platform.
+    pub platform: Option<Platform>,
+    /// Only this status.
+    pub status: Option<ChannelStatus>,
+    /// Items per page, 1..=100 (default 20).
+    pub limit: Option<u64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl ListChannels {
+    /// The filter part.
+    pub fn filter(&self) -> ChannelFilter {
+        ChannelFilter {
+            company_id: self.company_id,
+            platform: self.platform,
+            status: self.status,
+        }
+    }
+}
+
+/// Add a channel. Counts against the plan: at the limit it answers 402
+/// `plan_limit_reached` with `{plan, limit, used}`; after a trial without a
+/// subscription, 402 `subscription_required`.
+#[utoipa::path(post, path = "/v1/channels", tag = "channels", security(("bearer" = [])), request_body = CreateChannel,
+    responses(
+        (status = 201, body = ChannelView),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "`plan_limit_reached` or `subscription_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The company is not the business's", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create_channel(State(state): State<AppState>, Auth(caller): Auth, Json(body): Json<CreateChannel>) -> Result<(StatusCode, Json<ChannelView>)> {
+    let b = access::own_business(&state, caller, Object::Channel, Action::Create).await?;
+    let channel = channels::create(
+        &state,
+        b.id,
+        NewChannel {
+            company_id: body.company_id,
+            platform: body.platform,
+            account_name: body.account_name,
+            config: body.config,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(channel)))
+}
+
+/// List the business's channels, filtered by company, platform or status.
+#[utoipa::path(get, path = "/v1/channels", tag = "channels", security(("bearer" = [])), params(ListChannels),
+    responses(
+        (status = 200, body = Page<ChannelView>),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`company_id` is not the business's", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_channels(State(state): State<AppState>, Auth(caller): Auth, Query(q): Query<ListChannels>) -> Result<Json<Page<ChannelView>>> {
+    let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
+    let b = access::own_business(&state, caller, Object::Channel, Action::List).await?;
+    Ok(Json(channels::list(&state, b.id, q.filter(), page).await?))
+}
+
+/// One channel of the business.
+#[utoipa::path(get, path = "/v1/channels/{id}", tag = "channels", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Channel id")),
+    responses(
+        (status = 200, body = ChannelView),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_channel(State(state): State<AppState>, Auth(caller): Auth, Path(id): Path<Uuid>) -> Result<Json<ChannelView>> {
+    let b = access::own_business(&state, caller, Object::Channel, Action::Read).await?;
+    Ok(Json(channels::find(&state.db, b.id, id).await?.into()))
+}
+
+/// Delete a channel, freeing its plan slot.
+#[utoipa::path(delete, path = "/v1/channels/{id}", tag = "channels", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Channel id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn delete_channel(State(state): State<AppState>, Auth(caller): Auth, Path(id): Path<Uuid>) -> Result<StatusCode> {
+    let b = access::own_business(&state, caller, Object::Channel, Action::Delete).await?;
+    channels::delete(&state, b.id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,143 @@
+//! `/v1/companies`: companies of the caller's business.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use entity::enums::{CompanyKind, CompanyStatus};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::extract::{Auth, Json, Path, Query};
+use crate::authz::{Action, Object};
+use crate::domain::access;
+use crate::domain::companies::{self, CompanyChanges, CompanyView, NewCompany};
+use crate::domain::pagination::{Page, PageRequest};
+use crate::error::{Problem, Result};
+use crate::state::AppState;
+
+/// Body of `POST /v1/companies`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCompany {
+    /// Name, 1..=200 characters.
+    pub name: String,
+    /// `product`, `service` or `hybrid`.
+    pub kind: CompanyKind,
+    /// Free-form shop type, ≤ 100 characters.
+    pub shop_type: Option<String>,
+}
+
+/// Body of `PATCH /v1/companies/{id}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateCompany {
+    /// New name.
+    pub name: Option<String>,
+    /// New kind.
+    pub kind: Option<CompanyKind>,
+    /// New shop type.
+    pub shop_type: Option<String>,
+    /// `active` or `inactive`.
+    pub status: Option<CompanyStatus>,
+}
+
+/// Query of `GET /v1/companies`.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListCompanies {
+    /// Only companies of this status.
+    pub status: Option<CompanyStatus>,
+    /// Items per page, 1..=100 (default 20).
+    pub limit: Option<u64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Create a company; it gets the business's next code (`COMP001`, …).
+#[utoipa::path(post, path = "/v1/companies", tag = "companies", security(("bearer" = [])), request_body = CreateCompany,
+    responses(
+        (status = 201, body = CompanyView),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create_company(State(state): State<AppState>, Auth(caller): Auth, Json(body): Json<CreateCompany>) -> Result<(StatusCode, Json<CompanyView>)> {
+    let b = access::own_business(&state, caller, Object::Company, Action::Create).await?;
+    let company = companies::create(
+        &state,
+        b.id,
+        NewCompany {
+            name: body.name,
+            kind: body.kind,
+            shop_type: body.shop_type,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(company)))
+}
+
+/// List the business's companies (cursor pagination).
+#[utoipa::path(get, path = "/v1/companies", tag = "companies", security(("bearer" = [])), params(ListCompanies),
+    responses(
+        (status = 200, body = Page<CompanyView>),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_companies(State(state): State<AppState>, Auth(caller): Auth, Query(q): Query<ListCompanies>) -> Result<Json<Page<CompanyView>>> {
+    let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
+    let b = access::own_business(&state, caller, Object::Company, Action::List).await?;
+    Ok(Json(companies::list(&state, b.id, q.status, page).await?))
+}
+
+/// One company of the business.
+#[utoipa::path(get, path = "/v1/companies/{id}", tag = "companies", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Company id")),
+    responses(
+        (status = 200, body = CompanyView),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_company(State(state): State<AppState>, Auth(caller): Auth, Path(id): Path<Uuid>) -> Result<Json<CompanyView>> {
+    let b = access::own_business(&state, caller, Object::Company, Action::Read).await?;
+    Ok(Json(companies::find(&state.db, b.id, id).await?.into()))
+}
+
+/// Change a company.
+#[utoipa::path(patch, path = "/v1/companies/{id}", tag = "companies", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Company id")), request_body = UpdateCompany,
+    responses(
+        (status = 200, body = CompanyView),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn update_company(State(state): State<AppState>, Auth(caller): Auth, Path(id): Path<Uuid>, Json(body): Json<UpdateCompany>) -> Result<Json<CompanyView>> {
+    let b = access::own_business(&state, caller, Object::Company, Action::Update).await?;
+    let changes = CompanyChanges {
+        name: body.name,
+        kind: body.kind,
+        shop_type: body.shop_type,
+        status: body.status,
+    };
+    Ok(Json(companies::update(&state, b.id, id, changes).await?))
+}
+
+/// Delete a company and its channels.
+#[utoipa::path(delete, path = "/v1/companies/{id}", tag = "companies", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Company id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn delete_company(State(state): State<AppState>, Auth(caller): Auth, Path(id): Path<Uuid>) -> Result<StatusCode> {
+    let b = access::own_business(&state, caller, Object::Company, Action::Delete).await?;
+    companies::delete(&state, b.id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

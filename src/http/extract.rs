@@ -1,0 +1,140 @@
+//! Request extractors that speak problem+json: JSON bodies, path and query
+//! parameters (axum's rejections rewrapped with stable codes), and the
+//! authenticated caller from `Authorization: Bearer <JWT>`.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::domain::access::Caller;
+use crate::error::Error;
+use crate::state::AppState;
+
+/// A JSON body (request) or JSON response. Rejections: 415
+/// `unsupported_media_type`, 400 `malformed_json`, 413 `payload_too_large`,
+/// 422 `invalid_body` (unknown field, wrong type, bad enum value, missing field).
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Json(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+/// Maps axum's JSON rejection to our problem codes.
+pub fn json_rejection(rejection: JsonRejection) -> Error {
+    let detail = rejection.body_text();
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => Error::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Expected Content-Type: application/json",
+        ),
+        JsonRejection::JsonSyntaxError(_) => {
+            Error::new(StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON").with_detail(detail)
+        }
+        JsonRejection::JsonDataError(_) => Error::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            "The JSON body does not match the expected shape",
+        )
+        .with_detail(detail),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Error::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "The request body is too large",
+        ),
+        other => Error::new(other.status(), "invalid_body", "The request body could not be read")
+            .with_detail(detail),
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// Path parameters; a malformed one (e.g. not a UUID) is 400
+/// `invalid_path_parameter`.
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v)),
+            Err(rejection) => Err(path_rejection(rejection)),
+        }
+    }
+}
+
+fn path_rejection(rejection: PathRejection) -> Error {
+    Error::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_path_parameter",
+        "A path parameter is malformed",
+    )
+    .with_detail(rejection.body_text())
+}
+
+/// Query parameters; unknown or malformed ones are 400 `invalid_query`.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Query(v)),
+            Err(rejection) => Err(query_rejection(rejection)),
+        }
+    }
+}
+
+fn query_rejection(rejection: QueryRejection) -> Error {
+    Error::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+        "A query parameter is malformed or unknown",
+    )
+    .with_detail(rejection.body_text())
+}
+
+/// The authenticated caller. 401 `unauthenticated` without a bearer token,
+/// 401 `invalid_token` for a bad or expired one.
+pub struct Auth(pub Caller);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| Error::unauthorized("unauthenticated", "Send Authorization: Bearer <access token>"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .ok_or_else(|| Error::unauthorized("invalid_token", "Expected a Bearer token"))?;
+        let claims = state
+            .tokens
+            .verify(token.trim())
+            .ok_or_else(|| Error::unauthorized("invalid_token", "The access token is invalid or expired"))?;
+        Ok(Auth(Caller {
+            user_id: claims.sub,
+            role: claims.role,
+        }))
+    }
+}

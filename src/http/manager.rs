@@ -1,0 +1,78 @@
+//! `/v1/manager/*`: read-only views of the businesses assigned to the
+//! calling manager. Another business answers 404.
+
+use axum::extract::State;
+use uuid::Uuid;
+
+use super::channels::ListChannels;
+use super::companies::ListCompanies;
+use super::extract::{Auth, Json, Path, Query};
+use crate::authz::{Action, Object};
+use crate::domain::access;
+use crate::domain::businesses::{self, BusinessView};
+use crate::domain::channels::{self, ChannelView};
+use crate::domain::companies::{self, CompanyView};
+use crate::domain::pagination::{Page, PageQuery, PageRequest};
+use crate::error::{Problem, Result};
+use crate::state::AppState;
+
+/// The businesses assigned to the calling manager.
+#[utoipa::path(get, path = "/v1/manager/businesses", tag = "manager", security(("bearer" = [])), params(PageQuery),
+    responses(
+        (status = 200, body = Page<BusinessView>),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_businesses(State(state): State<AppState>, Auth(caller): Auth, Query(q): Query<PageQuery>) -> Result<Json<Page<BusinessView>>> {
+    access::platform(&state, caller, Object::AssignedBusiness, Action::List)?;
+    let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
+    Ok(Json(businesses::list(&state, Some(caller.user_id), page).await?))
+}
+
+/// One assigned business: plan, status, trial end, channel usage.
+#[utoipa::path(get, path = "/v1/manager/businesses/{id}", tag = "manager", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Business id")),
+    responses(
+        (status = 200, body = BusinessView),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_business(State(state): State<AppState>, Auth(caller): Auth, Path(id): Path<Uuid>) -> Result<Json<BusinessView>> {
+    let b = access::business(&state, caller, id, Object::Business, Action::Read).await?;
+    Ok(Json(businesses::view(&state, b).await?))
+}
+
+/// Companies of an assigned business.
+#[utoipa::path(get, path = "/v1/manager/businesses/{id}/companies", tag = "manager", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Business id"), ListCompanies),
+    responses(
+        (status = 200, body = Page<CompanyView>),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_companies(State(state): State<AppState>, Auth(caller): Auth, Path(id): Path<Uuid>, Query(q): Query<ListCompanies>) -> Result<Json<Page<CompanyView>>> {
+    let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
+    let b = access::business(&state, caller, id, Object::Company, Action::List).await?;
+    Ok(Json(companies::list(&state, b.id, q.status, page).await?))
+}
+
+/// Channels of an assigned business.
+#[utoipa::path(get, path = "/v1/manager/businesses/{id}/channels", tag = "manager", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Business id"), ListChannels),
+    responses(
+        (status = 200, body = Page<ChannelView>),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_channels(State(state): State<AppState>, Auth(caller): Auth, Path(id): Path<Uuid>, Query(q): Query<ListChannels>) -> Result<Json<Page<ChannelView>>> {
+    let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
+    let b = access::business(&state, caller, id, Object::Channel, Action::List).await?;
+    Ok(Json(channels::list(&state, b.id, q.filter(), page).await?))
+}

@@ -1,0 +1,155 @@
+//! The HTTP surface: every route registered here through utoipa-axum's
+//! `OpenApiRouter`, so the OpenAPI document is generated from the handlers
+//! themselves; plus the cross-cutting layers (request ids, tracing, body
+//! limit, panic capture, rate limits, problem+json fallbacks).
+
+pub mod admin;
+pub mod auth;
+pub mod business;
+pub mod channels;
+pub mod companies;
+pub mod extract;
+pub mod health;
+pub mod manager;
+pub mod me;
+pub mod rate_limit;
+
+use std::any::Any;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::Error;
+use crate::state::AppState;
+
+/// Largest request body accepted (1 MiB).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// The document's fixed parts; paths and schemas come from the routes.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Switchboard API",
+        description = "Control plane of a multichannel business-automation SaaS. Errors are RFC 9457 problem+json with a stable `code`.",
+        version = "1.0.0"
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Registration and sessions"),
+        (name = "me", description = "The signed-in account"),
+        (name = "business", description = "The caller's business"),
+        (name = "companies", description = "Companies of the caller's business"),
+        (name = "channels", description = "Channels, under the plan's limit"),
+        (name = "admin", description = "Platform staff"),
+        (name = "manager", description = "Managers' read-only views of assigned businesses"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// `/v1/auth/*`, which the router wraps in the auth rate limit.
+fn auth_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(auth::register_start))
+        .routes(routes!(auth::register_verify))
+        .routes(routes!(auth::register_complete))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::password_set))
+}
+
+/// Every other route.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health::live))
+        .routes(routes!(health::ready))
+        .routes(routes!(me::get_me, me::update_me))
+        .routes(routes!(business::get_business, business::update_business))
+        .routes(routes!(companies::create_company, companies::list_companies))
+        .routes(routes!(
+            companies::get_company,
+            companies::update_company,
+            companies::delete_company
+        ))
+        .routes(routes!(channels::create_channel, channels::list_channels))
+        .routes(routes!(channels::get_channel, channels::delete_channel))
+        .routes(routes!(admin::list_businesses))
+        .routes(routes!(admin::get_business))
+        .routes(routes!(admin::create_manager, admin::list_managers))
+        .routes(routes!(admin::assign_manager, admin::unassign_manager))
+        .routes(routes!(manager::list_businesses))
+        .routes(routes!(manager::get_business))
+        .routes(routes!(manager::list_companies))
+        .routes(routes!(manager::list_channels))
+}
+
+/// The OpenAPI document (what `GET /openapi.json` serves and
+/// `switchboard openapi` prints).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
+        .merge(auth_routes())
+        .merge(api_routes())
+        .into_openapi()
+}
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(auth_routes().layer(rate_limit::auth_layer(&state.config.rate_limit)))
+        .merge(api_routes())
+        .split_for_parts();
+    router
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn not_found() -> Error {
+    Error::new(StatusCode::NOT_FOUND, "route_not_found", "No such route")
+}
+
+async fn method_not_allowed() -> Error {
+    Error::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "Method not allowed on this route",
+    )
+}
+
+fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
+    Error::internal("handler panicked").into_response()
+}

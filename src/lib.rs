@@ -1,0 +1,19 @@
+//! Switchboard: the control plane of a multichannel business-automation SaaS.
+//!
+//! Layout: `http` (routes, thin handlers, OpenAPI), `domain` (rules: plans,
+//! sign-up, sessions, tenants), `authz` (casbin), `auth` (credentials),
+//! `config`/`keys` (start-up), `db` (connection, migrations), `mailer`.
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod auth;
+pub mod authz;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod keys;
+pub mod mailer;
+pub mod state;

@@ -1,0 +1,31 @@
+//! The shared state every request sees.
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::auth::passwords::PasswordHasherPool;
+use crate::auth::tokens::TokenSigner;
+use crate::authz::Authz;
+use crate::config::Config;
+use crate::domain::plans::PlanCatalogue;
+use crate::mailer::Mailer;
+
+/// Application state, cheap to clone (everything behind `Arc`).
+#[derive(Clone)]
+pub struct AppState {
+    /// Database pool.
+    pub db: DatabaseConnection,
+    /// Validated configuration.
+    pub config: Arc<Config>,
+    /// The casbin enforcer.
+    pub authz: Arc<Authz>,
+    /// Access-token signer and code hasher.
+    pub tokens: Arc<TokenSigner>,
+    /// Password hashing on the blocking pool.
+    pub passwords: PasswordHasherPool,
+    /// Outgoing email.
+    pub mailer: Mailer,
+    /// The plan catalogue.
+    pub plans: Arc<PlanCatalogue>,
+}
