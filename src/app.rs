@@ -57,7 +57,9 @@ impl RunningApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        let result = (&mut self.handle).await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        let result = (&mut self.handle)
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         let _ = self.state.db.clone().close().await;
         result
     }
@@ -69,11 +71,14 @@ pub fn spawn(state: AppState, listener: TcpListener) -> std::io::Result<RunningA
     let (tx, rx) = oneshot::channel::<()>();
     let router = crate::http::router(state.clone());
     let handle = tokio::spawn(async move {
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = rx.await;
+        })
+        .await
     });
     Ok(RunningApp {
         addr,
@@ -95,9 +100,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     println!("  Docs:     http://{addr}/docs");
     println!("  OpenAPI:  http://{addr}/openapi.json");
     let router = crate::http::router(state.clone());
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     tracing::info!("stopped accepting; in-flight requests finished");
     state.db.close().await?;
     Ok(())

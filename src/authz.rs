@@ -110,7 +110,13 @@ impl Authz {
 
     /// Whether `subject` may do `action` on `object` in `domain`.
     /// An enforcer failure is an internal error (the policy is compiled in).
-    pub fn enforce(&self, subject: Role, domain: Domain, object: Object, action: Action) -> Result<bool> {
+    pub fn enforce(
+        &self,
+        subject: Role,
+        domain: Domain,
+        object: Object,
+        action: Action,
+    ) -> Result<bool> {
         self.enforcer
             .enforce((
                 subject.as_str(),
@@ -123,7 +129,13 @@ impl Authz {
 
     /// Allows when any of `roles` may act; `roles` empty means the caller has
     /// no standing in that domain at all.
-    pub fn enforce_any(&self, roles: &[Role], domain: Domain, object: Object, action: Action) -> Result<bool> {
+    pub fn enforce_any(
+        &self,
+        roles: &[Role],
+        domain: Domain,
+        object: Object,
+        action: Action,
+    ) -> Result<bool> {
         for role in roles {
             if self.enforce(*role, domain, object, action)? {
                 return Ok(true);

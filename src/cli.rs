@@ -109,8 +109,12 @@ async fn create_admin(config: Config, email: &str, name: &str) -> anyhow::Result
     let email = Email::parse("email", email)?;
     let password = match std::env::var("SWITCHBOARD_ADMIN_PASSWORD") {
         Ok(p) => p,
-        Err(_) => tokio::task::spawn_blocking(|| rpassword::prompt_password("Password for the new admin: "))
-            .await??,
+        Err(_) => {
+            tokio::task::spawn_blocking(|| {
+                rpassword::prompt_password("Password for the new admin: ")
+            })
+            .await??
+        }
     };
     let password = Password::parse("password", SecretString::from(password))?;
     let state = crate::app::build_state(config).await?;

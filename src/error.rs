@@ -48,9 +48,13 @@ pub struct FieldError {
     pub message: String,
 }
 
-/// The service's error. Construct with the helpers below.
+/// The service's error. Construct with the helpers below. Boxed, so a
+/// `Result` stays one pointer wide on the happy path.
 #[derive(Debug)]
-pub struct Error {
+pub struct Error(Box<Inner>);
+
+#[derive(Debug)]
+struct Inner {
     status: StatusCode,
     code: &'static str,
     title: &'static str,
@@ -66,7 +70,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An error with a status, code and title.
     pub fn new(status: StatusCode, code: &'static str, title: &'static str) -> Error {
-        Error {
+        Error(Box::new(Inner {
             status,
             code,
             title,
@@ -74,35 +78,35 @@ impl Error {
             errors: None,
             extensions: Map::new(),
             retry_after: None,
-        }
+        }))
     }
 
     /// Adds an explanation of this occurrence.
     pub fn with_detail(mut self, detail: impl Into<String>) -> Error {
-        self.detail = Some(detail.into());
+        self.0.detail = Some(detail.into());
         self
     }
 
     /// Adds an extension member.
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Error {
-        self.extensions.insert(key.to_owned(), value.into());
+        self.0.extensions.insert(key.to_owned(), value.into());
         self
     }
 
     /// Sets `Retry-After` (seconds).
     pub fn with_retry_after(mut self, seconds: u64) -> Error {
-        self.retry_after = Some(seconds);
+        self.0.retry_after = Some(seconds);
         self
     }
 
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     /// The stable code.
     pub fn code(&self) -> &'static str {
-        self.code
+        self.0.code
     }
 
     /// 404 `not_found`: the resource does not exist *for this caller*; another
@@ -126,7 +130,7 @@ impl Error {
             "validation_failed",
             "The request has invalid fields",
         );
-        e.errors = Some(errors);
+        e.0.errors = Some(errors);
         e
     }
 
@@ -162,22 +166,23 @@ impl Error {
     }
 
     fn to_problem(&self) -> Problem {
+        let e = &self.0;
         Problem {
-            type_: format!("urn:switchboard:problem:{}", self.code),
-            title: self.title.to_owned(),
-            status: self.status.as_u16(),
-            detail: self.detail.clone(),
-            code: self.code.to_owned(),
-            errors: self.errors.clone(),
-            extensions: self.extensions.clone(),
+            type_: format!("urn:switchboard:problem:{}", e.code),
+            title: e.title.to_owned(),
+            status: e.status.as_u16(),
+            detail: e.detail.clone(),
+            code: e.code.to_owned(),
+            errors: e.errors.clone(),
+            extensions: e.extensions.clone(),
         }
     }
 }
 
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.status.as_u16(), self.code)?;
-        if let Some(d) = &self.detail {
+        write!(f, "{} {}", self.0.status.as_u16(), self.0.code)?;
+        if let Some(d) = &self.0.detail {
             write!(f, ": {d}")?;
         }
         Ok(())
@@ -189,10 +194,10 @@ impl std::error::Error for Error {}
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self.to_problem()).unwrap_or_default();
-        let mut response = (self.status, body).into_response();
+        let mut response = (self.0.status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if let Some(secs) = self.retry_after {
+        if let Some(secs) = self.0.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
@@ -203,7 +208,10 @@ impl From<sea_orm::DbErr> for Error {
     #[track_caller]
     fn from(err: sea_orm::DbErr) -> Error {
         if let Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) = err.sql_err() {
-            return Error::conflict("already_exists", "A resource with these values already exists");
+            return Error::conflict(
+                "already_exists",
+                "A resource with these values already exists",
+            );
         }
         Error::internal(err)
     }

@@ -61,12 +61,12 @@ impl Keys {
                 )
             }
         };
-        let jwt_secret = B64
-            .decode(jwt.expose_secret().trim())
-            .map_err(|_| ConfigError::Invalid {
-                key: "jwt_secret",
-                message: "must be base64".into(),
-            })?;
+        let jwt_secret =
+            B64.decode(jwt.expose_secret().trim())
+                .map_err(|_| ConfigError::Invalid {
+                    key: "jwt_secret",
+                    message: "must be base64".into(),
+                })?;
         if jwt_secret.len() < 32 {
             return Err(ConfigError::Invalid {
                 key: "jwt_secret",
@@ -74,12 +74,11 @@ impl Keys {
             });
         }
         let master_keys = parse_keyring(&master)?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(&jwt_secret).map_err(|_| {
-            ConfigError::Invalid {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&jwt_secret).map_err(|_| ConfigError::Invalid {
                 key: "jwt_secret",
                 message: "unusable as an HMAC key".into(),
-            }
-        })?;
+            })?;
         mac.update(b"switchboard/code-hash/v1");
         let derived: [u8; 32] = mac.finalize().into_bytes().into();
         Ok(Keys {
@@ -101,7 +100,11 @@ pub fn parse_keyring(s: &SecretString) -> Result<Vec<MasterKey>, ConfigError> {
         let Some((id, b64)) = entry.split_once(':') else {
             return Err(invalid("entries must be `key_id:base64`".into()));
         };
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             return Err(invalid("key ids are [A-Za-z0-9_-]+".into()));
         }
         let bytes = B64

@@ -49,7 +49,12 @@ impl Mailer {
     pub fn messages_to(&self, to: &str) -> Vec<Email> {
         self.mailbox
             .lock()
-            .map(|m| m.iter().filter(|e| e.to.eq_ignore_ascii_case(to)).cloned().collect())
+            .map(|m| {
+                m.iter()
+                    .filter(|e| e.to.eq_ignore_ascii_case(to))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }

@@ -84,7 +84,10 @@ fn authorize(
 
 /// Platform-wide permission of the caller's role, else 403.
 pub fn platform(state: &AppState, caller: Caller, object: Object, action: Action) -> Result<()> {
-    if state.authz.enforce(caller.role, Domain::Platform, object, action)? {
+    if state
+        .authz
+        .enforce(caller.role, Domain::Platform, object, action)?
+    {
         Ok(())
     } else {
         Err(Error::forbidden())

@@ -97,7 +97,11 @@ fn view_with_usage(state: &AppState, b: business::Model, used: u64) -> BusinessV
 }
 
 /// Renames a business.
-pub async fn update(state: &AppState, b: business::Model, name: Option<&str>) -> Result<BusinessView> {
+pub async fn update(
+    state: &AppState,
+    b: business::Model,
+    name: Option<&str>,
+) -> Result<BusinessView> {
     let mut active = b.into_active_model();
     if let Some(name) = validate::optional_name("name", name, validate::NAME_MAX)? {
         active.name = Set(name);
@@ -134,8 +138,13 @@ pub async fn list(
         .await?
         .into_iter()
         .collect();
-    Ok(Page::from_rows(rows, page, |b| b.id, |b| {
-        let used = counts.get(&b.id).copied().unwrap_or(0).max(0) as u64;
-        view_with_usage(state, b, used)
-    }))
+    Ok(Page::from_rows(
+        rows,
+        page,
+        |b| b.id,
+        |b| {
+            let used = counts.get(&b.id).copied().unwrap_or(0).max(0) as u64;
+            view_with_usage(state, b, used)
+        },
+    ))
 }

@@ -105,7 +105,11 @@ pub struct ChannelFilter {
 }
 
 /// The channel `id` of `business_id`, or 404.
-pub async fn find<C: ConnectionTrait>(db: &C, business_id: Uuid, id: Uuid) -> Result<channel::Model> {
+pub async fn find<C: ConnectionTrait>(
+    db: &C,
+    business_id: Uuid,
+    id: Uuid,
+) -> Result<channel::Model> {
     channel::Entity::find_by_id(id)
         .filter(channel::Column::BusinessId.eq(business_id))
         .one(db)
@@ -117,10 +121,17 @@ pub async fn find<C: ConnectionTrait>(db: &C, business_id: Uuid, id: Uuid) -> Re
 /// when the business is restricted, 402 `plan_limit_reached` at the limit,
 /// 404 when the company is not the business's.
 pub async fn create(state: &AppState, business_id: Uuid, input: NewChannel) -> Result<ChannelView> {
-    let account_name = validate::optional_name("account_name", input.account_name.as_deref(), validate::NAME_MAX)?;
+    let account_name = validate::optional_name(
+        "account_name",
+        input.account_name.as_deref(),
+        validate::NAME_MAX,
+    )?;
     let config = serde_json::Value::Object(input.config.unwrap_or_default());
     if serde_json::to_vec(&config).map_err(Error::internal)?.len() > CONFIG_MAX_BYTES {
-        return Err(Error::invalid_field("config", format!("at most {CONFIG_MAX_BYTES} bytes")));
+        return Err(Error::invalid_field(
+            "config",
+            format!("at most {CONFIG_MAX_BYTES} bytes"),
+        ));
     }
     let now = Utc::now();
     let txn = state.db.begin().await?;

@@ -83,7 +83,11 @@ pub struct CompanyChanges {
 const SHOP_TYPE_MAX: usize = 100;
 
 /// The company `id` of `business_id`, or 404.
-pub async fn find<C: ConnectionTrait>(db: &C, business_id: Uuid, id: Uuid) -> Result<company::Model> {
+pub async fn find<C: ConnectionTrait>(
+    db: &C,
+    business_id: Uuid,
+    id: Uuid,
+) -> Result<company::Model> {
     company::Entity::find_by_id(id)
         .filter(company::Column::BusinessId.eq(business_id))
         .one(db)
@@ -96,7 +100,8 @@ pub async fn find<C: ConnectionTrait>(db: &C, business_id: Uuid, id: Uuid) -> Re
 /// inside the transaction, so concurrent creations get distinct codes.
 pub async fn create(state: &AppState, business_id: Uuid, input: NewCompany) -> Result<CompanyView> {
     let name = validate::name("name", &input.name, validate::NAME_MAX)?;
-    let shop_type = validate::optional_name("shop_type", input.shop_type.as_deref(), SHOP_TYPE_MAX)?;
+    let shop_type =
+        validate::optional_name("shop_type", input.shop_type.as_deref(), SHOP_TYPE_MAX)?;
     let txn = state.db.begin().await?;
     entity::business::Entity::update_many()
         .col_expr(
@@ -160,13 +165,17 @@ pub async fn update(
 ) -> Result<CompanyView> {
     let company = find(&state.db, business_id, id).await?;
     let mut active = company.into_active_model();
-    if let Some(name) = validate::optional_name("name", changes.name.as_deref(), validate::NAME_MAX)? {
+    if let Some(name) =
+        validate::optional_name("name", changes.name.as_deref(), validate::NAME_MAX)?
+    {
         active.name = Set(name);
     }
     if let Some(kind) = changes.kind {
         active.kind = Set(kind);
     }
-    if let Some(shop) = validate::optional_name("shop_type", changes.shop_type.as_deref(), SHOP_TYPE_MAX)? {
+    if let Some(shop) =
+        validate::optional_name("shop_type", changes.shop_type.as_deref(), SHOP_TYPE_MAX)?
+    {
         active.shop_type = Set(Some(shop));
     }
     match changes.status {

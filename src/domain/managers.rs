@@ -65,7 +65,14 @@ pub async fn create(state: &AppState, email: &Email, full_name: &str) -> Result<
         e => e,
     })?;
     let ttl = state.config.auth.set_password_ttl_secs;
-    let token = one_time::create(&txn, TokenPurpose::SetPassword, Some(manager.id), email.as_str(), ttl).await?;
+    let token = one_time::create(
+        &txn,
+        TokenPurpose::SetPassword,
+        Some(manager.id),
+        email.as_str(),
+        ttl,
+    )
+    .await?;
     txn.commit().await?;
     state.mailer.send(
         email.as_str(),
@@ -92,7 +99,9 @@ pub async fn set_password(state: &AppState, token: &str, password: Password) -> 
     let hash = state.passwords.hash(password.0).await?;
     let txn = state.db.begin().await?;
     let token = one_time::consume(&txn, TokenPurpose::SetPassword, token).await?;
-    let user_id = token.user_id.ok_or_else(|| Error::internal("set_password token without user"))?;
+    let user_id = token
+        .user_id
+        .ok_or_else(|| Error::internal("set_password token without user"))?;
     let user = user::Entity::find_by_id(user_id)
         .one(&txn)
         .await?
@@ -137,7 +146,11 @@ pub async fn list(state: &AppState, page: PageRequest) -> Result<Page<ManagerVie
 
 /// Makes `manager_id` the manager of `b`, replacing any other. 422
 /// `not_a_manager` when the user is not a manager account.
-pub async fn assign(state: &AppState, b: business::Model, manager_id: Uuid) -> Result<BusinessView> {
+pub async fn assign(
+    state: &AppState,
+    b: business::Model,
+    manager_id: Uuid,
+) -> Result<BusinessView> {
     let manager = user::Entity::find_by_id(manager_id).one(&state.db).await?;
     if manager.map(|m| m.role) != Some(Role::Manager) {
         return Err(Error::new(
@@ -164,7 +177,12 @@ pub async fn unassign(state: &AppState, b: business::Model) -> Result<()> {
 }
 
 /// Creates an admin account (CLI bootstrap). 409 `email_taken` if it exists.
-pub async fn create_admin(state: &AppState, email: &Email, full_name: &str, password: Password) -> Result<Uuid> {
+pub async fn create_admin(
+    state: &AppState,
+    email: &Email,
+    full_name: &str,
+    password: Password,
+) -> Result<Uuid> {
     let full_name = validate::name("full_name", full_name, validate::NAME_MAX)?;
     let hash = state.passwords.hash(password.0).await?;
     let now = Utc::now();

@@ -40,7 +40,10 @@ impl PageRequest {
     pub fn parse(limit: Option<u64>, cursor: Option<&str>) -> Result<PageRequest> {
         let limit = limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(Error::invalid_field("limit", format!("between 1 and {MAX_LIMIT}")));
+            return Err(Error::invalid_field(
+                "limit",
+                format!("between 1 and {MAX_LIMIT}"),
+            ));
         }
         let after = cursor
             .map(|c| {
@@ -67,7 +70,12 @@ pub struct Page<T> {
 impl<T> Page<T> {
     /// Builds a page from up to `limit + 1` rows fetched in id order; the
     /// extra row only says another page exists.
-    pub fn from_rows<R>(mut rows: Vec<R>, req: PageRequest, id: impl Fn(&R) -> Uuid, map: impl FnMut(R) -> T) -> Page<T> {
+    pub fn from_rows<R>(
+        mut rows: Vec<R>,
+        req: PageRequest,
+        id: impl Fn(&R) -> Uuid,
+        map: impl FnMut(R) -> T,
+    ) -> Page<T> {
         let more = rows.len() as u64 > req.limit;
         rows.truncate(req.limit as usize);
         let next_cursor = if more {

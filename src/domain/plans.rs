@@ -68,7 +68,10 @@ impl PlanCatalogue {
 
 /// Whether the business may add channels now: 402 `subscription_required`
 /// when its trial is over without a paid plan, or it is restricted (SPEC §2).
-pub fn ensure_may_add_channels(business: &business::Model, now: DateTime<Utc>) -> Result<(), Error> {
+pub fn ensure_may_add_channels(
+    business: &business::Model,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
     use entity::enums::BusinessStatus;
     let trial_over = business.plan == TRIAL && now >= business.trial_ends_at;
     if trial_over || business.status == BusinessStatus::Restricted {

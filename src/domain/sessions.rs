@@ -38,7 +38,11 @@ fn invalid_refresh() -> Error {
 
 /// Starts a new refresh-token family for `user` inside `db` (a transaction
 /// or the pool) and signs an access token.
-pub async fn issue<C: ConnectionTrait>(state: &AppState, db: &C, user: &user::Model) -> Result<TokenPair> {
+pub async fn issue<C: ConnectionTrait>(
+    state: &AppState,
+    db: &C,
+    user: &user::Model,
+) -> Result<TokenPair> {
     issue_in_family(state, db, user, Uuid::now_v7()).await
 }
 

@@ -73,7 +73,11 @@ pub async fn start(state: &AppState, email: &Email) -> Result<()> {
 }
 
 fn invalid_code() -> Error {
-    Error::new(StatusCode::BAD_REQUEST, "invalid_code", "The code is invalid or expired")
+    Error::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_code",
+        "The code is invalid or expired",
+    )
 }
 
 /// Step 2: checks the code. Every attempt is counted before the comparison
@@ -111,7 +115,12 @@ pub async fn verify(state: &AppState, email: &Email, code: &str) -> Result<Strin
         .with_detail("Ask for a new code."));
     }
     let well_formed = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
-    if !well_formed || !digest_eq(&state.tokens.hash_code(reg.id.as_bytes(), code), &reg.code_hash) {
+    if !well_formed
+        || !digest_eq(
+            &state.tokens.hash_code(reg.id.as_bytes(), code),
+            &reg.code_hash,
+        )
+    {
         let remaining = max - (reg.attempts + 1);
         return Err(invalid_code().with("attempts_remaining", Ord::max(remaining, 0)));
     }
@@ -157,7 +166,8 @@ pub async fn complete(state: &AppState, input: Completion) -> Result<TokenPair> 
     let password_hash = state.passwords.hash(input.password.0).await?;
     let now = Utc::now();
     let txn = state.db.begin().await?;
-    let token = one_time::consume(&txn, TokenPurpose::Registration, &input.registration_token).await?;
+    let token =
+        one_time::consume(&txn, TokenPurpose::Registration, &input.registration_token).await?;
     let user_id = Uuid::now_v7();
     let user = user::ActiveModel {
         id: Set(user_id),
@@ -172,9 +182,10 @@ pub async fn complete(state: &AppState, input: Completion) -> Result<TokenPair> 
     .insert(&txn)
     .await
     .map_err(|e| match Error::from(e) {
-        e if e.status() == StatusCode::CONFLICT => {
-            Error::conflict("email_taken", "An account with this email exists; sign in instead")
-        }
+        e if e.status() == StatusCode::CONFLICT => Error::conflict(
+            "email_taken",
+            "An account with this email exists; sign in instead",
+        ),
         e => e,
     })?;
     business::ActiveModel {

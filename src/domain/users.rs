@@ -64,7 +64,11 @@ pub async fn me(state: &AppState, caller: Caller) -> Result<MeView> {
 }
 
 /// Changes the caller's full name.
-pub async fn update_me(state: &AppState, caller: Caller, full_name: Option<&str>) -> Result<MeView> {
+pub async fn update_me(
+    state: &AppState,
+    caller: Caller,
+    full_name: Option<&str>,
+) -> Result<MeView> {
     let user = load(state, caller).await?;
     let mut active = user.into_active_model();
     if let Some(name) = validate::optional_name("full_name", full_name, validate::NAME_MAX)? {

@@ -23,7 +23,10 @@ impl Email {
     pub fn parse(field: &str, raw: &str) -> Result<Email> {
         let value = raw.trim().to_lowercase();
         if value.len() > EMAIL_MAX {
-            return Err(Error::invalid_field(field, format!("at most {EMAIL_MAX} characters")));
+            return Err(Error::invalid_field(
+                field,
+                format!("at most {EMAIL_MAX} characters"),
+            ));
         }
         if !email_address::EmailAddress::is_valid(&value) || !value.contains('.') {
             return Err(Error::invalid_field(field, "not a valid email address"));
@@ -46,10 +49,16 @@ impl Password {
         use secrecy::ExposeSecret;
         let len = raw.expose_secret().chars().count();
         if len < PASSWORD_MIN {
-            return Err(Error::invalid_field(field, format!("at least {PASSWORD_MIN} characters")));
+            return Err(Error::invalid_field(
+                field,
+                format!("at least {PASSWORD_MIN} characters"),
+            ));
         }
         if len > PASSWORD_MAX {
-            return Err(Error::invalid_field(field, format!("at most {PASSWORD_MAX} characters")));
+            return Err(Error::invalid_field(
+                field,
+                format!("at most {PASSWORD_MAX} characters"),
+            ));
         }
         Ok(Password(raw))
     }
@@ -62,10 +71,16 @@ pub fn name(field: &str, raw: &str, max: usize) -> Result<String> {
         return Err(Error::invalid_field(field, "must not be empty"));
     }
     if value.chars().count() > max {
-        return Err(Error::invalid_field(field, format!("at most {max} characters")));
+        return Err(Error::invalid_field(
+            field,
+            format!("at most {max} characters"),
+        ));
     }
     if value.chars().any(char::is_control) {
-        return Err(Error::invalid_field(field, "must not contain control characters"));
+        return Err(Error::invalid_field(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(value.to_owned())
 }

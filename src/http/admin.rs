@@ -43,7 +43,11 @@ pub struct AssignManager {
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn list_businesses(State(state): State<AppState>, Auth(caller): Auth, Query(q): Query<PageQuery>) -> Result<Json<Page<BusinessView>>> {
+pub async fn list_businesses(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Page<BusinessView>>> {
     access::platform(&state, caller, Object::Business, Action::List)?;
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
     Ok(Json(businesses::list(&state, None, page).await?))
@@ -58,7 +62,11 @@ pub async fn list_businesses(State(state): State<AppState>, Auth(caller): Auth, 
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn get_business(State(state): State<AppState>, Auth(caller): Auth, Path(id): Path<Uuid>) -> Result<Json<BusinessView>> {
+pub async fn get_business(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<Uuid>,
+) -> Result<Json<BusinessView>> {
     access::platform(&state, caller, Object::Business, Action::List)?;
     let b = access::business(&state, caller, id, Object::Business, Action::Read).await?;
     Ok(Json(businesses::view(&state, b).await?))
@@ -73,10 +81,17 @@ pub async fn get_business(State(state): State<AppState>, Auth(caller): Auth, Pat
         (status = 409, description = "`email_taken`", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn create_manager(State(state): State<AppState>, Auth(caller): Auth, Json(body): Json<CreateManager>) -> Result<(StatusCode, Json<ManagerView>)> {
+pub async fn create_manager(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Json(body): Json<CreateManager>,
+) -> Result<(StatusCode, Json<ManagerView>)> {
     access::platform(&state, caller, Object::Manager, Action::Create)?;
     let email = Email::parse("email", &body.email)?;
-    Ok((StatusCode::CREATED, Json(managers::create(&state, &email, &body.full_name).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(managers::create(&state, &email, &body.full_name).await?),
+    ))
 }
 
 /// Manager accounts with their assigned-business counts.
@@ -88,7 +103,11 @@ pub async fn create_manager(State(state): State<AppState>, Auth(caller): Auth, J
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn list_managers(State(state): State<AppState>, Auth(caller): Auth, Query(q): Query<PageQuery>) -> Result<Json<Page<ManagerView>>> {
+pub async fn list_managers(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Page<ManagerView>>> {
     access::platform(&state, caller, Object::Manager, Action::List)?;
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
     Ok(Json(managers::list(&state, page).await?))
@@ -104,8 +123,20 @@ pub async fn list_managers(State(state): State<AppState>, Auth(caller): Auth, Qu
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`not_a_manager`", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn assign_manager(State(state): State<AppState>, Auth(caller): Auth, Path(id): Path<Uuid>, Json(body): Json<AssignManager>) -> Result<Json<BusinessView>> {
-    let b = access::business(&state, caller, id, Object::ManagerAssignment, Action::Update).await?;
+pub async fn assign_manager(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<Uuid>,
+    Json(body): Json<AssignManager>,
+) -> Result<Json<BusinessView>> {
+    let b = access::business(
+        &state,
+        caller,
+        id,
+        Object::ManagerAssignment,
+        Action::Update,
+    )
+    .await?;
     Ok(Json(managers::assign(&state, b, body.manager_id).await?))
 }
 
@@ -118,8 +149,19 @@ pub async fn assign_manager(State(state): State<AppState>, Auth(caller): Auth, P
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn unassign_manager(State(state): State<AppState>, Auth(caller): Auth, Path(id): Path<Uuid>) -> Result<StatusCode> {
-    let b = access::business(&state, caller, id, Object::ManagerAssignment, Action::Update).await?;
+pub async fn unassign_manager(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode> {
+    let b = access::business(
+        &state,
+        caller,
+        id,
+        Object::ManagerAssignment,
+        Action::Update,
+    )
+    .await?;
     managers::unassign(&state, b).await?;
     Ok(StatusCode::NO_CONTENT)
 }

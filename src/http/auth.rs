@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::Json;
+use crate::domain::managers;
 use crate::domain::sessions::{self, TokenPair};
 use crate::domain::signup::{self, Completion};
 use crate::domain::validate::{Email, Password};
-use crate::domain::managers;
 use crate::error::{Problem, Result};
 use crate::state::AppState;
 
@@ -105,7 +105,10 @@ pub struct SetPassword {
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn register_start(State(state): State<AppState>, Json(body): Json<RegisterStart>) -> Result<(StatusCode, Json<Accepted>)> {
+pub async fn register_start(
+    State(state): State<AppState>,
+    Json(body): Json<RegisterStart>,
+) -> Result<(StatusCode, Json<Accepted>)> {
     let email = Email::parse("email", &body.email)?;
     signup::start(&state, &email).await?;
     Ok((
@@ -125,7 +128,10 @@ pub async fn register_start(State(state): State<AppState>, Json(body): Json<Regi
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`code_attempts_exceeded` or `rate_limited`", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn register_verify(State(state): State<AppState>, Json(body): Json<RegisterVerify>) -> Result<Json<RegistrationToken>> {
+pub async fn register_verify(
+    State(state): State<AppState>,
+    Json(body): Json<RegisterVerify>,
+) -> Result<Json<RegistrationToken>> {
     let email = Email::parse("email", &body.email)?;
     let token = signup::verify(&state, &email, body.code.trim()).await?;
     Ok(Json(RegistrationToken {
@@ -143,7 +149,10 @@ pub async fn register_verify(State(state): State<AppState>, Json(body): Json<Reg
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn register_complete(State(state): State<AppState>, Json(body): Json<RegisterComplete>) -> Result<(StatusCode, Json<TokenPair>)> {
+pub async fn register_complete(
+    State(state): State<AppState>,
+    Json(body): Json<RegisterComplete>,
+) -> Result<(StatusCode, Json<TokenPair>)> {
     let password = Password::parse("password", body.password)?;
     let pair = signup::complete(
         &state,
@@ -166,8 +175,13 @@ pub async fn register_complete(State(state): State<AppState>, Json(body): Json<R
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn login(State(state): State<AppState>, Json(body): Json<Login>) -> Result<Json<TokenPair>> {
-    Ok(Json(sessions::login(&state, &body.email, body.password).await?))
+pub async fn login(
+    State(state): State<AppState>,
+    Json(body): Json<Login>,
+) -> Result<Json<TokenPair>> {
+    Ok(Json(
+        sessions::login(&state, &body.email, body.password).await?,
+    ))
 }
 
 /// Exchange a refresh token for a new pair (rotation).
@@ -180,7 +194,10 @@ pub async fn login(State(state): State<AppState>, Json(body): Json<Login>) -> Re
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn refresh(State(state): State<AppState>, Json(body): Json<RefreshRequest>) -> Result<Json<TokenPair>> {
+pub async fn refresh(
+    State(state): State<AppState>,
+    Json(body): Json<RefreshRequest>,
+) -> Result<Json<TokenPair>> {
     Ok(Json(sessions::refresh(&state, &body.refresh_token).await?))
 }
 
@@ -191,7 +208,10 @@ pub async fn refresh(State(state): State<AppState>, Json(body): Json<RefreshRequ
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn logout(State(state): State<AppState>, Json(body): Json<RefreshRequest>) -> Result<StatusCode> {
+pub async fn logout(
+    State(state): State<AppState>,
+    Json(body): Json<RefreshRequest>,
+) -> Result<StatusCode> {
     sessions::logout(&state, &body.refresh_token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -204,7 +224,10 @@ pub async fn logout(State(state): State<AppState>, Json(body): Json<RefreshReque
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn password_set(State(state): State<AppState>, Json(body): Json<SetPassword>) -> Result<StatusCode> {
+pub async fn password_set(
+    State(state): State<AppState>,
+    Json(body): Json<SetPassword>,
+) -> Result<StatusCode> {
     let password = Password::parse("password", body.password)?;
     managers::set_password(&state, &body.token, password).await?;
     Ok(StatusCode::NO_CONTENT)

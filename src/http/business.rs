@@ -26,7 +26,10 @@ pub struct UpdateBusiness {
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`no_business`", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn get_business(State(state): State<AppState>, Auth(caller): Auth) -> Result<Json<BusinessView>> {
+pub async fn get_business(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+) -> Result<Json<BusinessView>> {
     let b = access::own_business(&state, caller, Object::Business, Action::Read).await?;
     Ok(Json(businesses::view(&state, b).await?))
 }
@@ -39,7 +42,13 @@ pub async fn get_business(State(state): State<AppState>, Auth(caller): Auth) -> 
         (status = 403, description = "`no_business`", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn update_business(State(state): State<AppState>, Auth(caller): Auth, Json(body): Json<UpdateBusiness>) -> Result<Json<BusinessView>> {
+pub async fn update_business(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Json(body): Json<UpdateBusiness>,
+) -> Result<Json<BusinessView>> {
     let b = access::own_business(&state, caller, Object::Business, Action::Update).await?;
-    Ok(Json(businesses::update(&state, b, body.name.as_deref()).await?))
+    Ok(Json(
+        businesses::update(&state, b, body.name.as_deref()).await?,
+    ))
 }

@@ -70,7 +70,11 @@ impl ListChannels {
         (status = 404, description = "The company is not the business's", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn create_channel(State(state): State<AppState>, Auth(caller): Auth, Json(body): Json<CreateChannel>) -> Result<(StatusCode, Json<ChannelView>)> {
+pub async fn create_channel(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Json(body): Json<CreateChannel>,
+) -> Result<(StatusCode, Json<ChannelView>)> {
     let b = access::own_business(&state, caller, Object::Channel, Action::Create).await?;
     let channel = channels::create(
         &state,
@@ -96,7 +100,11 @@ pub async fn create_channel(State(state): State<AppState>, Auth(caller): Auth, J
         (status = 404, description = "`company_id` is not the business's", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn list_channels(State(state): State<AppState>, Auth(caller): Auth, Query(q): Query<ListChannels>) -> Result<Json<Page<ChannelView>>> {
+pub async fn list_channels(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Query(q): Query<ListChannels>,
+) -> Result<Json<Page<ChannelView>>> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
     let b = access::own_business(&state, caller, Object::Channel, Action::List).await?;
     Ok(Json(channels::list(&state, b.id, q.filter(), page).await?))
@@ -111,7 +119,11 @@ pub async fn list_channels(State(state): State<AppState>, Auth(caller): Auth, Qu
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn get_channel(State(state): State<AppState>, Auth(caller): Auth, Path(id): Path<Uuid>) -> Result<Json<ChannelView>> {
+pub async fn get_channel(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<Uuid>,
+) -> Result<Json<ChannelView>> {
     let b = access::own_business(&state, caller, Object::Channel, Action::Read).await?;
     Ok(Json(channels::find(&state.db, b.id, id).await?.into()))
 }
@@ -125,7 +137,11 @@ pub async fn get_channel(State(state): State<AppState>, Auth(caller): Auth, Path
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn delete_channel(State(state): State<AppState>, Auth(caller): Auth, Path(id): Path<Uuid>) -> Result<StatusCode> {
+pub async fn delete_channel(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode> {
     let b = access::own_business(&state, caller, Object::Channel, Action::Delete).await?;
     channels::delete(&state, b.id, id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -62,7 +62,11 @@ pub struct ListCompanies {
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn create_company(State(state): State<AppState>, Auth(caller): Auth, Json(body): Json<CreateCompany>) -> Result<(StatusCode, Json<CompanyView>)> {
+pub async fn create_company(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Json(body): Json<CreateCompany>,
+) -> Result<(StatusCode, Json<CompanyView>)> {
     let b = access::own_business(&state, caller, Object::Company, Action::Create).await?;
     let company = companies::create(
         &state,
@@ -86,7 +90,11 @@ pub async fn create_company(State(state): State<AppState>, Auth(caller): Auth, J
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn list_companies(State(state): State<AppState>, Auth(caller): Auth, Query(q): Query<ListCompanies>) -> Result<Json<Page<CompanyView>>> {
+pub async fn list_companies(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Query(q): Query<ListCompanies>,
+) -> Result<Json<Page<CompanyView>>> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
     let b = access::own_business(&state, caller, Object::Company, Action::List).await?;
     Ok(Json(companies::list(&state, b.id, q.status, page).await?))
@@ -101,7 +109,11 @@ pub async fn list_companies(State(state): State<AppState>, Auth(caller): Auth, Q
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn get_company(State(state): State<AppState>, Auth(caller): Auth, Path(id): Path<Uuid>) -> Result<Json<CompanyView>> {
+pub async fn get_company(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<Uuid>,
+) -> Result<Json<CompanyView>> {
     let b = access::own_business(&state, caller, Object::Company, Action::Read).await?;
     Ok(Json(companies::find(&state.db, b.id, id).await?.into()))
 }
@@ -116,7 +128,12 @@ pub async fn get_company(State(state): State<AppState>, Auth(caller): Auth, Path
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn update_company(State(state): State<AppState>, Auth(caller): Auth, Path(id): Path<Uuid>, Json(body): Json<UpdateCompany>) -> Result<Json<CompanyView>> {
+pub async fn update_company(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<Uuid>,
+    Json(body): Json<UpdateCompany>,
+) -> Result<Json<CompanyView>> {
     let b = access::own_business(&state, caller, Object::Company, Action::Update).await?;
     let changes = CompanyChanges {
         name: body.name,
@@ -136,7 +153,11 @@ pub async fn update_company(State(state): State<AppState>, Auth(caller): Auth, P
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn delete_company(State(state): State<AppState>, Auth(caller): Auth, Path(id): Path<Uuid>) -> Result<StatusCode> {
+pub async fn delete_company(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode> {
     let b = access::own_business(&state, caller, Object::Company, Action::Delete).await?;
     companies::delete(&state, b.id, id).await?;
     Ok(StatusCode::NO_CONTENT)

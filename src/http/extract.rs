@@ -40,7 +40,8 @@ pub fn json_rejection(rejection: JsonRejection) -> Error {
             "Expected Content-Type: application/json",
         ),
         JsonRejection::JsonSyntaxError(_) => {
-            Error::new(StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON").with_detail(detail)
+            Error::new(StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON")
+                .with_detail(detail)
         }
         JsonRejection::JsonDataError(_) => Error::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -53,8 +54,12 @@ pub fn json_rejection(rejection: JsonRejection) -> Error {
             "payload_too_large",
             "The request body is too large",
         ),
-        other => Error::new(other.status(), "invalid_body", "The request body could not be read")
-            .with_detail(detail),
+        other => Error::new(
+            other.status(),
+            "invalid_body",
+            "The request body could not be read",
+        )
+        .with_detail(detail),
     }
 }
 
@@ -119,19 +124,23 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| Error::unauthorized("unauthenticated", "Send Authorization: Bearer <access token>"))?;
+        let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            Error::unauthorized(
+                "unauthenticated",
+                "Send Authorization: Bearer <access token>",
+            )
+        })?;
         let token = header
             .to_str()
             .ok()
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
             .ok_or_else(|| Error::unauthorized("invalid_token", "Expected a Bearer token"))?;
-        let claims = state
-            .tokens
-            .verify(token.trim())
-            .ok_or_else(|| Error::unauthorized("invalid_token", "The access token is invalid or expired"))?;
+        let claims = state.tokens.verify(token.trim()).ok_or_else(|| {
+            Error::unauthorized("invalid_token", "The access token is invalid or expired")
+        })?;
         Ok(Auth(Caller {
             user_id: claims.sub,
             role: claims.role,

@@ -25,10 +25,16 @@ use crate::state::AppState;
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn list_businesses(State(state): State<AppState>, Auth(caller): Auth, Query(q): Query<PageQuery>) -> Result<Json<Page<BusinessView>>> {
+pub async fn list_businesses(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Page<BusinessView>>> {
     access::platform(&state, caller, Object::AssignedBusiness, Action::List)?;
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
-    Ok(Json(businesses::list(&state, Some(caller.user_id), page).await?))
+    Ok(Json(
+        businesses::list(&state, Some(caller.user_id), page).await?,
+    ))
 }
 
 /// One assigned business: plan, status, trial end, channel usage.
@@ -40,7 +46,11 @@ pub async fn list_businesses(State(state): State<AppState>, Auth(caller): Auth, 
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn get_business(State(state): State<AppState>, Auth(caller): Auth, Path(id): Path<Uuid>) -> Result<Json<BusinessView>> {
+pub async fn get_business(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<Uuid>,
+) -> Result<Json<BusinessView>> {
     let b = access::business(&state, caller, id, Object::Business, Action::Read).await?;
     Ok(Json(businesses::view(&state, b).await?))
 }
@@ -55,7 +65,12 @@ pub async fn get_business(State(state): State<AppState>, Auth(caller): Auth, Pat
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn list_companies(State(state): State<AppState>, Auth(caller): Auth, Path(id): Path<Uuid>, Query(q): Query<ListCompanies>) -> Result<Json<Page<CompanyView>>> {
+pub async fn list_companies(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<Uuid>,
+    Query(q): Query<ListCompanies>,
+) -> Result<Json<Page<CompanyView>>> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
     let b = access::business(&state, caller, id, Object::Company, Action::List).await?;
     Ok(Json(companies::list(&state, b.id, q.status, page).await?))
@@ -71,7 +86,12 @@ pub async fn list_companies(State(state): State<AppState>, Auth(caller): Auth, P
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn list_channels(State(state): State<AppState>, Auth(caller): Auth, Path(id): Path<Uuid>, Query(q): Query<ListChannels>) -> Result<Json<Page<ChannelView>>> {
+pub async fn list_channels(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<Uuid>,
+    Query(q): Query<ListChannels>,
+) -> Result<Json<Page<ChannelView>>> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
     let b = access::business(&state, caller, id, Object::Channel, Action::List).await?;
     Ok(Json(channels::list(&state, b.id, q.filter(), page).await?))

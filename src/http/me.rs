@@ -34,6 +34,12 @@ pub async fn get_me(State(state): State<AppState>, Auth(caller): Auth) -> Result
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn update_me(State(state): State<AppState>, Auth(caller): Auth, Json(body): Json<UpdateMe>) -> Result<Json<MeView>> {
-    Ok(Json(users::update_me(&state, caller, body.full_name.as_deref()).await?))
+pub async fn update_me(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Json(body): Json<UpdateMe>,
+) -> Result<Json<MeView>> {
+    Ok(Json(
+        users::update_me(&state, caller, body.full_name.as_deref()).await?,
+    ))
 }

@@ -93,7 +93,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(health::ready))
         .routes(routes!(me::get_me, me::update_me))
         .routes(routes!(business::get_business, business::update_business))
-        .routes(routes!(companies::create_company, companies::list_companies))
+        .routes(routes!(
+            companies::create_company,
+            companies::list_companies
+        ))
         .routes(routes!(
             companies::get_company,
             companies::update_company,

@@ -11,9 +11,9 @@ use axum::http::{Request, Response, StatusCode};
 use axum::response::IntoResponse;
 use governor::middleware::NoOpMiddleware;
 use tower_governor::GovernorError;
+use tower_governor::GovernorLayer;
 use tower_governor::governor::{GovernorConfig, GovernorConfigBuilder};
 use tower_governor::key_extractor::{KeyExtractor, PeerIpKeyExtractor, SmartIpKeyExtractor};
-use tower_governor::GovernorLayer;
 
 use crate::config::RateLimitConfig;
 use crate::error::Error;
@@ -38,18 +38,21 @@ impl KeyExtractor for ClientIp {
 }
 
 /// The layer for `/v1/auth/*`. Its limiter state is pruned every minute.
-pub fn auth_layer(config: &RateLimitConfig) -> GovernorLayer<ClientIp, NoOpMiddleware<governor::clock::QuantaInstant>, Body> {
+pub fn auth_layer(
+    config: &RateLimitConfig,
+) -> GovernorLayer<ClientIp, NoOpMiddleware<governor::clock::QuantaInstant>, Body> {
     let per_minute = u64::from(config.auth_per_minute.max(1));
-    let governor: Arc<GovernorConfig<ClientIp, NoOpMiddleware<governor::clock::QuantaInstant>>> = Arc::new(
-        GovernorConfigBuilder::default()
-            .key_extractor(ClientIp {
-                trust_forwarded_for: config.trust_forwarded_for,
-            })
-            .period(Duration::from_millis(60_000 / per_minute))
-            .burst_size(config.auth_per_minute.max(1))
-            .finish()
-            .unwrap_or_else(|| unreachable!("period and burst are positive")),
-    );
+    let governor: Arc<GovernorConfig<ClientIp, NoOpMiddleware<governor::clock::QuantaInstant>>> =
+        Arc::new(
+            GovernorConfigBuilder::default()
+                .key_extractor(ClientIp {
+                    trust_forwarded_for: config.trust_forwarded_for,
+                })
+                .period(Duration::from_nanos(60_000_000_000 / per_minute))
+                .burst_size(config.auth_per_minute.max(1))
+                .finish()
+                .unwrap_or_else(|| unreachable!("period and burst are positive")),
+        );
     // Prune idle clients every minute, until the router (and limiter) is gone.
     let limiter = Arc::downgrade(governor.limiter());
     if let Ok(handle) = tokio::runtime::Handle::try_current() {

@@ -1,0 +1,320 @@
+//! Test harness: spawning the app, an HTTP client, and fixtures built
+//! through the public API the way a person would (codes and links are read
+//! from the dev mailbox).
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // a harness: a panic here is a failed test
+
+use std::path::{Path, PathBuf};
+
+use reqwest::{Method, StatusCode};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+use switchboard::app::{self, RunningApp};
+use switchboard::config::Config;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use uuid::Uuid;
+
+/// A running app with its own database.
+pub struct TestApp {
+    pub app: RunningApp,
+    pub client: reqwest::Client,
+    pub dir: TempDir,
+    pub config: Config,
+}
+
+/// A response: status, headers and JSON body (Null when empty).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Resp {
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+
+    pub fn is_problem(&self) -> bool {
+        self.headers
+            .get("content-type")
+            .map(|v| v.to_str().unwrap_or("") == "application/problem+json")
+            .unwrap_or(false)
+    }
+}
+
+/// The PostgreSQL server URL when the suite runs on PostgreSQL.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
+}
+
+/// A configuration for a test in `dir`: its own database, dev keys, high
+/// rate limits (the rate-limit test sets its own).
+pub async fn test_config(dir: &Path) -> Config {
+    let database_url = match postgres_url() {
+        Some(base) => fresh_pg_database(&base).await,
+        None => format!("sqlite://{}?mode=rwc", dir.join("switchboard.db").display()),
+    };
+    let mut config = Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        dev_keys_path: dir.join("dev-keys.json"),
+        database_url,
+        ..Config::default()
+    };
+    config.rate_limit.auth_per_minute = 100_000;
+    config
+}
+
+/// Creates a uniquely named database on the server of `base` and returns its URL.
+pub async fn fresh_pg_database(base: &str) -> String {
+    let name = format!("sb_test_{}", Uuid::new_v4().simple());
+    let admin = Database::connect(base)
+        .await
+        .expect("connect to PostgreSQL");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create test database");
+    admin.close().await.ok();
+    let (prefix, _) = base
+        .rsplit_once('/')
+        .expect("DATABASE_URL has a database path");
+    format!("{prefix}/{name}")
+}
+
+impl TestApp {
+    /// Spawns the app with the default test configuration.
+    pub async fn spawn() -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let config = test_config(dir.path()).await;
+        TestApp::spawn_with(dir, config).await
+    }
+
+    /// Spawns the app with `config`, keeping `dir` alive.
+    pub async fn spawn_with(dir: TempDir, config: Config) -> TestApp {
+        let state = app::build_state(config.clone()).await.expect("app state");
+        let listener = TcpListener::bind(config.bind).await.unwrap();
+        let app = app::spawn(state, listener).unwrap();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        TestApp {
+            app,
+            client,
+            dir,
+            config,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.app.url(), path)
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    /// Sends `method path` with an optional bearer token and JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        into_resp(req.send().await.expect("request sent")).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        self.call(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    /// The last 6-digit code emailed to `email`.
+    pub fn last_code(&self, email: &str) -> String {
+        let messages = self.app.state.mailer.messages_to(email);
+        let text = &messages.last().expect("an email was sent").text;
+        let idx = text.find("code is ").expect("a code in the email") + "code is ".len();
+        text[idx..idx + 6].to_owned()
+    }
+
+    /// The `token=` of the last link emailed to `email`.
+    pub fn last_link_token(&self, email: &str) -> String {
+        let messages = self.app.state.mailer.messages_to(email);
+        let text = &messages.last().expect("an email was sent").text;
+        let idx = text.find("token=").expect("a link in the email") + "token=".len();
+        text[idx..]
+            .split(|c: char| c.is_whitespace())
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Registers `email` with `business` through the three public steps;
+    /// returns the token pair JSON.
+    pub async fn register(&self, email: &str, business: &str) -> Value {
+        let r = self
+            .post("/v1/auth/register/start", None, json!({ "email": email }))
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+        let code = self.last_code(email);
+        let r = self
+            .post(
+                "/v1/auth/register/verify",
+                None,
+                json!({ "email": email, "code": code }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let token = r.body["registration_token"].as_str().unwrap().to_owned();
+        let r = self
+            .post(
+                "/v1/auth/register/complete",
+                None,
+                json!({
+                    "registration_token": token,
+                    "password": PASSWORD,
+                    "full_name": "Test Owner",
+                    "business_name": business,
+                }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.body
+    }
+
+    /// Registers and returns the access token.
+    pub async fn owner(&self, email: &str, business: &str) -> String {
+        self.register(email, business).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Creates an admin the way `switchboard admin create` does and signs in.
+    pub async fn admin(&self, email: &str) -> String {
+        let state = &self.app.state;
+        let email_v = switchboard::domain::validate::Email::parse("email", email).unwrap();
+        let password =
+            switchboard::domain::validate::Password::parse("password", PASSWORD.to_owned().into())
+                .unwrap();
+        switchboard::domain::managers::create_admin(state, &email_v, "Admin", password)
+            .await
+            .unwrap();
+        self.login(email).await
+    }
+
+    /// Creates a manager through the admin API, sets their password from
+    /// the emailed link, signs in; returns (user id, access token).
+    pub async fn manager(&self, admin_token: &str, email: &str) -> (String, String) {
+        let r = self
+            .post(
+                "/v1/admin/managers",
+                Some(admin_token),
+                json!({ "email": email, "full_name": "Manny Ager" }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let id = r.body["id"].as_str().unwrap().to_owned();
+        let token = self.last_link_token(email);
+        let r = self
+            .post(
+                "/v1/auth/password/set",
+                None,
+                json!({ "token": token, "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+        (id, self.login(email).await)
+    }
+
+    pub async fn login(&self, email: &str) -> String {
+        let r = self
+            .post(
+                "/v1/auth/login",
+                None,
+                json!({ "email": email, "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        r.body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// The business id of the owner behind `token`.
+    pub async fn business_id(&self, token: &str) -> String {
+        let r = self.get("/v1/business", Some(token)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        r.body["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn company(&self, token: &str, name: &str) -> String {
+        let r = self
+            .post(
+                "/v1/companies",
+                Some(token),
+                json!({ "name": name, "kind": "product" }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.body["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn channel(&self, token: &str, company: &str, platform: &str) -> Resp {
+        self.post(
+            "/v1/channels",
+            Some(token),
+            json!({ "company_id": company, "platform": platform }),
+        )
+        .await
+    }
+
+    /// Puts a business on `plan` directly in the database (plan changes
+    /// through billing are a later issue).
+    pub async fn set_plan(&self, business_id: &str, plan: &str) {
+        use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
+        let id: Uuid = business_id.parse().unwrap();
+        let b = entity::business::Entity::find_by_id(id)
+            .one(&self.app.state.db)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut active = b.into_active_model();
+        active.plan = Set(plan.to_owned());
+        active.update(&self.app.state.db).await.unwrap();
+    }
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub async fn into_resp(res: reqwest::Response) -> Resp {
+    let status = res.status();
+    let headers = res.headers().clone();
+    let text = res.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Resp {
+        status,
+        headers,
+        body,
+        text,
+    }
+}
+
+/// A unique email for a test.
+pub fn email(prefix: &str) -> String {
+    format!("{prefix}-{}@example.com", Uuid::new_v4().simple())
+}

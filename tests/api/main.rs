@@ -1,0 +1,15 @@
+//! The integration suite: one binary; every test starts the real app on a
+//! random port against its own database (a fresh SQLite file, or a fresh
+//! PostgreSQL database when `DATABASE_URL` points at PostgreSQL) and talks
+//! HTTP to it.
+
+mod common;
+
+mod flow;
+mod hostile;
+mod isolation;
+mod openapi;
+mod race;
+mod rate_limit;
+mod restart;
+mod roles;

@@ -1,0 +1,278 @@
+//! The role matrix: every route × {anonymous, owner, other owner, assigned
+//! manager, unassigned manager, admin} → the expected status, from one table.
+//! Also: assignment rules (at most one manager; unassignment is immediate).
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::common::{TestApp, email};
+
+const ACTORS: [&str; 6] = [
+    "anonymous",
+    "owner",
+    "other owner",
+    "manager assigned",
+    "manager unassigned",
+    "admin",
+];
+/// Order of calls per row: refusals first, so that the permitted mutation
+/// (owner or admin) runs last and earlier calls see unchanged state.
+const ORDER: [usize; 6] = [0, 2, 4, 3, 5, 1];
+
+struct Row {
+    method: Method,
+    path: &'static str,
+    body: Option<Value>,
+    expect: [u16; 6],
+}
+
+fn row(method: Method, path: &'static str, body: Option<Value>, expect: [u16; 6]) -> Row {
+    Row {
+        method,
+        path,
+        body,
+        expect,
+    }
+}
+
+#[tokio::test]
+async fn role_matrix() {
+    let app = TestApp::spawn().await;
+    let owner = app.owner(&email("owner"), "Owned").await;
+    let other = app.owner(&email("other"), "Other").await;
+    let business = app.business_id(&owner).await;
+    app.set_plan(&business, "growth").await;
+    let company = app.company(&owner, "Main").await;
+    let spare_company = app.company(&owner, "Spare").await;
+    let channel = app.channel(&owner, &company, "whatsapp").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let spare_channel = app.channel(&owner, &company, "telegram").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let admin = app.admin(&email("admin")).await;
+    let (assigned_id, assigned) = app.manager(&admin, &email("assigned")).await;
+    let (_, unassigned) = app.manager(&admin, &email("unassigned")).await;
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/v1/admin/businesses/{business}/manager"),
+            Some(&admin),
+            Some(json!({ "manager_id": assigned_id })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let tokens = [
+        None,
+        Some(owner),
+        Some(other),
+        Some(assigned),
+        Some(unassigned),
+        Some(admin),
+    ];
+
+    let new_manager = email("new-manager");
+    #[rustfmt::skip]
+    let table = vec![
+        row(Method::GET, "/v1/me", None, [401, 200, 200, 200, 200, 200]),
+        row(Method::PATCH, "/v1/me", Some(json!({ "full_name": "Renamed" })), [401, 200, 200, 200, 200, 200]),
+        row(Method::GET, "/v1/business", None, [401, 200, 200, 403, 403, 403]),
+        row(Method::PATCH, "/v1/business", Some(json!({ "name": "Renamed" })), [401, 200, 200, 403, 403, 403]),
+        row(Method::POST, "/v1/companies", Some(json!({ "name": "New", "kind": "service" })), [401, 201, 201, 403, 403, 403]),
+        row(Method::GET, "/v1/companies", None, [401, 200, 200, 403, 403, 403]),
+        row(Method::GET, "/v1/companies/{company}", None, [401, 200, 404, 403, 403, 403]),
+        row(Method::PATCH, "/v1/companies/{company}", Some(json!({ "name": "Main 2" })), [401, 200, 404, 403, 403, 403]),
+        row(Method::DELETE, "/v1/companies/{spare_company}", None, [401, 204, 404, 403, 403, 403]),
+        row(Method::POST, "/v1/channels", Some(json!({ "company_id": "{company}", "platform": "email" })), [401, 201, 404, 403, 403, 403]),
+        row(Method::GET, "/v1/channels", None, [401, 200, 200, 403, 403, 403]),
+        row(Method::GET, "/v1/channels/{channel}", None, [401, 200, 404, 403, 403, 403]),
+        row(Method::DELETE, "/v1/channels/{spare_channel}", None, [401, 204, 404, 403, 403, 403]),
+        row(Method::GET, "/v1/admin/businesses", None, [401, 403, 403, 403, 403, 200]),
+        row(Method::GET, "/v1/admin/businesses/{business}", None, [401, 403, 403, 403, 403, 200]),
+        row(Method::POST, "/v1/admin/managers", Some(json!({ "email": new_manager, "full_name": "New" })), [401, 403, 403, 403, 403, 201]),
+        row(Method::GET, "/v1/admin/managers", None, [401, 403, 403, 403, 403, 200]),
+        row(Method::GET, "/v1/manager/businesses", None, [401, 403, 403, 200, 200, 403]),
+        row(Method::GET, "/v1/manager/businesses/{business}", None, [401, 200, 404, 200, 404, 200]),
+        row(Method::GET, "/v1/manager/businesses/{business}/companies", None, [401, 200, 404, 200, 404, 200]),
+        row(Method::GET, "/v1/manager/businesses/{business}/channels", None, [401, 200, 404, 200, 404, 200]),
+        row(Method::PUT, "/v1/admin/businesses/{business}/manager", Some(json!({ "manager_id": "{assigned_id}" })), [401, 403, 404, 403, 404, 200]),
+        row(Method::DELETE, "/v1/admin/businesses/{business}/manager", None, [401, 403, 404, 403, 404, 204]),
+    ];
+    let fill = |s: &str| {
+        s.replace("{company}", &company)
+            .replace("{spare_company}", &spare_company)
+            .replace("{channel}", &channel)
+            .replace("{spare_channel}", &spare_channel)
+            .replace("{business}", &business)
+            .replace("{assigned_id}", &assigned_id)
+    };
+    let mut failures = Vec::new();
+    for row in &table {
+        let path = fill(row.path);
+        let body = row
+            .body
+            .as_ref()
+            .map(|b| serde_json::from_str(&fill(&b.to_string())).unwrap());
+        for &actor in &ORDER {
+            let r = app
+                .call(
+                    row.method.clone(),
+                    &path,
+                    tokens[actor].as_deref(),
+                    body.clone(),
+                )
+                .await;
+            if r.status.as_u16() != row.expect[actor] {
+                failures.push(format!(
+                    "{} {} as {}: expected {}, got {} {}",
+                    row.method, path, ACTORS[actor], row.expect[actor], r.status, r.text
+                ));
+            }
+            if r.status.is_client_error() {
+                assert!(
+                    r.is_problem(),
+                    "{} {path} as {} answers problem+json",
+                    row.method,
+                    ACTORS[actor]
+                );
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "role matrix mismatches:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn unassigning_a_manager_removes_access_at_once_and_a_business_has_one_manager() {
+    let app = TestApp::spawn().await;
+    let owner = app.owner(&email("owner"), "Managed").await;
+    let business = app.business_id(&owner).await;
+    let admin = app.admin(&email("admin")).await;
+    let (m1_id, m1) = app.manager(&admin, &email("m1")).await;
+    let (m2_id, m2) = app.manager(&admin, &email("m2")).await;
+    let assign = |id: String| {
+        let app = &app;
+        let admin = admin.clone();
+        let business = business.clone();
+        async move {
+            app.call(
+                Method::PUT,
+                &format!("/v1/admin/businesses/{business}/manager"),
+                Some(&admin),
+                Some(json!({ "manager_id": id })),
+            )
+            .await
+        }
+    };
+    assert_eq!(assign(m1_id.clone()).await.status, StatusCode::OK);
+    let path = format!("/v1/manager/businesses/{business}");
+    assert_eq!(app.get(&path, Some(&m1)).await.status, StatusCode::OK);
+    let r = app.get("/v1/manager/businesses", Some(&m1)).await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
+
+    // A second manager replaces the first: at most one per business.
+    let r = assign(m2_id.clone()).await;
+    assert_eq!(r.body["manager_id"], m2_id);
+    assert_eq!(
+        app.get(&path, Some(&m1)).await.status,
+        StatusCode::NOT_FOUND,
+        "m1 lost access"
+    );
+    assert_eq!(app.get(&path, Some(&m2)).await.status, StatusCode::OK);
+    let r = app.get("/v1/manager/businesses", Some(&m1)).await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 0);
+
+    // Unassignment: the same access token, refused at once.
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/admin/businesses/{business}/manager"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.get(&path, Some(&m2)).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Only manager accounts can be assigned.
+    let owner_id = app.get("/v1/me", Some(&owner)).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = assign(owner_id).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.code(), "not_a_manager");
+
+    // Admin sees the manager list with assigned counts.
+    assign(m1_id.clone()).await;
+    let r = app.get("/v1/admin/managers", Some(&admin)).await;
+    let m1_row = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == m1_id)
+        .unwrap()
+        .clone();
+    assert_eq!(m1_row["assigned_businesses"], 1);
+    assert_eq!(m1_row["activated"], true);
+}
+
+#[tokio::test]
+async fn manager_set_password_link_is_single_use() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin(&email("admin")).await;
+    let mail = email("single");
+    let r = app
+        .post(
+            "/v1/admin/managers",
+            Some(&admin),
+            json!({ "email": mail, "full_name": "Once" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let r = app
+        .post(
+            "/v1/admin/managers",
+            Some(&admin),
+            json!({ "email": mail, "full_name": "Twice" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.code(), "email_taken");
+    // Before setting a password, nobody can sign in as the manager.
+    let r = app
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({ "email": mail, "password": crate::common::PASSWORD }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let token = app.last_link_token(&mail);
+    let r = app
+        .post(
+            "/v1/auth/password/set",
+            None,
+            json!({ "token": token, "password": crate::common::PASSWORD }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = app
+        .post(
+            "/v1/auth/password/set",
+            None,
+            json!({ "token": token, "password": "another password 123" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.code(), "invalid_token");
+    app.login(&mail).await;
+}
