@@ -9,11 +9,19 @@ use crate::common::{TestApp, email};
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_parallel_channel_creations_at_limit_one_create_exactly_one() {
     let app = TestApp::spawn().await;
-    let token = app.owner(&email("race"), "Racers").await;
+    // Several rounds, each a fresh business: one lucky interleaving must not
+    // be what makes this pass.
+    for round in 0..4 {
+        race_round(&app, round).await;
+    }
+}
+
+async fn race_round(app: &TestApp, round: usize) {
+    let token = app.owner(&email("race"), &format!("Racers {round}")).await;
     let company = app.company(&token, "Track").await;
+    warm_up(app, &token).await;
 
     let attempts = (0..20).map(|i| {
-        let app = &app;
         let token = token.clone();
         let company = company.clone();
         async move {
@@ -48,6 +56,7 @@ async fn parallel_creations_at_limit_four_leave_exactly_four_and_distinct_compan
     let token = app.owner(&email("race4"), "Racers Four").await;
     let business = app.business_id(&token).await;
     app.set_plan(&business, "growth").await;
+    warm_up(&app, &token).await;
 
     // Company codes stay distinct under concurrency.
     let companies = futures::future::join_all((0..10).map(|i| {
@@ -84,4 +93,16 @@ async fn parallel_creations_at_limit_four_leave_exactly_four_and_distinct_compan
         "{:?}",
         results.iter().map(|r| r.status).collect::<Vec<_>>()
     );
+}
+
+/// Opens 20 keep-alive HTTP connections and fills the database pool, so the
+/// racing requests start together instead of queueing behind connection
+/// set-up (which would serialise them and hide a race).
+async fn warm_up(app: &TestApp, token: &str) {
+    for _ in 0..3 {
+        let gets = (0..20).map(|_| app.get("/v1/channels", Some(token)));
+        for r in futures::future::join_all(gets).await {
+            assert_eq!(r.status, StatusCode::OK);
+        }
+    }
 }
