@@ -188,7 +188,13 @@ impl Config {
         let file = file.unwrap_or(Path::new("switchboard.toml"));
         let mut figment = Figment::new()
             .merge(Toml::file(file))
-            .merge(Env::prefixed("SWITCHBOARD_").split("__"));
+            // LOG (the log filter) and ADMIN_PASSWORD (the CLI's) are read
+            // elsewhere and are not configuration keys.
+            .merge(
+                Env::prefixed("SWITCHBOARD_")
+                    .ignore(&["LOG", "ADMIN_PASSWORD"])
+                    .split("__"),
+            );
         if let Ok(url) = std::env::var("DATABASE_URL") {
             figment = figment.merge(("database_url", url));
         }

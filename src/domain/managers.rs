@@ -4,13 +4,15 @@
 //! businesses; unassignment removes access at once (roles are read from the
 //! database on every request).
 
+use std::collections::HashMap;
+
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use entity::enums::{Role, TokenPurpose};
 use entity::{business, user};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -19,7 +21,7 @@ use uuid::Uuid;
 use crate::domain::businesses::{self, BusinessView};
 use crate::domain::pagination::{Page, PageRequest};
 use crate::domain::validate::{self, Email, Password};
-use crate::domain::{one_time, sessions};
+use crate::domain::{one_time, sessions, users};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
@@ -58,12 +60,7 @@ pub async fn create(state: &AppState, email: &Email, full_name: &str) -> Result<
     }
     .insert(&txn)
     .await
-    .map_err(|e| match Error::from(e) {
-        e if e.status() == StatusCode::CONFLICT => {
-            Error::conflict("email_taken", "An account with this email exists")
-        }
-        e => e,
-    })?;
+    .map_err(users::email_taken)?;
     let ttl = state.config.auth.set_password_ttl_secs;
     let token = one_time::create(
         &txn,
@@ -126,22 +123,32 @@ pub async fn list(state: &AppState, page: PageRequest) -> Result<Page<ManagerVie
         q = q.filter(user::Column::Id.gt(after));
     }
     let rows = q.limit(page.limit + 1).all(&state.db).await?;
-    let mut views = Vec::with_capacity(rows.len());
-    for m in rows {
-        let assigned = business::Entity::find()
-            .filter(business::Column::ManagerId.eq(m.id))
-            .count(&state.db)
-            .await?;
-        views.push(ManagerView {
+    // One grouped count for the page, not one query per manager.
+    let ids: Vec<Uuid> = rows.iter().map(|m| m.id).collect();
+    let counts: HashMap<Uuid, i64> = business::Entity::find()
+        .select_only()
+        .column(business::Column::ManagerId)
+        .column_as(business::Column::Id.count(), "n")
+        .filter(business::Column::ManagerId.is_in(ids))
+        .group_by(business::Column::ManagerId)
+        .into_tuple::<(Uuid, i64)>()
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(Page::from_rows(
+        rows,
+        page,
+        |m| m.id,
+        |m| ManagerView {
+            assigned_businesses: counts.get(&m.id).copied().unwrap_or(0).max(0) as u64,
+            activated: m.password_hash.is_some(),
             id: m.id,
             email: m.email,
             full_name: m.full_name,
-            activated: m.password_hash.is_some(),
-            assigned_businesses: assigned,
             created_at: m.created_at,
-        });
-    }
-    Ok(Page::from_rows(views, page, |v| v.id, |v| v))
+        },
+    ))
 }
 
 /// Makes `manager_id` the manager of `b`, replacing any other. 422
@@ -198,11 +205,6 @@ pub async fn create_admin(
     }
     .insert(&state.db)
     .await
-    .map_err(|e| match Error::from(e) {
-        e if e.status() == StatusCode::CONFLICT => {
-            Error::conflict("email_taken", "An account with this email exists")
-        }
-        e => e,
-    })?;
+    .map_err(users::email_taken)?;
     Ok(admin.id)
 }

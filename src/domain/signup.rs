@@ -14,10 +14,10 @@ use secrecy::SecretString;
 use uuid::Uuid;
 
 use crate::auth::tokens::{digest_eq, six_digit_code};
-use crate::domain::one_time;
 use crate::domain::plans::TRIAL;
 use crate::domain::sessions::{self, TokenPair};
 use crate::domain::validate::{self, Email, Password};
+use crate::domain::{one_time, users};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
@@ -181,13 +181,7 @@ pub async fn complete(state: &AppState, input: Completion) -> Result<TokenPair> 
     }
     .insert(&txn)
     .await
-    .map_err(|e| match Error::from(e) {
-        e if e.status() == StatusCode::CONFLICT => Error::conflict(
-            "email_taken",
-            "An account with this email exists; sign in instead",
-        ),
-        e => e,
-    })?;
+    .map_err(users::email_taken)?;
     business::ActiveModel {
         id: Set(Uuid::now_v7()),
         name: Set(business_name),

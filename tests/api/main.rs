@@ -5,6 +5,8 @@
 
 mod common;
 
+mod cli;
+
 mod flow;
 mod hostile;
 mod isolation;

@@ -16,6 +16,10 @@ async fn twenty_parallel_channel_creations_at_limit_one_create_exactly_one() {
     }
 }
 
+#[expect(
+    clippy::unwrap_used,
+    reason = "a test helper: a panic is a failed test"
+)]
 async fn race_round(app: &TestApp, round: usize) {
     let token = app.owner(&email("race"), &format!("Racers {round}")).await;
     let company = app.company(&token, "Track").await;

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): GET /v1/companies on the real server (SQLite,
+# release build, valid token, 100 businesses × 5 companies seeded through the
+# API) against a bare axum handler returning the same JSON with no auth and
+# no database. wrk: 64 connections, 2 threads, 10 s after a 3 s warm-up.
+# Prints req/s, p50, p99 of both and the ratio. Target: ratio >= 40%.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+cargo build --release --bin switchboard --example bare 2>&1 | tail -n 1
+
+work=$(mktemp -d)
+port=18080; bare_port=18081
+cleanup() { kill "${server:-}" "${bare:-}" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+export DATABASE_URL="sqlite://$work/bench.db?mode=rwc"
+export SWITCHBOARD_BIND=127.0.0.1:$port
+export SWITCHBOARD_DEV_KEYS_PATH=$work/keys.json
+export SWITCHBOARD_RATE_LIMIT__AUTH_PER_MINUTE=1000000
+export SWITCHBOARD_LOG=warn
+target/release/switchboard serve > "$work/server.log" 2>&1 &
+server=$!
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
+
+api=http://127.0.0.1:$port/v1
+json='content-type: application/json'
+echo "seeding 100 businesses x 5 companies..."
+for i in $(seq 1 100); do
+  email="bench$i@example.com"
+  curl -sf -XPOST "$api/auth/register/start" -H "$json" -d "{\"email\":\"$email\"}" >/dev/null
+  code=$(grep -A1 "email to $email:" "$work/server.log" | grep -o 'code is [0-9]\{6\}' | tail -n1 | cut -d' ' -f3)
+  reg=$(curl -sf -XPOST "$api/auth/register/verify" -H "$json" -d "{\"email\":\"$email\",\"code\":\"$code\"}" | sed 's/.*"registration_token":"\([^"]*\)".*/\1/')
+  token=$(curl -sf -XPOST "$api/auth/register/complete" -H "$json" \
+    -d "{\"registration_token\":\"$reg\",\"password\":\"benchmark password\",\"full_name\":\"Bench $i\",\"business_name\":\"Bench $i\"}" \
+    | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+  for c in 1 2 3 4 5; do
+    curl -sf -XPOST "$api/companies" -H "$json" -H "authorization: Bearer $token" \
+      -d "{\"name\":\"Company $i-$c\",\"kind\":\"product\"}" >/dev/null
+  done
+done
+# Access tokens live 15 min: enough for this run.
+curl -sf "$api/companies" -H "authorization: Bearer $token" > "$work/body.json"
+echo "response: $(wc -c < "$work/body.json") bytes, $(grep -o '"code"' "$work/body.json" | wc -l) companies"
+
+target/release/examples/bare "$work/body.json" 127.0.0.1:$bare_port &
+bare=$!
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$bare_port/v1/companies" >/dev/null && break; sleep 0.1; done
+
+run() { # url, extra header
+  wrk -t2 -c64 -d3s ${2:+-H "$2"} "$1" >/dev/null
+  wrk -t2 -c64 -d10s --latency ${2:+-H "$2"} "$1"
+}
+real=$(run "$api/companies" "authorization: Bearer $token")
+base=$(run "http://127.0.0.1:$bare_port/v1/companies")
+
+field() { echo "$1" | awk -v k="$2" '$1==k {print $2}'; }
+rps() { echo "$1" | awk '/Requests\/sec/ {print $2}'; }
+non2xx() { echo "$1" | awk '/Non-2xx/ {print $NF}'; }
+printf '\n%-28s %12s %10s %10s\n' "target" "req/s" "p50" "p99"
+printf '%-28s %12s %10s %10s\n' "GET /v1/companies (real)" "$(rps "$real")" "$(field "$real" 50%)" "$(field "$real" 99%)"
+printf '%-28s %12s %10s %10s\n' "bare axum handler" "$(rps "$base")" "$(field "$base" 50%)" "$(field "$base" 99%)"
+[ -z "$(non2xx "$real")" ] || echo "WARNING: real endpoint answered $(non2xx "$real") non-2xx responses"
+awk -v a="$(rps "$real")" -v b="$(rps "$base")" 'BEGIN { printf "ratio real/bare: %.1f%% (target >= 40%%)\n", 100*a/b }'

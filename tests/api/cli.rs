@@ -1,0 +1,125 @@
+//! The binary's command line: configuration errors are a message and exit
+//! code 2 (never a panic), `openapi` prints the document, `admin create`
+//! bootstraps an admin who can sign in.
+
+use std::process::Command;
+
+use reqwest::StatusCode;
+
+use crate::common::{PASSWORD, TestApp, test_config};
+
+fn switchboard(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    cmd.current_dir(dir).env_remove("DATABASE_URL");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SWITCHBOARD_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+#[test]
+fn invalid_configuration_exits_2_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &str, &str); 4] = [
+        ("SWITCHBOARD_BIND", "not-an-address", "bind"),
+        (
+            "SWITCHBOARD_RATE_LIMIT__AUTH_PER_MINUTE",
+            "0",
+            "rate_limit.auth_per_minute",
+        ),
+        ("DATABASE_URL", "mysql://nope", "database_url"),
+        ("SWITCHBOARD_NO_SUCH_KEY", "1", "no_such_key"),
+    ];
+    for (key, value, named) in cases {
+        let out = switchboard(dir.path())
+            .arg("migrate")
+            .env(key, value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{key}={value}: {stderr}");
+        assert!(stderr.contains("invalid configuration"), "{key}: {stderr}");
+        assert!(
+            stderr.to_lowercase().contains(named),
+            "{key}: the message names `{named}`: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{key}: {stderr}");
+    }
+    std::fs::write(dir.path().join("switchboard.toml"), "bind = [1, 2]\n").unwrap();
+    let out = switchboard(dir.path()).arg("migrate").output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "bad file: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn production_refuses_to_start_without_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = switchboard(dir.path())
+        .arg("serve")
+        .env("SWITCHBOARD_ENVIRONMENT", "production")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("jwt_secret"), "{stderr}");
+    assert!(
+        !dir.path().join(".switchboard-dev-keys.json").exists(),
+        "no dev keys in production"
+    );
+}
+
+#[test]
+fn openapi_subcommand_prints_the_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = switchboard(dir.path()).arg("openapi").output().unwrap();
+    assert!(out.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(
+        doc,
+        serde_json::to_value(switchboard::http::openapi()).unwrap()
+    );
+}
+
+#[tokio::test]
+async fn admin_create_bootstraps_an_admin_who_can_sign_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path()).await;
+    let out = switchboard(dir.path())
+        .args(["admin", "create", "--email", "Root@Example.com"])
+        .env("DATABASE_URL", &config.database_url)
+        .env("SWITCHBOARD_DEV_KEYS_PATH", &config.dev_keys_path)
+        .env("SWITCHBOARD_ADMIN_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again = switchboard(dir.path())
+        .args(["admin", "create", "--email", "root@example.com"])
+        .env("DATABASE_URL", &config.database_url)
+        .env("SWITCHBOARD_DEV_KEYS_PATH", &config.dev_keys_path)
+        .env("SWITCHBOARD_ADMIN_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "a second admin with the same email is refused"
+    );
+
+    let app = TestApp::spawn_with(dir, config).await;
+    let token = app.login("root@example.com").await;
+    let r = app.get("/v1/admin/businesses", Some(&token)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = app.get("/v1/me", Some(&token)).await;
+    assert_eq!(r.body["role"], "admin");
+}
