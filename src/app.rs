@@ -2,6 +2,7 @@
 //! the listener, and graceful shutdown (in-flight requests finish).
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -12,6 +13,7 @@ use crate::auth::passwords::PasswordHasherPool;
 use crate::auth::tokens::TokenSigner;
 use crate::authz::Authz;
 use crate::config::Config;
+use crate::crypto::Keyring;
 use crate::domain::plans::PlanCatalogue;
 use crate::keys::Keys;
 use crate::mailer::Mailer;
@@ -24,7 +26,13 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     crate::db::migrate(&db).await?;
     let passwords = PasswordHasherPool::new(config.auth.hash_concurrency);
     let tokens = TokenSigner::new(&keys, config.auth.access_token_ttl_secs);
+    let reveal_quota = governor::Quota::per_minute(
+        NonZeroU32::new(config.rate_limit.reveal_per_minute).unwrap_or(NonZeroU32::MIN),
+    );
+    let Keys { master_keys, .. } = keys;
     Ok(AppState {
+        keyring: Arc::new(Keyring::new(master_keys)),
+        reveal_limiter: Arc::new(governor::RateLimiter::keyed(reveal_quota)),
         db,
         authz: Arc::new(Authz::load().await?),
         tokens: Arc::new(tokens),

@@ -52,6 +52,12 @@ pub enum Object {
     Manager,
     /// The businesses assigned to the calling manager (platform).
     AssignedBusiness,
+    /// Integration secrets of a business.
+    Secret,
+    /// The audit log (of a business, or of the platform).
+    Audit,
+    /// Platform statistics.
+    Stats,
 }
 
 impl Object {
@@ -63,6 +69,9 @@ impl Object {
             Object::ManagerAssignment => "manager_assignment",
             Object::Manager => "manager",
             Object::AssignedBusiness => "assigned_business",
+            Object::Secret => "secret",
+            Object::Audit => "audit",
+            Object::Stats => "stats",
         }
     }
 }
@@ -80,6 +89,8 @@ pub enum Action {
     Update,
     /// Delete one.
     Delete,
+    /// See a secret's plaintext.
+    Reveal,
 }
 
 impl Action {
@@ -90,6 +101,7 @@ impl Action {
             Action::Create => "create",
             Action::Update => "update",
             Action::Delete => "delete",
+            Action::Reveal => "reveal",
         }
     }
 }
@@ -125,23 +137,6 @@ impl Authz {
                 action.as_str(),
             ))
             .map_err(Error::internal)
-    }
-
-    /// Allows when any of `roles` may act; `roles` empty means the caller has
-    /// no standing in that domain at all.
-    pub fn enforce_any(
-        &self,
-        roles: &[Role],
-        domain: Domain,
-        object: Object,
-        action: Action,
-    ) -> Result<bool> {
-        for role in roles {
-            if self.enforce(*role, domain, object, action)? {
-                return Ok(true);
-            }
-        }
-        Ok(false)
     }
 }
 

@@ -38,6 +38,21 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Key management of the secret vault.
+    Keys {
+        /// Which one.
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+/// `keys` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Re-wrap every secret's data key under the first key of
+    /// `SWITCHBOARD_MASTER_KEYS`. Online (the server keeps serving),
+    /// resumable and idempotent; exits 1 if any secret could not be opened.
+    Rotate,
 }
 
 /// `admin` subcommands.
@@ -83,6 +98,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Admin {
             command: AdminCommand::Create { email, name },
         } => create_admin(config, &email, &name).await,
+        Command::Keys {
+            command: KeysCommand::Rotate,
+        } => rotate_keys(config).await,
         Command::Openapi => Ok(()),
     };
     match result {
@@ -120,5 +138,36 @@ async fn create_admin(config: Config, email: &str, name: &str) -> anyhow::Result
     let state = crate::app::build_state(config).await?;
     let id = crate::domain::managers::create_admin(&state, &email, name, password).await?;
     println!("admin {} created with id {id}", email.as_str());
+    Ok(())
+}
+
+async fn rotate_keys(config: Config) -> anyhow::Result<()> {
+    let keys = crate::keys::Keys::resolve(&config)?;
+    let db = crate::db::connect(&config).await?;
+    crate::db::migrate(&db).await?;
+    let keyring = crate::crypto::Keyring::new(keys.master_keys);
+    println!("re-wrapping data keys under `{}`", keyring.current_id());
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} secrets ({eta} left)")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let summary = crate::domain::secrets::rotate(&db, &keyring, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .await?;
+    bar.finish_and_clear();
+    println!(
+        "rewrapped {}, already current {}, failed {}",
+        summary.rewrapped, summary.already_current, summary.failed
+    );
+    db.close().await?;
+    if summary.failed > 0 {
+        anyhow::bail!(
+            "{} secret(s) could not be opened; see the log and the audit log",
+            summary.failed
+        );
+    }
     Ok(())
 }

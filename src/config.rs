@@ -82,6 +82,8 @@ pub struct AuthConfig {
 pub struct RateLimitConfig {
     /// Requests per minute per client IP on `/v1/auth/*`; default 10.
     pub auth_per_minute: u32,
+    /// Secret reveals per minute per user; default 10.
+    pub reveal_per_minute: u32,
     /// Take the client IP from `X-Forwarded-For`/`Forwarded` (only behind a
     /// trusted proxy; anyone can forge them otherwise). Default false.
     pub trust_forwarded_for: bool,
@@ -140,6 +142,7 @@ impl Default for RateLimitConfig {
     fn default() -> Self {
         RateLimitConfig {
             auth_per_minute: 10,
+            reveal_per_minute: 10,
             trust_forwarded_for: false,
         }
     }
@@ -235,6 +238,12 @@ impl Config {
         }
         if self.rate_limit.auth_per_minute == 0 {
             return Err(invalid("rate_limit.auth_per_minute", "must be at least 1"));
+        }
+        if self.rate_limit.reveal_per_minute == 0 {
+            return Err(invalid(
+                "rate_limit.reveal_per_minute",
+                "must be at least 1",
+            ));
         }
         if !self.plans.contains_key(crate::domain::plans::TRIAL) {
             return Err(invalid("plans", "the catalogue must contain `trial`"));

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod authz;
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod db;
 pub mod domain;
 pub mod error;

@@ -8,6 +8,7 @@ use crate::auth::passwords::PasswordHasherPool;
 use crate::auth::tokens::TokenSigner;
 use crate::authz::Authz;
 use crate::config::Config;
+use crate::crypto::Keyring;
 use crate::domain::plans::PlanCatalogue;
 use crate::mailer::Mailer;
 
@@ -28,4 +29,8 @@ pub struct AppState {
     pub mailer: Mailer,
     /// The plan catalogue.
     pub plans: Arc<PlanCatalogue>,
+    /// Key-encryption keys of the secret vault.
+    pub keyring: Arc<Keyring>,
+    /// Secret reveals per user (GCRA, `rate_limit.reveal_per_minute`).
+    pub reveal_limiter: Arc<governor::DefaultKeyedRateLimiter<uuid::Uuid>>,
 }

@@ -3,6 +3,7 @@
 //! the `migration` crate; these structs mirror it and carry no behaviour beyond
 //! what sea-orm derives. Rules about the data live in the root crate's `domain`.
 
+pub mod audit_event;
 pub mod business;
 pub mod channel;
 pub mod company;
@@ -10,4 +11,5 @@ pub mod enums;
 pub mod one_time_token;
 pub mod refresh_token;
 pub mod registration;
+pub mod secret;
 pub mod user;

@@ -30,6 +30,10 @@ pub struct Claims {
     pub sub: Uuid,
     /// The user's platform role.
     pub role: Role,
+    /// The business this user owns, if any. Ownership never changes, so
+    /// owner routes need no lookup to find their tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bid: Option<Uuid>,
     /// Issuer, always [`ISSUER`].
     pub iss: String,
     /// Audience, always [`ISSUER`].
@@ -72,12 +76,18 @@ impl TokenSigner {
         self.ttl_secs
     }
 
-    /// A signed access token for `user`.
-    pub fn issue(&self, user: Uuid, role: Role) -> crate::error::Result<String> {
+    /// A signed access token for `user`, owner of `business` if any.
+    pub fn issue(
+        &self,
+        user: Uuid,
+        role: Role,
+        business: Option<Uuid>,
+    ) -> crate::error::Result<String> {
         let now = Utc::now().timestamp();
         let claims = Claims {
             sub: user,
             role,
+            bid: business,
             iss: ISSUER.into(),
             aud: ISSUER.into(),
             iat: now,

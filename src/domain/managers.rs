@@ -15,9 +15,11 @@ use sea_orm::{
     QuerySelect, Set, TransactionTrait,
 };
 use serde::Serialize;
+use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::domain::audit::{self, Actor, Outcome};
 use crate::domain::businesses::{self, BusinessView};
 use crate::domain::pagination::{Page, PageRequest};
 use crate::domain::validate::{self, Email, Password};
@@ -44,7 +46,12 @@ pub struct ManagerView {
 
 /// Creates a manager account (no password) and emails a set-password link.
 /// 409 `email_taken` when the address has an account.
-pub async fn create(state: &AppState, email: &Email, full_name: &str) -> Result<ManagerView> {
+pub async fn create(
+    state: &AppState,
+    actor: &Actor,
+    email: &Email,
+    full_name: &str,
+) -> Result<ManagerView> {
     let full_name = validate::name("full_name", full_name, validate::NAME_MAX)?;
     let now = Utc::now();
     let txn = state.db.begin().await?;
@@ -68,6 +75,16 @@ pub async fn create(state: &AppState, email: &Email, full_name: &str) -> Result<
         Some(manager.id),
         email.as_str(),
         ttl,
+    )
+    .await?;
+    audit::record(
+        &txn,
+        actor,
+        None,
+        "manager.create",
+        &format!("user/{}", manager.id),
+        Outcome::Success,
+        json!({ "email": manager.email }),
     )
     .await?;
     txn.commit().await?;
@@ -155,6 +172,7 @@ pub async fn list(state: &AppState, page: PageRequest) -> Result<Page<ManagerVie
 /// `not_a_manager` when the user is not a manager account.
 pub async fn assign(
     state: &AppState,
+    actor: &Actor,
     b: business::Model,
     manager_id: Uuid,
 ) -> Result<BusinessView> {
@@ -167,19 +185,49 @@ pub async fn assign(
         )
         .with("manager_id", manager_id.to_string()));
     }
+    let previous = b.manager_id;
+    let txn = state.db.begin().await?;
     let mut active = b.into_active_model();
     active.manager_id = Set(Some(manager_id));
     active.updated_at = Set(Utc::now());
-    let b = active.update(&state.db).await?;
+    let b = active.update(&txn).await?;
+    audit::record(
+        &txn,
+        actor,
+        Some(b.id),
+        "manager.assign",
+        &format!("user/{manager_id}"),
+        Outcome::Success,
+        json!({ "previous_manager_id": previous }),
+    )
+    .await?;
+    txn.commit().await?;
     businesses::view(state, b).await
 }
 
-/// Removes the manager of `b` (idempotent).
-pub async fn unassign(state: &AppState, b: business::Model) -> Result<()> {
+/// Removes the manager of `b` (idempotent; recorded only when one was
+/// assigned).
+pub async fn unassign(state: &AppState, actor: &Actor, b: business::Model) -> Result<()> {
+    let Some(previous) = b.manager_id else {
+        return Ok(());
+    };
+    let txn = state.db.begin().await?;
+    let business_id = b.id;
     let mut active = b.into_active_model();
     active.manager_id = Set(None);
     active.updated_at = Set(Utc::now());
-    active.update(&state.db).await?;
+    active.update(&txn).await?;
+    audit::record(
+        &txn,
+        actor,
+        Some(business_id),
+        "manager.unassign",
+        &format!("user/{previous}"),
+        Outcome::Success,
+        json!({}),
+    )
+    .await?;
+    txn.commit().await?;
     Ok(())
 }
 

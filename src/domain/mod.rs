@@ -3,6 +3,7 @@
 //! lookup of a tenant-owned row takes the business it must belong to.
 
 pub mod access;
+pub mod audit;
 pub mod businesses;
 pub mod channels;
 pub mod companies;
@@ -10,7 +11,9 @@ pub mod managers;
 pub mod one_time;
 pub mod pagination;
 pub mod plans;
+pub mod secrets;
 pub mod sessions;
 pub mod signup;
+pub mod stats;
 pub mod users;
 pub mod validate;

@@ -5,7 +5,8 @@ use chrono::{Duration, Utc};
 use entity::{refresh_token, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set,
+    TransactionTrait,
 };
 use secrecy::SecretString;
 use serde::Serialize;
@@ -52,6 +53,13 @@ async fn issue_in_family<C: ConnectionTrait>(
     user: &user::Model,
     family_id: Uuid,
 ) -> Result<TokenPair> {
+    let owned = entity::business::Entity::find()
+        .filter(entity::business::Column::OwnerId.eq(user.id))
+        .select_only()
+        .column(entity::business::Column::Id)
+        .into_tuple::<Uuid>()
+        .one(db)
+        .await?;
     let refresh = opaque_token();
     let ttl = state.config.auth.refresh_token_ttl_secs;
     let now = Utc::now();
@@ -68,7 +76,7 @@ async fn issue_in_family<C: ConnectionTrait>(
     .insert(db)
     .await?;
     Ok(TokenPair {
-        access_token: state.tokens.issue(user.id, user.role)?,
+        access_token: state.tokens.issue(user.id, user.role, owned)?,
         token_type: "Bearer",
         expires_in: state.tokens.ttl_secs(),
         refresh_token: refresh,

@@ -3,18 +3,21 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::extract::{Auth, Json, Path, Query};
 use crate::authz::{Action, Object};
 use crate::domain::access;
+use crate::domain::audit::{self, Actor, AuditFilter, AuditView, Outcome, RequestMeta};
 use crate::domain::businesses::{self, BusinessView};
 use crate::domain::managers::{self, ManagerView};
 use crate::domain::pagination::{Page, PageQuery, PageRequest};
+use crate::domain::stats::{self, PlatformStats};
 use crate::domain::validate::Email;
 use crate::error::{Problem, Result};
 use crate::state::AppState;
+use entity::enums::Role;
 
 /// Body of `POST /v1/admin/managers`.
 #[derive(Deserialize, ToSchema)]
@@ -46,10 +49,20 @@ pub struct AssignManager {
 pub async fn list_businesses(
     State(state): State<AppState>,
     Auth(caller): Auth,
+    meta: RequestMeta,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<Page<BusinessView>>> {
     access::platform(&state, caller, Object::Business, Action::List)?;
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
+    admin_read(
+        &state,
+        caller,
+        meta,
+        None,
+        "admin.businesses.list",
+        "businesses",
+    )
+    .await?;
     Ok(Json(businesses::list(&state, None, page).await?))
 }
 
@@ -65,10 +78,20 @@ pub async fn list_businesses(
 pub async fn get_business(
     State(state): State<AppState>,
     Auth(caller): Auth,
+    meta: RequestMeta,
     Path(id): Path<Uuid>,
 ) -> Result<Json<BusinessView>> {
     access::platform(&state, caller, Object::Business, Action::List)?;
     let b = access::business(&state, caller, id, Object::Business, Action::Read).await?;
+    admin_read(
+        &state,
+        caller,
+        meta,
+        Some(b.id),
+        "admin.business.read",
+        &format!("business/{}", b.id),
+    )
+    .await?;
     Ok(Json(businesses::view(&state, b).await?))
 }
 
@@ -84,13 +107,15 @@ pub async fn get_business(
 pub async fn create_manager(
     State(state): State<AppState>,
     Auth(caller): Auth,
+    meta: RequestMeta,
     Json(body): Json<CreateManager>,
 ) -> Result<(StatusCode, Json<ManagerView>)> {
     access::platform(&state, caller, Object::Manager, Action::Create)?;
     let email = Email::parse("email", &body.email)?;
+    let actor = Actor::user(caller, Role::Admin, meta);
     Ok((
         StatusCode::CREATED,
-        Json(managers::create(&state, &email, &body.full_name).await?),
+        Json(managers::create(&state, &actor, &email, &body.full_name).await?),
     ))
 }
 
@@ -106,10 +131,20 @@ pub async fn create_manager(
 pub async fn list_managers(
     State(state): State<AppState>,
     Auth(caller): Auth,
+    meta: RequestMeta,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<Page<ManagerView>>> {
     access::platform(&state, caller, Object::Manager, Action::List)?;
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
+    admin_read(
+        &state,
+        caller,
+        meta,
+        None,
+        "admin.managers.list",
+        "managers",
+    )
+    .await?;
     Ok(Json(managers::list(&state, page).await?))
 }
 
@@ -126,10 +161,11 @@ pub async fn list_managers(
 pub async fn assign_manager(
     State(state): State<AppState>,
     Auth(caller): Auth,
+    meta: RequestMeta,
     Path(id): Path<Uuid>,
     Json(body): Json<AssignManager>,
 ) -> Result<Json<BusinessView>> {
-    let b = access::business(
+    let (b, role) = access::scoped(
         &state,
         caller,
         id,
@@ -137,7 +173,10 @@ pub async fn assign_manager(
         Action::Update,
     )
     .await?;
-    Ok(Json(managers::assign(&state, b, body.manager_id).await?))
+    let actor = Actor::user(caller, role, meta);
+    Ok(Json(
+        managers::assign(&state, &actor, b, body.manager_id).await?,
+    ))
 }
 
 /// Remove a business's manager; they lose access at once.
@@ -152,9 +191,10 @@ pub async fn assign_manager(
 pub async fn unassign_manager(
     State(state): State<AppState>,
     Auth(caller): Auth,
+    meta: RequestMeta,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode> {
-    let b = access::business(
+    let (b, role) = access::scoped(
         &state,
         caller,
         id,
@@ -162,6 +202,97 @@ pub async fn unassign_manager(
         Action::Update,
     )
     .await?;
-    managers::unassign(&state, b).await?;
+    let actor = Actor::user(caller, role, meta);
+    managers::unassign(&state, &actor, b).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Records an admin's read (SPEC: every admin action is audited).
+async fn admin_read(
+    state: &AppState,
+    caller: crate::domain::access::Caller,
+    meta: RequestMeta,
+    business: Option<Uuid>,
+    action: &str,
+    target: &str,
+) -> Result<()> {
+    let actor = Actor::user(caller, Role::Admin, meta);
+    audit::record(
+        &state.db,
+        &actor,
+        business,
+        action,
+        target,
+        Outcome::Success,
+        serde_json::json!({}),
+    )
+    .await
+}
+
+/// Query of `GET /v1/admin/audit`.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AdminAuditQuery {
+    /// Only this business.
+    pub business_id: Option<Uuid>,
+    /// Only this actor (user id).
+    pub actor_id: Option<Uuid>,
+    /// Only this action, e.g. `secret.reveal`.
+    pub action: Option<String>,
+    /// At or after this time (RFC 3339).
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Before this time (RFC 3339).
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    /// Items per page, 1..=100 (default 20).
+    pub limit: Option<u64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The platform's audit log, filtered (cursor pagination, oldest first).
+#[utoipa::path(get, path = "/v1/admin/audit", tag = "admin", security(("bearer" = [])), params(AdminAuditQuery),
+    responses(
+        (status = 200, body = Page<AuditView>),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn audit_log(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    meta: RequestMeta,
+    Query(q): Query<AdminAuditQuery>,
+) -> Result<Json<Page<AuditView>>> {
+    access::platform(&state, caller, Object::Audit, Action::List)?;
+    let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
+    let filter = AuditFilter {
+        business_id: q.business_id,
+        actor_id: q.actor_id,
+        action: q.action,
+        from: q.from,
+        to: q.to,
+    };
+    let result = audit::list(&state, &filter, page).await?;
+    admin_read(&state, caller, meta, None, "admin.audit.list", "audit_log").await?;
+    Ok(Json(result))
+}
+
+/// Platform statistics: businesses by plan and status, trials ending within
+/// 7 days, managers with their assigned counts.
+#[utoipa::path(get, path = "/v1/admin/stats", tag = "admin", security(("bearer" = [])),
+    responses(
+        (status = 200, body = PlatformStats),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn platform_stats(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    meta: RequestMeta,
+) -> Result<Json<PlatformStats>> {
+    access::platform(&state, caller, Object::Stats, Action::Read)?;
+    admin_read(&state, caller, meta, None, "admin.stats.read", "stats").await?;
+    Ok(Json(stats::platform(&state).await?))
 }

@@ -4,10 +4,13 @@ use axum::extract::State;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use super::extract::Query;
 use super::extract::{Auth, Json};
 use crate::authz::{Action, Object};
 use crate::domain::access;
+use crate::domain::audit::{self, AuditFilter, AuditView};
 use crate::domain::businesses::{self, BusinessView};
+use crate::domain::pagination::{Page, PageQuery, PageRequest};
 use crate::error::{Problem, Result};
 use crate::state::AppState;
 
@@ -51,4 +54,28 @@ pub async fn update_business(
     Ok(Json(
         businesses::update(&state, b, body.name.as_deref()).await?,
     ))
+}
+
+/// What happened to the caller's business: secret writes, reveals (managers'
+/// included), deletions, manager assignments, admin actions. Oldest first.
+#[utoipa::path(get, path = "/v1/business/audit", tag = "business", security(("bearer" = [])), params(PageQuery),
+    responses(
+        (status = 200, body = Page<AuditView>),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`no_business`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn business_audit(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Page<AuditView>>> {
+    let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
+    let business_id = access::own_business_id(&state, caller, Object::Audit, Action::List)?;
+    let filter = AuditFilter {
+        business_id: Some(business_id),
+        ..AuditFilter::default()
+    };
+    Ok(Json(audit::list(&state, &filter, page).await?))
 }

@@ -75,10 +75,10 @@ pub async fn create_channel(
     Auth(caller): Auth,
     Json(body): Json<CreateChannel>,
 ) -> Result<(StatusCode, Json<ChannelView>)> {
-    let b = access::own_business(&state, caller, Object::Channel, Action::Create).await?;
+    let business_id = access::own_business_id(&state, caller, Object::Channel, Action::Create)?;
     let channel = channels::create(
         &state,
-        b.id,
+        business_id,
         NewChannel {
             company_id: body.company_id,
             platform: body.platform,
@@ -106,8 +106,10 @@ pub async fn list_channels(
     Query(q): Query<ListChannels>,
 ) -> Result<Json<Page<ChannelView>>> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
-    let b = access::own_business(&state, caller, Object::Channel, Action::List).await?;
-    Ok(Json(channels::list(&state, b.id, q.filter(), page).await?))
+    let business_id = access::own_business_id(&state, caller, Object::Channel, Action::List)?;
+    Ok(Json(
+        channels::list(&state, business_id, q.filter(), page).await?,
+    ))
 }
 
 /// One channel of the business.
@@ -124,8 +126,10 @@ pub async fn get_channel(
     Auth(caller): Auth,
     Path(id): Path<Uuid>,
 ) -> Result<Json<ChannelView>> {
-    let b = access::own_business(&state, caller, Object::Channel, Action::Read).await?;
-    Ok(Json(channels::find(&state.db, b.id, id).await?.into()))
+    let business_id = access::own_business_id(&state, caller, Object::Channel, Action::Read)?;
+    Ok(Json(
+        channels::find(&state.db, business_id, id).await?.into(),
+    ))
 }
 
 /// Delete a channel, freeing its plan slot.
@@ -142,7 +146,7 @@ pub async fn delete_channel(
     Auth(caller): Auth,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode> {
-    let b = access::own_business(&state, caller, Object::Channel, Action::Delete).await?;
-    channels::delete(&state, b.id, id).await?;
+    let business_id = access::own_business_id(&state, caller, Object::Channel, Action::Delete)?;
+    channels::delete(&state, business_id, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

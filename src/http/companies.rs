@@ -67,10 +67,10 @@ pub async fn create_company(
     Auth(caller): Auth,
     Json(body): Json<CreateCompany>,
 ) -> Result<(StatusCode, Json<CompanyView>)> {
-    let b = access::own_business(&state, caller, Object::Company, Action::Create).await?;
+    let business_id = access::own_business_id(&state, caller, Object::Company, Action::Create)?;
     let company = companies::create(
         &state,
-        b.id,
+        business_id,
         NewCompany {
             name: body.name,
             kind: body.kind,
@@ -96,8 +96,10 @@ pub async fn list_companies(
     Query(q): Query<ListCompanies>,
 ) -> Result<Json<Page<CompanyView>>> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
-    let b = access::own_business(&state, caller, Object::Company, Action::List).await?;
-    Ok(Json(companies::list(&state, b.id, q.status, page).await?))
+    let business_id = access::own_business_id(&state, caller, Object::Company, Action::List)?;
+    Ok(Json(
+        companies::list(&state, business_id, q.status, page).await?,
+    ))
 }
 
 /// One company of the business.
@@ -114,8 +116,10 @@ pub async fn get_company(
     Auth(caller): Auth,
     Path(id): Path<Uuid>,
 ) -> Result<Json<CompanyView>> {
-    let b = access::own_business(&state, caller, Object::Company, Action::Read).await?;
-    Ok(Json(companies::find(&state.db, b.id, id).await?.into()))
+    let business_id = access::own_business_id(&state, caller, Object::Company, Action::Read)?;
+    Ok(Json(
+        companies::find(&state.db, business_id, id).await?.into(),
+    ))
 }
 
 /// Change a company.
@@ -134,14 +138,16 @@ pub async fn update_company(
     Path(id): Path<Uuid>,
     Json(body): Json<UpdateCompany>,
 ) -> Result<Json<CompanyView>> {
-    let b = access::own_business(&state, caller, Object::Company, Action::Update).await?;
+    let business_id = access::own_business_id(&state, caller, Object::Company, Action::Update)?;
     let changes = CompanyChanges {
         name: body.name,
         kind: body.kind,
         shop_type: body.shop_type,
         status: body.status,
     };
-    Ok(Json(companies::update(&state, b.id, id, changes).await?))
+    Ok(Json(
+        companies::update(&state, business_id, id, changes).await?,
+    ))
 }
 
 /// Delete a company and its channels.
@@ -158,7 +164,7 @@ pub async fn delete_company(
     Auth(caller): Auth,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode> {
-    let b = access::own_business(&state, caller, Object::Company, Action::Delete).await?;
-    companies::delete(&state, b.id, id).await?;
+    let business_id = access::own_business_id(&state, caller, Object::Company, Action::Delete)?;
+    companies::delete(&state, business_id, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -144,6 +144,7 @@ impl FromRequestParts<AppState> for Auth {
         Ok(Auth(Caller {
             user_id: claims.sub,
             role: claims.role,
+            owned_business: claims.bid,
         }))
     }
 }

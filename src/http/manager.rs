@@ -2,6 +2,9 @@
 //! calling manager. Another business answers 404.
 
 use axum::extract::State;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::channels::ListChannels;
@@ -9,6 +12,7 @@ use super::companies::ListCompanies;
 use super::extract::{Auth, Json, Path, Query};
 use crate::authz::{Action, Object};
 use crate::domain::access;
+use crate::domain::audit;
 use crate::domain::businesses::{self, BusinessView};
 use crate::domain::channels::{self, ChannelView};
 use crate::domain::companies::{self, CompanyView};
@@ -37,10 +41,21 @@ pub async fn list_businesses(
     ))
 }
 
-/// One assigned business: plan, status, trial end, channel usage.
+/// An assigned business as its manager sees it.
+#[derive(Serialize, ToSchema)]
+pub struct ManagedBusinessView {
+    /// Plan, status, trial end, channel usage, manager.
+    #[serde(flatten)]
+    pub business: BusinessView,
+    /// Latest recorded activity: the last audit record about the business,
+    /// or its last change, whichever is later.
+    pub last_activity_at: DateTime<Utc>,
+}
+
+/// One assigned business: plan, status, trial end, channel usage, last activity.
 #[utoipa::path(get, path = "/v1/manager/businesses/{id}", tag = "manager", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Business id")),
     responses(
-        (status = 200, body = BusinessView),
+        (status = 200, body = ManagedBusinessView),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -50,9 +65,14 @@ pub async fn get_business(
     State(state): State<AppState>,
     Auth(caller): Auth,
     Path(id): Path<Uuid>,
-) -> Result<Json<BusinessView>> {
+) -> Result<Json<ManagedBusinessView>> {
     let b = access::business(&state, caller, id, Object::Business, Action::Read).await?;
-    Ok(Json(businesses::view(&state, b).await?))
+    let audited = audit::last_activity(&state.db, b.id).await?;
+    let last_activity_at = audited.map_or(b.updated_at, |a| a.max(b.updated_at));
+    Ok(Json(ManagedBusinessView {
+        business: businesses::view(&state, b).await?,
+        last_activity_at,
+    }))
 }
 
 /// Companies of an assigned business.

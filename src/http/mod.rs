@@ -13,6 +13,7 @@ pub mod health;
 pub mod manager;
 pub mod me;
 pub mod rate_limit;
+pub mod secrets;
 
 use std::any::Any;
 
@@ -52,6 +53,7 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
         (name = "channels", description = "Channels, under the plan's limit"),
         (name = "admin", description = "Platform staff"),
         (name = "manager", description = "Managers' read-only views of assigned businesses"),
+        (name = "secrets", description = "Integration secrets (envelope-encrypted), masked; reveal is audited"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -93,6 +95,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(health::ready))
         .routes(routes!(me::get_me, me::update_me))
         .routes(routes!(business::get_business, business::update_business))
+        .routes(routes!(business::business_audit))
         .routes(routes!(
             companies::create_company,
             companies::list_companies
@@ -108,10 +111,15 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::get_business))
         .routes(routes!(admin::create_manager, admin::list_managers))
         .routes(routes!(admin::assign_manager, admin::unassign_manager))
+        .routes(routes!(admin::audit_log))
+        .routes(routes!(admin::platform_stats))
         .routes(routes!(manager::list_businesses))
         .routes(routes!(manager::get_business))
         .routes(routes!(manager::list_companies))
         .routes(routes!(manager::list_channels))
+        .routes(routes!(secrets::list_secrets))
+        .routes(routes!(secrets::put_secret, secrets::delete_secret))
+        .routes(routes!(secrets::reveal_secret))
 }
 
 /// The OpenAPI document (what `GET /openapi.json` serves and

@@ -66,6 +66,7 @@ pub async fn test_config(dir: &Path) -> Config {
         ..Config::default()
     };
     config.rate_limit.auth_per_minute = 100_000;
+    config.rate_limit.reveal_per_minute = 100_000;
     config
 }
 

@@ -1,0 +1,237 @@
+//! The audit log: who did what to which business, when, from where.
+//! Append-only (the database refuses UPDATE and DELETE). Changes write their
+//! record inside their own transaction, so a change without its record (or
+//! the reverse) cannot exist; reads that must be accounted for (secret
+//! reveals) write theirs before any plaintext leaves the server.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use chrono::{DateTime, Utc};
+use entity::audit_event;
+use entity::enums::Role;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::domain::access::Caller;
+use crate::domain::pagination::{Page, PageRequest};
+use crate::error::{Error, Result};
+use crate::state::AppState;
+
+/// Where a request came from: client IP and request id (`x-request-id`).
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    /// TCP peer address.
+    pub client_ip: Option<String>,
+    /// The request id set by the request-id layer.
+    pub request_id: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self> {
+        Ok(RequestMeta {
+            client_ip: parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string()),
+            request_id: parts
+                .headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        })
+    }
+}
+
+/// Who acts, in which role, from where.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// The user; `None` for the system (jobs, CLI maintenance).
+    pub user_id: Option<Uuid>,
+    /// `owner`, `manager`, `admin` or `system`.
+    pub role: &'static str,
+    /// Request origin.
+    pub meta: RequestMeta,
+}
+
+impl Actor {
+    /// A signed-in user acting in `role`.
+    pub fn user(caller: Caller, role: Role, meta: RequestMeta) -> Actor {
+        Actor {
+            user_id: Some(caller.user_id),
+            role: role.as_str(),
+            meta,
+        }
+    }
+
+    /// The system itself (e.g. `switchboard keys rotate`).
+    pub fn system() -> Actor {
+        Actor {
+            user_id: None,
+            role: "system",
+            meta: RequestMeta::default(),
+        }
+    }
+}
+
+/// How an action ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done.
+    Success,
+    /// Refused by policy.
+    Denied,
+    /// Attempted and failed (e.g. a ciphertext failed authentication).
+    Failure,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Denied => "denied",
+            Outcome::Failure => "failure",
+        }
+    }
+}
+
+/// Appends one record through `db` (pass the change's transaction).
+pub async fn record<C: ConnectionTrait>(
+    db: &C,
+    actor: &Actor,
+    business_id: Option<Uuid>,
+    action: &str,
+    target: &str,
+    outcome: Outcome,
+    detail: serde_json::Value,
+) -> Result<()> {
+    audit_event::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        occurred_at: Set(Utc::now()),
+        actor_id: Set(actor.user_id),
+        actor_role: Set(actor.role.to_owned()),
+        business_id: Set(business_id),
+        action: Set(action.to_owned()),
+        target: Set(target.to_owned()),
+        outcome: Set(outcome.as_str().to_owned()),
+        client_ip: Set(actor.meta.client_ip.clone()),
+        request_id: Set(actor.meta.request_id.clone()),
+        detail: Set(detail),
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+/// One audit record as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditView {
+    /// Record id (UUIDv7: time-ordered).
+    pub id: Uuid,
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
+    /// Who acted; `null` for the system.
+    pub actor_id: Option<Uuid>,
+    /// Their role.
+    pub actor_role: String,
+    /// The business concerned.
+    pub business_id: Option<Uuid>,
+    /// What was done, e.g. `secret.reveal`.
+    pub action: String,
+    /// On what, e.g. `telegram/bot_token`.
+    pub target: String,
+    /// `success`, `denied` or `failure`.
+    pub outcome: String,
+    /// Client IP.
+    pub client_ip: Option<String>,
+    /// Request id.
+    pub request_id: Option<String>,
+    /// Extra facts.
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+impl From<audit_event::Model> for AuditView {
+    fn from(e: audit_event::Model) -> Self {
+        AuditView {
+            id: e.id,
+            occurred_at: e.occurred_at,
+            actor_id: e.actor_id,
+            actor_role: e.actor_role,
+            business_id: e.business_id,
+            action: e.action,
+            target: e.target,
+            outcome: e.outcome,
+            client_ip: e.client_ip,
+            request_id: e.request_id,
+            detail: e.detail,
+        }
+    }
+}
+
+/// Filters of the audit list.
+#[derive(Debug, Default, Clone)]
+pub struct AuditFilter {
+    /// Only this business.
+    pub business_id: Option<Uuid>,
+    /// Only this actor.
+    pub actor_id: Option<Uuid>,
+    /// Only this action.
+    pub action: Option<String>,
+    /// At or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Before.
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// A page of records matching `filter`, oldest first.
+pub async fn list(
+    state: &AppState,
+    filter: &AuditFilter,
+    page: PageRequest,
+) -> Result<Page<AuditView>> {
+    let mut q = audit_event::Entity::find().order_by_asc(audit_event::Column::Id);
+    if let Some(b) = filter.business_id {
+        q = q.filter(audit_event::Column::BusinessId.eq(b));
+    }
+    if let Some(a) = filter.actor_id {
+        q = q.filter(audit_event::Column::ActorId.eq(a));
+    }
+    if let Some(a) = &filter.action {
+        q = q.filter(audit_event::Column::Action.eq(a.as_str()));
+    }
+    if let Some(from) = filter.from {
+        q = q.filter(audit_event::Column::OccurredAt.gte(from));
+    }
+    if let Some(to) = filter.to {
+        q = q.filter(audit_event::Column::OccurredAt.lt(to));
+    }
+    if let Some(after) = page.after {
+        q = q.filter(audit_event::Column::Id.gt(after));
+    }
+    let rows = q.limit(page.limit + 1).all(&state.db).await?;
+    Ok(Page::from_rows(rows, page, |e| e.id, AuditView::from))
+}
+
+/// Time of the latest record about `business_id`.
+pub async fn last_activity<C: ConnectionTrait>(
+    db: &C,
+    business_id: Uuid,
+) -> Result<Option<DateTime<Utc>>> {
+    Ok(audit_event::Entity::find()
+        .filter(audit_event::Column::BusinessId.eq(business_id))
+        .order_by_desc(audit_event::Column::Id)
+        .select_only()
+        .column(audit_event::Column::OccurredAt)
+        .into_tuple::<DateTime<Utc>>()
+        .one(db)
+        .await?)
+}

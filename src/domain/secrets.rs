@@ -1,0 +1,472 @@
+//! The integration-secret vault ("SystemData", SPEC §3): every token and key
+//! of a business's connections, sealed with envelope encryption
+//! ([`crate::crypto`]), listed only masked, revealed only through an audited
+//! action, destroyed by crypto-shredding (the wrapped data key goes with the
+//! row). Later channel and deletion work store and destroy secrets through
+//! this module only.
+
+use chrono::{DateTime, Utc};
+use entity::secret;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::crypto::{Binding, CryptoError, Keyring, Sealed};
+use crate::domain::audit::{self, Actor, Outcome};
+use crate::domain::pagination::{Page, PageRequest};
+use crate::error::{Error, Result};
+use crate::state::AppState;
+
+/// Largest secret value in bytes (certificates and JSON credentials fit).
+pub const VALUE_MAX_BYTES: usize = 64 * 1024;
+/// Longest secret name.
+pub const NAME_MAX: usize = 64;
+/// Shortest value whose last four characters are shown in lists.
+pub const LAST4_MIN_CHARS: usize = 12;
+
+/// The systems whose secrets the vault holds (SPEC §3, §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    /// WAHA (WhatsApp) session keys.
+    Waha,
+    /// Telegram bot tokens.
+    Telegram,
+    /// Meta (Instagram/Facebook) page tokens.
+    Meta,
+    /// Gmail OAuth tokens.
+    Gmail,
+    /// n8n credential ids.
+    N8n,
+    /// Stripe Connect data.
+    StripeConnect,
+    /// Cloudinary folder keys.
+    Cloudinary,
+}
+
+impl Provider {
+    /// The stored (and path) form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Waha => "waha",
+            Provider::Telegram => "telegram",
+            Provider::Meta => "meta",
+            Provider::Gmail => "gmail",
+            Provider::N8n => "n8n",
+            Provider::StripeConnect => "stripe_connect",
+            Provider::Cloudinary => "cloudinary",
+        }
+    }
+}
+
+/// A secret name: 1..=64 of `a-z 0-9 _ . -`.
+pub fn parse_name(raw: &str) -> Result<String> {
+    let ok = !raw.is_empty()
+        && raw.len() <= NAME_MAX
+        && raw.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.' || b == b'-'
+        });
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err(Error::invalid_field(
+            "name",
+            format!("1 to {NAME_MAX} characters of a-z, 0-9, `_`, `.`, `-`"),
+        ))
+    }
+}
+
+/// Non-secret facts stored beside a secret.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretMetadata {
+    /// Free-form status, e.g. `active`, `expired` (≤ 32 characters).
+    pub status: Option<String>,
+    /// When the credential expires, if it does.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A secret as lists show it: never the value.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretView {
+    /// Provider.
+    pub provider: String,
+    /// Name.
+    pub name: String,
+    /// `••••` followed by the last four characters (only for values of at
+    /// least 12 characters; shorter ones show `••••` alone).
+    pub masked: String,
+    /// Status and expiry.
+    pub metadata: SecretMetadata,
+    /// Id of the key-encryption key wrapping its data key.
+    pub key_id: String,
+    /// Last write.
+    pub updated_at: DateTime<Utc>,
+    /// Who wrote it last.
+    pub updated_by: Option<Uuid>,
+}
+
+impl From<secret::Model> for SecretView {
+    fn from(s: secret::Model) -> Self {
+        let metadata = serde_json::from_value(s.metadata).unwrap_or_default();
+        SecretView {
+            masked: format!("••••{}", s.last4.unwrap_or_default()),
+            provider: s.provider,
+            name: s.name,
+            metadata,
+            key_id: s.key_id,
+            updated_at: s.updated_at,
+            updated_by: s.updated_by,
+        }
+    }
+}
+
+fn sealed_of(s: &secret::Model) -> Sealed {
+    Sealed {
+        ciphertext: s.ciphertext.clone(),
+        nonce: s.nonce.clone(),
+        wrapped_dek: s.wrapped_dek.clone(),
+        dek_nonce: s.dek_nonce.clone(),
+        key_id: s.key_id.clone(),
+        version: s.version,
+    }
+}
+
+fn binding_of(s: &secret::Model) -> Binding<'_> {
+    Binding {
+        business_id: s.business_id,
+        secret_id: s.id,
+        provider: &s.provider,
+        name: &s.name,
+    }
+}
+
+fn target(provider: &str, name: &str) -> String {
+    format!("{provider}/{name}")
+}
+
+async fn find<C: ConnectionTrait>(
+    db: &C,
+    business_id: Uuid,
+    provider: Provider,
+    name: &str,
+) -> Result<Option<secret::Model>> {
+    Ok(secret::Entity::find()
+        .filter(secret::Column::BusinessId.eq(business_id))
+        .filter(secret::Column::Provider.eq(provider.as_str()))
+        .filter(secret::Column::Name.eq(name))
+        .one(db)
+        .await?)
+}
+
+/// A page of the business's secrets, masked, ordered by creation.
+pub async fn list(
+    state: &AppState,
+    business_id: Uuid,
+    page: PageRequest,
+) -> Result<Page<SecretView>> {
+    let mut q = secret::Entity::find()
+        .filter(secret::Column::BusinessId.eq(business_id))
+        .order_by_asc(secret::Column::Id);
+    if let Some(after) = page.after {
+        q = q.filter(secret::Column::Id.gt(after));
+    }
+    let rows = q.limit(page.limit + 1).all(&state.db).await?;
+    Ok(Page::from_rows(rows, page, |s| s.id, SecretView::from))
+}
+
+/// Creates or replaces a secret (a fresh data key every time) and records
+/// `secret.write` in the same transaction.
+pub async fn put(
+    state: &AppState,
+    actor: &Actor,
+    business_id: Uuid,
+    provider: Provider,
+    name: &str,
+    value: SecretString,
+    metadata: SecretMetadata,
+) -> Result<SecretView> {
+    let name = parse_name(name)?;
+    let plaintext = value.expose_secret();
+    if plaintext.is_empty() || plaintext.len() > VALUE_MAX_BYTES {
+        return Err(Error::invalid_field(
+            "value",
+            format!("1 to {VALUE_MAX_BYTES} bytes"),
+        ));
+    }
+    if metadata
+        .status
+        .as_ref()
+        .is_some_and(|s| s.chars().count() > 32 || s.chars().any(char::is_control))
+    {
+        return Err(Error::invalid_field(
+            "metadata.status",
+            "at most 32 printable characters",
+        ));
+    }
+    let chars: Vec<char> = plaintext.chars().collect();
+    let last4 = (chars.len() >= LAST4_MIN_CHARS)
+        .then(|| chars[chars.len() - 4..].iter().collect::<String>());
+    let metadata_json = serde_json::to_value(&metadata).map_err(Error::internal)?;
+    let now = Utc::now();
+    let txn = state.db.begin().await?;
+    let existing = find(&txn, business_id, provider, &name).await?;
+    let id = existing.as_ref().map_or_else(Uuid::now_v7, |s| s.id);
+    let binding = Binding {
+        business_id,
+        secret_id: id,
+        provider: provider.as_str(),
+        name: &name,
+    };
+    let sealed = state
+        .keyring
+        .seal(&binding, plaintext.as_bytes())
+        .map_err(Error::internal)?;
+    let created = existing.is_none();
+    let model = match existing {
+        Some(row) => {
+            let mut active = row.into_active_model();
+            active.ciphertext = Set(sealed.ciphertext);
+            active.nonce = Set(sealed.nonce);
+            active.wrapped_dek = Set(sealed.wrapped_dek);
+            active.dek_nonce = Set(sealed.dek_nonce);
+            active.key_id = Set(sealed.key_id);
+            active.version = Set(sealed.version);
+            active.last4 = Set(last4);
+            active.metadata = Set(metadata_json);
+            active.updated_at = Set(now);
+            active.updated_by = Set(actor.user_id);
+            active.update(&txn).await?
+        }
+        None => {
+            secret::ActiveModel {
+                id: Set(id),
+                business_id: Set(business_id),
+                provider: Set(provider.as_str().to_owned()),
+                name: Set(name.clone()),
+                ciphertext: Set(sealed.ciphertext),
+                nonce: Set(sealed.nonce),
+                wrapped_dek: Set(sealed.wrapped_dek),
+                dek_nonce: Set(sealed.dek_nonce),
+                key_id: Set(sealed.key_id),
+                version: Set(sealed.version),
+                last4: Set(last4),
+                metadata: Set(metadata_json),
+                created_at: Set(now),
+                updated_at: Set(now),
+                updated_by: Set(actor.user_id),
+            }
+            .insert(&txn)
+            .await
+            .map_err(|e| match Error::from(e) {
+                // A concurrent first write of the same name won; PUT again replaces it.
+                e if e.status() == axum::http::StatusCode::CONFLICT => Error::conflict(
+                    "concurrent_write",
+                    "The secret was written concurrently; retry",
+                ),
+                e => e,
+            })?
+        }
+    };
+    audit::record(
+        &txn,
+        actor,
+        Some(business_id),
+        "secret.write",
+        &target(provider.as_str(), &name),
+        Outcome::Success,
+        json!({ "created": created, "key_id": model.key_id }),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(model.into())
+}
+
+/// 500 `secret_integrity_failure`: the stored secret did not open. Recorded
+/// as a security event (`secret.decrypt_failed`) before answering.
+async fn integrity_failure(
+    state: &AppState,
+    actor: &Actor,
+    row: &secret::Model,
+    err: CryptoError,
+) -> Error {
+    tracing::error!(
+        security = true,
+        business_id = %row.business_id,
+        secret_id = %row.id,
+        key_id = %row.key_id,
+        error = %err,
+        "secret failed to decrypt"
+    );
+    if let Err(e) = audit::record(
+        &state.db,
+        actor,
+        Some(row.business_id),
+        "secret.decrypt_failed",
+        &target(&row.provider, &row.name),
+        Outcome::Failure,
+        json!({ "error": err.to_string(), "key_id": row.key_id }),
+    )
+    .await
+    {
+        tracing::error!(error = %e, "could not record the decryption failure");
+    }
+    Error::new(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "secret_integrity_failure",
+        "The stored secret could not be decrypted",
+    )
+    .with_detail(format!(
+        "{err}. The event was recorded; the secret must be written again."
+    ))
+}
+
+/// The plaintext of a secret. The `secret.reveal` record is committed before
+/// the value is returned, so no reveal goes unrecorded.
+pub async fn reveal(
+    state: &AppState,
+    actor: &Actor,
+    business_id: Uuid,
+    provider: Provider,
+    name: &str,
+) -> Result<SecretString> {
+    let row = find(&state.db, business_id, provider, name)
+        .await?
+        .ok_or_else(Error::not_found)?;
+    let plaintext = match state.keyring.open(&binding_of(&row), &sealed_of(&row)) {
+        Ok(p) => p,
+        Err(err) => return Err(integrity_failure(state, actor, &row, err).await),
+    };
+    let value = String::from_utf8(plaintext.to_vec())
+        .map_err(|_| Error::internal("secret is not UTF-8"))?;
+    audit::record(
+        &state.db,
+        actor,
+        Some(business_id),
+        "secret.reveal",
+        &target(&row.provider, &row.name),
+        Outcome::Success,
+        json!({ "key_id": row.key_id }),
+    )
+    .await?;
+    Ok(SecretString::from(value))
+}
+
+/// Destroys a secret: the row and its wrapped data key go together
+/// (crypto-shredding), recorded as `secret.delete` in the same transaction.
+pub async fn delete(
+    state: &AppState,
+    actor: &Actor,
+    business_id: Uuid,
+    provider: Provider,
+    name: &str,
+) -> Result<()> {
+    let txn = state.db.begin().await?;
+    let res = secret::Entity::delete_many()
+        .filter(secret::Column::BusinessId.eq(business_id))
+        .filter(secret::Column::Provider.eq(provider.as_str()))
+        .filter(secret::Column::Name.eq(name))
+        .exec(&txn)
+        .await?;
+    if res.rows_affected == 0 {
+        return Err(Error::not_found());
+    }
+    audit::record(
+        &txn,
+        actor,
+        Some(business_id),
+        "secret.delete",
+        &target(provider.as_str(), name),
+        Outcome::Success,
+        json!({}),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// What a rotation did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RotationSummary {
+    /// Data keys re-wrapped under the current key.
+    pub rewrapped: u64,
+    /// Already under the current key.
+    pub already_current: u64,
+    /// Could not be opened (unknown key, failed authentication).
+    pub failed: u64,
+}
+
+/// Re-wraps every data key under the keyring's current (first) key.
+/// Online and safe beside live traffic: each row is updated only if it still
+/// holds the wrap that was read (a concurrent write keeps its own, already
+/// current, wrap). Resumable and idempotent: rows already current are
+/// skipped, so an interrupted run simply continues. Plaintexts are never
+/// decrypted. `progress(done, total)` is called after each row.
+pub async fn rotate<C: ConnectionTrait>(
+    db: &C,
+    keyring: &Keyring,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<RotationSummary> {
+    const BATCH: u64 = 200;
+    let total = secret::Entity::find().count(db).await?;
+    let mut summary = RotationSummary::default();
+    let mut after: Option<Uuid> = None;
+    let mut done = 0;
+    loop {
+        let mut q = secret::Entity::find()
+            .order_by_asc(secret::Column::Id)
+            .limit(BATCH);
+        if let Some(a) = after {
+            q = q.filter(secret::Column::Id.gt(a));
+        }
+        let rows = q.all(db).await?;
+        let Some(last) = rows.last() else { break };
+        after = Some(last.id);
+        for row in rows {
+            match keyring.rewrap(&binding_of(&row), &sealed_of(&row)) {
+                Ok(None) => summary.already_current += 1,
+                Ok(Some(new)) => {
+                    let res = secret::Entity::update_many()
+                        .col_expr(secret::Column::WrappedDek, Expr::value(new.wrapped_dek))
+                        .col_expr(secret::Column::DekNonce, Expr::value(new.dek_nonce))
+                        .col_expr(secret::Column::KeyId, Expr::value(new.key_id))
+                        .filter(secret::Column::Id.eq(row.id))
+                        .filter(secret::Column::KeyId.eq(row.key_id.as_str()))
+                        .filter(secret::Column::WrappedDek.eq(row.wrapped_dek.clone()))
+                        .exec(db)
+                        .await?;
+                    if res.rows_affected == 1 {
+                        summary.rewrapped += 1;
+                    } else {
+                        // Rewritten meanwhile: a write always seals under the current key.
+                        summary.already_current += 1;
+                    }
+                }
+                Err(err) => {
+                    summary.failed += 1;
+                    tracing::error!(security = true, secret_id = %row.id, key_id = %row.key_id, error = %err, "rotation could not open a data key");
+                    audit::record(
+                        db,
+                        &Actor::system(),
+                        Some(row.business_id),
+                        "secret.decrypt_failed",
+                        &target(&row.provider, &row.name),
+                        Outcome::Failure,
+                        json!({ "error": err.to_string(), "key_id": row.key_id, "during": "rotation" }),
+                    )
+                    .await?;
+                }
+            }
+            done += 1;
+            progress(done, total.max(done));
+        }
+    }
+    Ok(summary)
+}

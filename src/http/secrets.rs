@@ -1,0 +1,167 @@
+//! `/v1/businesses/{business_id}/secrets`: the integration-secret vault.
+//! Owner, the assigned manager and admins (casbin policy); another business
+//! answers 404. Values are write-only except through the audited, rate
+//! limited `reveal`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::extract::{Auth, Json, Path, Query};
+use crate::authz::{Action, Object};
+use crate::domain::access;
+use crate::domain::audit::{Actor, RequestMeta};
+use crate::domain::pagination::{Page, PageQuery, PageRequest};
+use crate::domain::secrets::{self, Provider, SecretMetadata, SecretView};
+use crate::error::{Error, Problem, Result};
+use crate::state::AppState;
+
+/// Body of `PUT …/secrets/{provider}/{name}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutSecret {
+    /// The secret value (write-only), 1 byte to 64 KiB.
+    #[schema(value_type = String, format = Password)]
+    pub value: SecretString,
+    /// Non-secret metadata.
+    #[serde(default)]
+    pub metadata: SecretMetadata,
+}
+
+/// Answer of `POST …/reveal`.
+#[derive(Serialize, ToSchema)]
+pub struct RevealedSecret {
+    /// Provider.
+    pub provider: Provider,
+    /// Name.
+    pub name: String,
+    /// The plaintext value.
+    pub value: String,
+}
+
+/// The business's secrets, masked (never plaintext).
+#[utoipa::path(get, path = "/v1/businesses/{business_id}/secrets", tag = "secrets", security(("bearer" = [])),
+    params(("business_id" = Uuid, Path, description = "Business id"), PageQuery),
+    responses(
+        (status = 200, body = Page<SecretView>),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_secrets(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(business_id): Path<Uuid>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Page<SecretView>>> {
+    let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
+    let b = access::business(&state, caller, business_id, Object::Secret, Action::List).await?;
+    Ok(Json(secrets::list(&state, b.id, page).await?))
+}
+
+/// Create or replace a secret. The value is sealed with a fresh data key.
+#[utoipa::path(put, path = "/v1/businesses/{business_id}/secrets/{provider}/{name}", tag = "secrets", security(("bearer" = [])),
+    params(("business_id" = Uuid, Path, description = "Business id"), ("provider" = Provider, Path, description = "Provider"), ("name" = String, Path, description = "Name: 1..=64 of a-z 0-9 _ . -")),
+    request_body = PutSecret,
+    responses(
+        (status = 200, body = SecretView),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`concurrent_write`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn put_secret(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    meta: RequestMeta,
+    Path((business_id, provider, name)): Path<(Uuid, Provider, String)>,
+    Json(body): Json<PutSecret>,
+) -> Result<Json<SecretView>> {
+    let (b, role) =
+        access::scoped(&state, caller, business_id, Object::Secret, Action::Update).await?;
+    let actor = Actor::user(caller, role, meta);
+    Ok(Json(
+        secrets::put(
+            &state,
+            &actor,
+            b.id,
+            provider,
+            &name,
+            body.value,
+            body.metadata,
+        )
+        .await?,
+    ))
+}
+
+/// Reveal a secret's plaintext. Audited; limited per user
+/// (`rate_limit.reveal_per_minute`, default 10/min).
+#[utoipa::path(post, path = "/v1/businesses/{business_id}/secrets/{provider}/{name}/reveal", tag = "secrets", security(("bearer" = [])),
+    params(("business_id" = Uuid, Path, description = "Business id"), ("provider" = Provider, Path, description = "Provider"), ("name" = String, Path, description = "Name")),
+    responses(
+        (status = 200, body = RevealedSecret),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`secret_integrity_failure`: the ciphertext failed authentication", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn reveal_secret(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    meta: RequestMeta,
+    Path((business_id, provider, name)): Path<(Uuid, Provider, String)>,
+) -> Result<Json<RevealedSecret>> {
+    let (b, role) =
+        access::scoped(&state, caller, business_id, Object::Secret, Action::Reveal).await?;
+    if let Err(not_until) = state.reveal_limiter.check_key(&caller.user_id) {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(
+            &governor::clock::DefaultClock::default(),
+        ));
+        return Err(Error::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "Too many reveals",
+        )
+        .with_detail("Secret reveals are limited per user.")
+        .with_retry_after(wait.as_secs().max(1)));
+    }
+    let actor = Actor::user(caller, role, meta);
+    let value = secrets::reveal(&state, &actor, b.id, provider, &name).await?;
+    Ok(Json(RevealedSecret {
+        provider,
+        name,
+        value: value.expose_secret().to_owned(),
+    }))
+}
+
+/// Destroy a secret (crypto-shredding: its wrapped data key goes with it).
+#[utoipa::path(delete, path = "/v1/businesses/{business_id}/secrets/{provider}/{name}", tag = "secrets", security(("bearer" = [])),
+    params(("business_id" = Uuid, Path, description = "Business id"), ("provider" = Provider, Path, description = "Provider"), ("name" = String, Path, description = "Name")),
+    responses(
+        (status = 204, description = "Destroyed"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn delete_secret(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    meta: RequestMeta,
+    Path((business_id, provider, name)): Path<(Uuid, Provider, String)>,
+) -> Result<StatusCode> {
+    let (b, role) =
+        access::scoped(&state, caller, business_id, Object::Secret, Action::Delete).await?;
+    let actor = Actor::user(caller, role, meta);
+    secrets::delete(&state, &actor, b.id, provider, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
