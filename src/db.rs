@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
+};
 
 use crate::config::Config;
 
@@ -47,4 +50,17 @@ pub async fn ready(db: &DatabaseConnection) -> Result<(), String> {
     } else {
         Err(format!("{} migration(s) pending", pending.len()))
     }
+}
+
+/// Starts a transaction that will write. On SQLite it begins `IMMEDIATE`:
+/// the write lock is taken at `BEGIN` (waiting up to the busy timeout), so a
+/// transaction that reads before it writes cannot fail with `SQLITE_BUSY`
+/// when another connection or process commits in between (SQLite docs:
+/// lang_transaction, "BEGIN IMMEDIATE"). PostgreSQL ignores the mode.
+pub async fn begin_write<C: TransactionTrait>(db: &C) -> Result<C::Transaction, DbErr> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    })
+    .await
 }

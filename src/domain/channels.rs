@@ -2,10 +2,11 @@
 //!
 //! The limit holds under concurrency on both databases: a creation first
 //! takes a write lock on the business row (`UPDATE businesses SET updated_at`
-//! as the transaction's first statement: a row lock on PostgreSQL, the
-//! database write lock on SQLite), then counts and inserts. Concurrent
-//! creations for one business are thereby serialised; N parallel requests at
-//! limit L leave exactly L channels.
+//! as the transaction's first statement: a row lock on PostgreSQL; on SQLite
+//! the transaction already holds the database write lock from its
+//! `BEGIN IMMEDIATE`), then counts and inserts. Concurrent creations for one
+//! business are thereby serialised; N parallel requests at limit L leave
+//! exactly L channels.
 
 use chrono::{DateTime, Utc};
 use entity::channel;
@@ -13,7 +14,7 @@ use entity::enums::{ChannelStatus, Platform};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    QuerySelect, Set,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -134,7 +135,7 @@ pub async fn create(state: &AppState, business_id: Uuid, input: NewChannel) -> R
         ));
     }
     let now = Utc::now();
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     // First statement: take the business's write lock (see module docs).
     let locked = entity::business::Entity::update_many()
         .col_expr(entity::business::Column::UpdatedAt, Expr::value(now))

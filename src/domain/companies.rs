@@ -7,7 +7,7 @@ use entity::enums::{CompanyKind, CompanyStatus};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    QueryOrder, QuerySelect, Set,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -102,7 +102,7 @@ pub async fn create(state: &AppState, business_id: Uuid, input: NewCompany) -> R
     let name = validate::name("name", &input.name, validate::NAME_MAX)?;
     let shop_type =
         validate::optional_name("shop_type", input.shop_type.as_deref(), SHOP_TYPE_MAX)?;
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     entity::business::Entity::update_many()
         .col_expr(
             entity::business::Column::CompanySeq,
@@ -194,7 +194,7 @@ pub async fn update(
 
 /// Deletes company `id` of `business_id` and, by cascade, its channels.
 pub async fn delete(state: &AppState, business_id: Uuid, id: Uuid) -> Result<()> {
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     let company = find(&txn, business_id, id).await?;
     entity::channel::Entity::delete_many()
         .filter(entity::channel::Column::CompanyId.eq(company.id))

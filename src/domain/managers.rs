@@ -12,7 +12,7 @@ use entity::enums::{Role, TokenPurpose};
 use entity::{business, user};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    QuerySelect, Set,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -54,7 +54,7 @@ pub async fn create(
 ) -> Result<ManagerView> {
     let full_name = validate::name("full_name", full_name, validate::NAME_MAX)?;
     let now = Utc::now();
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     let manager = user::ActiveModel {
         id: Set(Uuid::now_v7()),
         email: Set(email.as_str().to_owned()),
@@ -111,7 +111,7 @@ pub async fn create(
 /// verified and every existing session of the account ends.
 pub async fn set_password(state: &AppState, token: &str, password: Password) -> Result<()> {
     let hash = state.passwords.hash(password.0).await?;
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     let token = one_time::consume(&txn, TokenPurpose::SetPassword, token).await?;
     let user_id = token
         .user_id
@@ -186,7 +186,7 @@ pub async fn assign(
         .with("manager_id", manager_id.to_string()));
     }
     let previous = b.manager_id;
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     let mut active = b.into_active_model();
     active.manager_id = Set(Some(manager_id));
     active.updated_at = Set(Utc::now());
@@ -211,7 +211,7 @@ pub async fn unassign(state: &AppState, actor: &Actor, b: business::Model) -> Re
     let Some(previous) = b.manager_id else {
         return Ok(());
     };
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     let business_id = b.id;
     let mut active = b.into_active_model();
     active.manager_id = Set(None);

@@ -10,7 +10,7 @@ use entity::secret;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -216,7 +216,7 @@ pub async fn put(
         .then(|| chars[chars.len() - 4..].iter().collect::<String>());
     let metadata_json = serde_json::to_value(&metadata).map_err(Error::internal)?;
     let now = Utc::now();
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     let existing = find(&txn, business_id, provider, &name).await?;
     let id = existing.as_ref().map_or_else(Uuid::now_v7, |s| s.id);
     let binding = Binding {
@@ -368,7 +368,7 @@ pub async fn delete(
     provider: Provider,
     name: &str,
 ) -> Result<()> {
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     let res = secret::Entity::delete_many()
         .filter(secret::Column::BusinessId.eq(business_id))
         .filter(secret::Column::Provider.eq(provider.as_str()))

@@ -6,7 +6,6 @@ use entity::{refresh_token, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set,
-    TransactionTrait,
 };
 use secrecy::SecretString;
 use serde::Serialize;
@@ -124,7 +123,7 @@ pub async fn refresh(state: &AppState, presented: &str) -> Result<TokenPair> {
     if token.expires_at <= now {
         return Err(invalid_refresh());
     }
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     // Consume atomically: of two concurrent uses, exactly one wins; the
     // other is a reuse.
     let consumed = refresh_token::Entity::update_many()

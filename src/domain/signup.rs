@@ -7,9 +7,7 @@ use chrono::{Duration, Utc};
 use entity::enums::{BusinessStatus, Role, TokenPurpose};
 use entity::{business, registration, user};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use secrecy::SecretString;
 use uuid::Uuid;
 
@@ -43,7 +41,7 @@ pub async fn start(state: &AppState, email: &Email) -> Result<()> {
     let id = Uuid::now_v7();
     let now = Utc::now();
     let ttl = state.config.auth.code_ttl_secs;
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     registration::Entity::delete_many()
         .filter(registration::Column::Email.eq(email.as_str()))
         .filter(registration::Column::VerifiedAt.is_null())
@@ -124,7 +122,7 @@ pub async fn verify(state: &AppState, email: &Email, code: &str) -> Result<Strin
         let remaining = max - (reg.attempts + 1);
         return Err(invalid_code().with("attempts_remaining", Ord::max(remaining, 0)));
     }
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     let marked = registration::Entity::update_many()
         .col_expr(registration::Column::VerifiedAt, Expr::value(now))
         .filter(registration::Column::Id.eq(reg.id))
@@ -165,7 +163,7 @@ pub async fn complete(state: &AppState, input: Completion) -> Result<TokenPair> 
     let business_name = validate::name("business_name", &input.business_name, validate::NAME_MAX)?;
     let password_hash = state.passwords.hash(input.password.0).await?;
     let now = Utc::now();
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     let token =
         one_time::consume(&txn, TokenPurpose::Registration, &input.registration_token).await?;
     let user_id = Uuid::now_v7();

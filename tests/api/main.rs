@@ -5,6 +5,7 @@
 
 mod common;
 
+mod audit;
 mod cli;
 
 mod flow;
@@ -15,3 +16,4 @@ mod race;
 mod rate_limit;
 mod restart;
 mod roles;
+mod secrets;
