@@ -6,7 +6,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::auth::passwords::PasswordHasherPool;
@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::crypto::Keyring;
 use crate::domain::plans::PlanCatalogue;
 use crate::keys::Keys;
-use crate::mailer::Mailer;
+use crate::mail::Mailer;
 use crate::state::AppState;
 
 /// Connects and migrates the database, resolves keys and loads policies.
@@ -37,7 +37,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         authz: Arc::new(Authz::load().await?),
         tokens: Arc::new(tokens),
         passwords,
-        mailer: Mailer::console(),
+        mailer: Mailer::from_config(&config)?,
         plans: Arc::new(PlanCatalogue::new(config.plans.clone())),
         config: Arc::new(config),
     })
@@ -51,6 +51,8 @@ pub struct RunningApp {
     pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     handle: JoinHandle<std::io::Result<()>>,
+    stop_jobs: watch::Sender<bool>,
+    jobs: JoinHandle<()>,
 }
 
 impl RunningApp {
@@ -59,8 +61,8 @@ impl RunningApp {
         format!("http://{}", self.addr)
     }
 
-    /// Graceful stop: stops accepting, lets in-flight requests finish, then
-    /// closes the database pool.
+    /// Graceful stop: stops accepting, lets in-flight requests finish, stops
+    /// the background jobs, then closes the database pool.
     pub async fn stop(mut self) -> std::io::Result<()> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -68,6 +70,8 @@ impl RunningApp {
         let result = (&mut self.handle)
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        let _ = self.stop_jobs.send(true);
+        let _ = (&mut self.jobs).await;
         let _ = self.state.db.clone().close().await;
         result
     }
@@ -88,15 +92,20 @@ pub fn spawn(state: AppState, listener: TcpListener) -> std::io::Result<RunningA
         })
         .await
     });
+    let (stop_jobs, stop) = watch::channel(false);
+    let jobs = tokio::spawn(crate::jobs::outbox::run(state.clone(), stop));
     Ok(RunningApp {
         addr,
         state,
         shutdown: Some(tx),
         handle,
+        stop_jobs,
+        jobs,
     })
 }
 
-/// Runs the server in the foreground until SIGINT or SIGTERM.
+/// Runs the server and its background jobs in the foreground until SIGINT
+/// or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let bind = config.bind;
     let state = build_state(config).await?;

@@ -52,6 +52,35 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// Plan catalogue keyed by plan id (SPEC §2).
     pub plans: BTreeMap<String, PlanConfig>,
+    /// SMTP server (`SWITCHBOARD_SMTP_HOST`); unset: emails go to the console.
+    pub smtp_host: Option<String>,
+    /// SMTP port; default 587.
+    pub smtp_port: u16,
+    /// SMTP user name, if the server wants one.
+    pub smtp_username: Option<String>,
+    /// SMTP password.
+    pub smtp_password: Option<SecretString>,
+    /// `starttls` (default), `tls` (implicit, port 465) or `none` (local servers).
+    pub smtp_tls: SmtpTls,
+    /// Sender mailbox; default `Switchboard <no-reply@switchboard.localhost>`.
+    pub smtp_from: String,
+    /// Delivery attempts before a message is marked failed; default 10.
+    pub outbox_max_attempts: u32,
+    /// First retry delay in milliseconds, doubling each time; default 5000.
+    pub outbox_retry_base_ms: u64,
+}
+
+/// How to secure the SMTP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (RFC 3207); required.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (RFC 8314).
+    Tls,
+    /// No TLS: only for a server on the same host or network.
+    None,
 }
 
 /// Sign-in and session lifetimes and limits (SPEC §5).
@@ -74,6 +103,13 @@ pub struct AuthConfig {
     pub trial_days: u32,
     /// Password hashes computed at once (argon2 is memory- and CPU-bound).
     pub hash_concurrency: usize,
+    /// Lifetime of a password-reset link in seconds; default 1800 (30 min).
+    pub password_reset_ttl_secs: u64,
+    /// Lifetime of a magic sign-in link in seconds; default 900 (15 min).
+    pub magic_link_ttl_secs: u64,
+    /// Code, reset and magic-link requests allowed per email address per
+    /// hour (each kind counted apart); default 5.
+    pub email_requests_per_hour: u32,
 }
 
 /// Request-rate limits (SPEC §5).
@@ -119,6 +155,14 @@ impl Default for Config {
             auth: AuthConfig::default(),
             rate_limit: RateLimitConfig::default(),
             plans: default_plans(),
+            smtp_host: None,
+            smtp_port: 587,
+            smtp_username: None,
+            smtp_password: None,
+            smtp_tls: SmtpTls::Starttls,
+            smtp_from: "Switchboard <no-reply@switchboard.localhost>".into(),
+            outbox_max_attempts: 10,
+            outbox_retry_base_ms: 5000,
         }
     }
 }
@@ -134,6 +178,9 @@ impl Default for AuthConfig {
             set_password_ttl_secs: 72 * 3600,
             trial_days: 7,
             hash_concurrency: 4,
+            password_reset_ttl_secs: 30 * 60,
+            magic_link_ttl_secs: 15 * 60,
+            email_requests_per_hour: 5,
         }
     }
 }
@@ -238,6 +285,15 @@ impl Config {
         }
         if self.rate_limit.auth_per_minute == 0 {
             return Err(invalid("rate_limit.auth_per_minute", "must be at least 1"));
+        }
+        if self.outbox_max_attempts == 0 {
+            return Err(invalid("outbox_max_attempts", "must be at least 1"));
+        }
+        if self.auth.email_requests_per_hour == 0 {
+            return Err(invalid(
+                "auth.email_requests_per_hour",
+                "must be at least 1",
+            ));
         }
         if self.rate_limit.reveal_per_minute == 0 {
             return Err(invalid(

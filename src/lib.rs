@@ -2,7 +2,9 @@
 //!
 //! Layout: `http` (routes, thin handlers, OpenAPI), `domain` (rules: plans,
 //! sign-up, sessions, tenants), `authz` (casbin), `auth` (credentials),
-//! `config`/`keys` (start-up), `db` (connection, migrations), `mailer`.
+//! `config`/`keys` (start-up), `db` (connection, migrations), `mail` and
+//! `jobs` (the email outbox and its worker), `crypto` (the secret vault's
+//! envelope encryption).
 #![warn(missing_docs)]
 
 pub mod app;
@@ -15,6 +17,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod jobs;
 pub mod keys;
-pub mod mailer;
+pub mod mail;
 pub mod state;

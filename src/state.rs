@@ -10,7 +10,7 @@ use crate::authz::Authz;
 use crate::config::Config;
 use crate::crypto::Keyring;
 use crate::domain::plans::PlanCatalogue;
-use crate::mailer::Mailer;
+use crate::mail::Mailer;
 
 /// Application state, cheap to clone (everything behind `Arc`).
 #[derive(Clone)]

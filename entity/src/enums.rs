@@ -216,4 +216,10 @@ pub enum TokenPurpose {
     /// Finishing registration after the emailed code was verified.
     #[sea_orm(string_value = "registration")]
     Registration,
+    /// Choosing a new password after "forgot password" (30 minutes).
+    #[sea_orm(string_value = "password_reset")]
+    PasswordReset,
+    /// Signing in from an emailed link (15 minutes).
+    #[sea_orm(string_value = "magic_link")]
+    MagicLink,
 }

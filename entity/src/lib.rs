@@ -7,6 +7,7 @@ pub mod audit_event;
 pub mod business;
 pub mod channel;
 pub mod company;
+pub mod email;
 pub mod enums;
 pub mod one_time_token;
 pub mod refresh_token;

@@ -25,6 +25,7 @@ use crate::domain::pagination::{Page, PageRequest};
 use crate::domain::validate::{self, Email, Password};
 use crate::domain::{one_time, sessions, users};
 use crate::error::{Error, Result};
+use crate::mail::templates;
 use crate::state::AppState;
 
 /// A manager account.
@@ -87,16 +88,19 @@ pub async fn create(
         json!({ "email": manager.email }),
     )
     .await?;
-    txn.commit().await?;
-    state.mailer.send(
-        email.as_str(),
-        "You are a Switchboard manager: set your password",
-        format!(
-            "An administrator created a manager account for you.\n\nSet your password here (valid {} hours):\n{}/set-password?token={token}\n\nOr POST the token to /v1/auth/password/set.",
-            ttl / 3600,
-            state.config.public_url.trim_end_matches('/'),
-        ),
+    let url = format!(
+        "{}/set-password?token={token}",
+        state.config.public_url.trim_end_matches('/')
     );
+    state
+        .mailer
+        .enqueue(
+            &txn,
+            email.as_str(),
+            templates::set_password(&url, ttl / 3600),
+        )
+        .await?;
+    txn.commit().await?;
     Ok(ManagerView {
         id: manager.id,
         email: manager.email,

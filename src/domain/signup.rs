@@ -15,33 +15,41 @@ use crate::auth::tokens::{digest_eq, six_digit_code};
 use crate::domain::plans::TRIAL;
 use crate::domain::sessions::{self, TokenPair};
 use crate::domain::validate::{self, Email, Password};
-use crate::domain::{one_time, users};
+use crate::domain::{one_time, quota, users};
 use crate::error::{Error, Result};
+use crate::mail::templates;
 use crate::state::AppState;
 
 /// Step 1: emails a code. Answers the same whether or not the address is
 /// taken (a taken address gets a "sign in instead" email), so it reveals
-/// nothing. Any earlier pending code of the address dies.
+/// nothing. Any earlier pending code of the address dies. The email is
+/// queued in the same transaction as the code. 429 `too_many_requests`
+/// past the per-email limit.
 pub async fn start(state: &AppState, email: &Email) -> Result<()> {
+    let txn = crate::db::begin_write(&state.db).await?;
+    quota::take(
+        &txn,
+        email.as_str(),
+        "registration",
+        state.config.auth.email_requests_per_hour,
+    )
+    .await?;
     let existing = user::Entity::find()
         .filter(user::Column::Email.eq(email.as_str()))
-        .one(&state.db)
+        .one(&txn)
         .await?;
     if existing.is_some() {
-        state.mailer.send(
-            email.as_str(),
-            "You already have a Switchboard account",
-            "Someone (hopefully you) tried to register with this address, which already has an \
-             account. Sign in instead, or ignore this message."
-                .into(),
-        );
+        state
+            .mailer
+            .enqueue(&txn, email.as_str(), templates::already_registered())
+            .await?;
+        txn.commit().await?;
         return Ok(());
     }
     let code = six_digit_code();
     let id = Uuid::now_v7();
     let now = Utc::now();
     let ttl = state.config.auth.code_ttl_secs;
-    let txn = crate::db::begin_write(&state.db).await?;
     registration::Entity::delete_many()
         .filter(registration::Column::Email.eq(email.as_str()))
         .filter(registration::Column::VerifiedAt.is_null())
@@ -58,15 +66,15 @@ pub async fn start(state: &AppState, email: &Email) -> Result<()> {
     }
     .insert(&txn)
     .await?;
+    state
+        .mailer
+        .enqueue(
+            &txn,
+            email.as_str(),
+            templates::verification_code(&code, ttl / 60),
+        )
+        .await?;
     txn.commit().await?;
-    state.mailer.send(
-        email.as_str(),
-        "Your Switchboard verification code",
-        format!(
-            "Your verification code is {code}\n\nIt expires in {} minutes. If you did not ask for it, ignore this message.",
-            ttl / 60
-        ),
-    );
     Ok(())
 }
 

@@ -1,4 +1,5 @@
-//! `/v1/auth/*`: registration, login, refresh, logout, set password.
+//! `/v1/auth/*`: registration, login, refresh, logout, set/forgot/reset/
+//! change password, magic links.
 //! Rate limited per client IP (see [`super::rate_limit`]).
 
 use axum::extract::State;
@@ -7,11 +8,11 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::Json;
-use crate::domain::managers;
+use super::extract::{Auth, Json};
 use crate::domain::sessions::{self, TokenPair};
 use crate::domain::signup::{self, Completion};
 use crate::domain::validate::{Email, Password};
+use crate::domain::{magic_link, managers, recovery};
 use crate::error::{Problem, Result};
 use crate::state::AppState;
 
@@ -231,4 +232,142 @@ pub async fn password_set(
     let password = Password::parse("password", body.password)?;
     managers::set_password(&state, &body.token, password).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Body of `POST /v1/auth/password/forgot` and `POST /v1/auth/magic-link`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailOnly {
+    /// Account email.
+    pub email: String,
+}
+
+/// Body of `POST /v1/auth/password/reset`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPassword {
+    /// Token from the emailed reset link.
+    pub token: String,
+    /// The new password, 10 to 128 characters.
+    #[schema(value_type = String, format = Password)]
+    pub password: SecretString,
+}
+
+/// Body of `POST /v1/auth/password/change`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    /// The current password.
+    #[schema(value_type = String, format = Password)]
+    pub current_password: SecretString,
+    /// The new password, 10 to 128 characters.
+    #[schema(value_type = String, format = Password)]
+    pub new_password: SecretString,
+}
+
+/// Body of `POST /v1/auth/magic-link/verify`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MagicLinkVerify {
+    /// Token from the emailed sign-in link.
+    pub token: String,
+}
+
+/// Forgot password: emails a single-use reset link (30 minutes).
+///
+/// Always 202, whether or not the address has an account.
+#[utoipa::path(post, path = "/v1/auth/password/forgot", tag = "auth", request_body = EmailOnly,
+    responses(
+        (status = 202, body = Accepted),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited` (per IP) or `too_many_requests` (per email)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn password_forgot(
+    State(state): State<AppState>,
+    Json(body): Json<EmailOnly>,
+) -> Result<(StatusCode, Json<Accepted>)> {
+    let email = Email::parse("email", &body.email)?;
+    recovery::forgot(&state, &email).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            message: "If the address has an account, a reset link is on its way.".into(),
+            expires_in: state.config.auth.password_reset_ttl_secs,
+        }),
+    ))
+}
+
+/// Reset the password with an emailed token; every session is signed out.
+#[utoipa::path(post, path = "/v1/auth/password/reset", tag = "auth", request_body = ResetPassword,
+    responses(
+        (status = 204, description = "Password set; sign in with it"),
+        (status = 400, description = "`invalid_token`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn password_reset(
+    State(state): State<AppState>,
+    Json(body): Json<ResetPassword>,
+) -> Result<StatusCode> {
+    let password = Password::parse("password", body.password)?;
+    recovery::reset(&state, &body.token, password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Change the signed-in account's password (the current one is required);
+/// every session is signed out.
+#[utoipa::path(post, path = "/v1/auth/password/change", tag = "auth", security(("bearer" = [])), request_body = ChangePassword,
+    responses(
+        (status = 204, description = "Password changed; sign in again"),
+        (status = 401, description = "`invalid_credentials` or no token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn password_change(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Json(body): Json<ChangePassword>,
+) -> Result<StatusCode> {
+    let new = Password::parse("new_password", body.new_password)?;
+    recovery::change(&state, caller, body.current_password, new).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Email a single-use sign-in link (15 minutes).
+///
+/// Always 202, whether or not the address has an account.
+#[utoipa::path(post, path = "/v1/auth/magic-link", tag = "auth", request_body = EmailOnly,
+    responses(
+        (status = 202, body = Accepted),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited` (per IP) or `too_many_requests` (per email)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn magic_link_request(
+    State(state): State<AppState>,
+    Json(body): Json<EmailOnly>,
+) -> Result<(StatusCode, Json<Accepted>)> {
+    let email = Email::parse("email", &body.email)?;
+    magic_link::request(&state, &email).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            message: "If the address has an account, a sign-in link is on its way.".into(),
+            expires_in: state.config.auth.magic_link_ttl_secs,
+        }),
+    ))
+}
+
+/// Sign in with an emailed link's token.
+#[utoipa::path(post, path = "/v1/auth/magic-link/verify", tag = "auth", request_body = MagicLinkVerify,
+    responses(
+        (status = 200, body = TokenPair),
+        (status = 400, description = "`invalid_token`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn magic_link_verify(
+    State(state): State<AppState>,
+    Json(body): Json<MagicLinkVerify>,
+) -> Result<Json<TokenPair>> {
+    Ok(Json(magic_link::verify(&state, &body.token).await?))
 }

@@ -86,6 +86,11 @@ fn auth_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::logout))
         .routes(routes!(auth::password_set))
+        .routes(routes!(auth::password_forgot))
+        .routes(routes!(auth::password_reset))
+        .routes(routes!(auth::password_change))
+        .routes(routes!(auth::magic_link_request))
+        .routes(routes!(auth::magic_link_verify))
 }
 
 /// Every other route.

@@ -146,18 +146,47 @@ impl TestApp {
         self.call(Method::POST, path, token, Some(body)).await
     }
 
+    /// Waits (up to 10 s) until the dev mailbox holds `n` messages for
+    /// `email`: delivery goes through the outbox worker, after the request.
+    pub async fn wait_for_messages(&self, email: &str, n: usize) -> Vec<switchboard::mail::Email> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let messages = self.app.state.mailer.messages_to(email);
+            if messages.len() >= n || std::time::Instant::now() > deadline {
+                return messages;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The newest message to `email` once the outbox has delivered every
+    /// message queued for it.
+    pub async fn last_message(&self, email: &str) -> switchboard::mail::Email {
+        use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+        let queued = entity::email::outbox::Entity::find()
+            .filter(entity::email::outbox::Column::ToAddress.eq(email.to_lowercase()))
+            .count(&self.app.state.db)
+            .await
+            .unwrap() as usize;
+        let messages = self.wait_for_messages(email, queued).await;
+        assert_eq!(
+            messages.len(),
+            queued,
+            "every queued email to {email} was delivered"
+        );
+        messages.last().expect("an email was sent").clone()
+    }
+
     /// The last 6-digit code emailed to `email`.
-    pub fn last_code(&self, email: &str) -> String {
-        let messages = self.app.state.mailer.messages_to(email);
-        let text = &messages.last().expect("an email was sent").text;
+    pub async fn last_code(&self, email: &str) -> String {
+        let text = self.last_message(email).await.text;
         let idx = text.find("code is ").expect("a code in the email") + "code is ".len();
         text[idx..idx + 6].to_owned()
     }
 
     /// The `token=` of the last link emailed to `email`.
-    pub fn last_link_token(&self, email: &str) -> String {
-        let messages = self.app.state.mailer.messages_to(email);
-        let text = &messages.last().expect("an email was sent").text;
+    pub async fn last_link_token(&self, email: &str) -> String {
+        let text = self.last_message(email).await.text;
         let idx = text.find("token=").expect("a link in the email") + "token=".len();
         text[idx..]
             .split(|c: char| c.is_whitespace())
@@ -173,7 +202,7 @@ impl TestApp {
             .post("/v1/auth/register/start", None, json!({ "email": email }))
             .await;
         assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-        let code = self.last_code(email);
+        let code = self.last_code(email).await;
         let r = self
             .post(
                 "/v1/auth/register/verify",
@@ -232,7 +261,7 @@ impl TestApp {
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
         let id = r.body["id"].as_str().unwrap().to_owned();
-        let token = self.last_link_token(email);
+        let token = self.last_link_token(email).await;
         let r = self
             .post(
                 "/v1/auth/password/set",

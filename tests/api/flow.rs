@@ -183,7 +183,7 @@ async fn registration_code_is_single_use_and_attempts_are_limited() {
     let mail = email("codes");
     app.post("/v1/auth/register/start", None, json!({ "email": mail }))
         .await;
-    let code = app.last_code(&mail);
+    let code = app.last_code(&mail).await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for remaining in (1..5).rev() {
         let r = app
@@ -219,7 +219,7 @@ async fn registration_code_is_single_use_and_attempts_are_limited() {
     // A new code works once.
     app.post("/v1/auth/register/start", None, json!({ "email": mail }))
         .await;
-    let code = app.last_code(&mail);
+    let code = app.last_code(&mail).await;
     let r = app
         .post(
             "/v1/auth/register/verify",
@@ -248,9 +248,10 @@ async fn registering_a_taken_email_reveals_nothing_and_sends_no_code() {
         .post("/v1/auth/register/start", None, json!({ "email": mail }))
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
-    let messages = app.app.state.mailer.messages_to(&mail);
+    let messages = app.wait_for_messages(&mail, before + 1).await;
     assert_eq!(messages.len(), before + 1);
     assert!(!messages.last().unwrap().text.contains("code is"));
+    assert!(messages.last().unwrap().subject.contains("already have"));
 }
 
 #[tokio::test]

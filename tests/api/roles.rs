@@ -256,7 +256,7 @@ async fn manager_set_password_link_is_single_use() {
         )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    let token = app.last_link_token(&mail);
+    let token = app.last_link_token(&mail).await;
     let r = app
         .post(
             "/v1/auth/password/set",

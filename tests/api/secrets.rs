@@ -272,17 +272,32 @@ impl std::io::Write for Capture {
     }
 }
 
-// Current-thread runtime: the server's tasks run on this thread, so the
-// thread-local subscriber below sees every event they log.
+/// The test binary's global subscriber, installed on first use: every
+/// event of every app in this process, at every level, lands in one buffer.
+/// (A thread-local subscriber misses events whose callsite interest another
+/// test thread cached first.)
+#[expect(
+    clippy::expect_used,
+    reason = "a test helper: a second global subscriber is a broken suite"
+)]
+fn global_capture() -> &'static Capture {
+    static CAPTURE: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
+    CAPTURE.get_or_init(|| {
+        let capture = Capture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other global subscriber in the suite");
+        capture
+    })
+}
+
 #[tokio::test]
 async fn plaintext_is_nowhere_in_the_database_file_or_the_logs() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let capture = global_capture();
 
     let app = TestApp::spawn().await;
     let owner = app.owner(&email("leak"), "Leak Test").await;

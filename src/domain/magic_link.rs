@@ -1,0 +1,76 @@
+//! Sign-in by emailed link: a random single-use token (15 minutes), stored
+//! hashed and bound to the address; verifying it signs the account in.
+
+use entity::enums::TokenPurpose;
+use entity::user;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+use crate::domain::sessions::{self, TokenPair};
+use crate::domain::validate::Email;
+use crate::domain::{one_time, quota};
+use crate::error::{Error, Result};
+use crate::mail::templates;
+use crate::state::AppState;
+
+/// Emails a sign-in link when the address has an account; answers alike
+/// either way. Counted against the per-email limit.
+pub async fn request(state: &AppState, email: &Email) -> Result<()> {
+    let txn = crate::db::begin_write(&state.db).await?;
+    quota::take(
+        &txn,
+        email.as_str(),
+        "magic_link",
+        state.config.auth.email_requests_per_hour,
+    )
+    .await?;
+    let user = user::Entity::find()
+        .filter(user::Column::Email.eq(email.as_str()))
+        .one(&txn)
+        .await?;
+    if let Some(user) = user {
+        let ttl = state.config.auth.magic_link_ttl_secs;
+        let token = one_time::create(
+            &txn,
+            TokenPurpose::MagicLink,
+            Some(user.id),
+            email.as_str(),
+            ttl,
+        )
+        .await?;
+        let url = format!(
+            "{}/magic-link?token={token}",
+            state.config.public_url.trim_end_matches('/')
+        );
+        state
+            .mailer
+            .enqueue(&txn, email.as_str(), templates::magic_link(&url, ttl / 60))
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Signs in with a magic-link token (single use). The account must still
+/// have the address the link was sent to.
+pub async fn verify(state: &AppState, token: &str) -> Result<TokenPair> {
+    let txn = crate::db::begin_write(&state.db).await?;
+    let consumed = one_time::consume(&txn, TokenPurpose::MagicLink, token).await?;
+    let user = user::Entity::find_by_id(
+        consumed
+            .user_id
+            .ok_or_else(|| Error::internal("magic link without user"))?,
+    )
+    .one(&txn)
+    .await?
+    .filter(|u| u.email == consumed.email)
+    .ok_or_else(|| {
+        Error::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_token",
+            "The token is invalid or expired",
+        )
+    })?;
+    let pair = sessions::issue(state, &txn, &user).await?;
+    txn.commit().await?;
+    Ok(pair)
+}

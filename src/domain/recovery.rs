@@ -1,0 +1,118 @@
+//! Password recovery and change: "forgot password" emails a single-use
+//! link (30 minutes); resetting with it sets the password and signs out
+//! every session; a signed-in user changes the password by giving the
+//! current one. Each change is confirmed by email.
+
+use chrono::Utc;
+use entity::enums::TokenPurpose;
+use entity::user;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set};
+use secrecy::SecretString;
+
+use crate::domain::access::Caller;
+use crate::domain::validate::{Email, Password};
+use crate::domain::{one_time, quota, sessions};
+use crate::error::{Error, Result};
+use crate::mail::templates;
+use crate::state::AppState;
+
+/// Emails a reset link when the address has an account; answers alike
+/// either way (no enumeration). Counted against the per-email limit.
+pub async fn forgot(state: &AppState, email: &Email) -> Result<()> {
+    let txn = crate::db::begin_write(&state.db).await?;
+    quota::take(
+        &txn,
+        email.as_str(),
+        "password_reset",
+        state.config.auth.email_requests_per_hour,
+    )
+    .await?;
+    let user = user::Entity::find()
+        .filter(user::Column::Email.eq(email.as_str()))
+        .one(&txn)
+        .await?;
+    if let Some(user) = user {
+        let ttl = state.config.auth.password_reset_ttl_secs;
+        let token = one_time::create(
+            &txn,
+            TokenPurpose::PasswordReset,
+            Some(user.id),
+            email.as_str(),
+            ttl,
+        )
+        .await?;
+        let url = format!(
+            "{}/reset-password?token={token}",
+            state.config.public_url.trim_end_matches('/')
+        );
+        state
+            .mailer
+            .enqueue(
+                &txn,
+                email.as_str(),
+                templates::password_reset(&url, ttl / 60),
+            )
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
+async fn set_password(state: &AppState, user: user::Model, password: Password) -> Result<()> {
+    let hash = state.passwords.hash(password.0).await?;
+    let txn = crate::db::begin_write(&state.db).await?;
+    let email = user.email.clone();
+    let user_id = user.id;
+    let now = Utc::now();
+    let mut active = user.into_active_model();
+    active.password_hash = Set(Some(hash));
+    active.email_verified_at = Set(Some(now));
+    active.updated_at = Set(now);
+    active.update(&txn).await?;
+    sessions::revoke_user(&txn, user_id).await?;
+    state
+        .mailer
+        .enqueue(&txn, &email, templates::password_changed())
+        .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Sets a new password from a reset token; every refresh token of the
+/// account is revoked. 400 `invalid_token` for a bad, used or expired one.
+pub async fn reset(state: &AppState, token: &str, password: Password) -> Result<()> {
+    let consumed = one_time::consume(&state.db, TokenPurpose::PasswordReset, token).await?;
+    let user_id = consumed
+        .user_id
+        .ok_or_else(|| Error::internal("reset token without user"))?;
+    let user = user::Entity::find_by_id(user_id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| Error::internal("reset token of a missing user"))?;
+    set_password(state, user, password).await
+}
+
+/// Changes the signed-in user's password. 401 `invalid_credentials` when
+/// `current` is wrong; every refresh token is revoked (sign in again).
+pub async fn change(
+    state: &AppState,
+    caller: Caller,
+    current: SecretString,
+    new: Password,
+) -> Result<()> {
+    let user = user::Entity::find_by_id(caller.user_id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| Error::unauthorized("invalid_token", "The account no longer exists"))?;
+    if !state
+        .passwords
+        .verify(current, user.password_hash.clone())
+        .await?
+    {
+        return Err(Error::unauthorized(
+            "invalid_credentials",
+            "The current password is incorrect",
+        ));
+    }
+    set_password(state, user, new).await
+}

@@ -1,0 +1,3 @@
+//! Background work, driven by the database so it survives restarts.
+
+pub mod outbox;

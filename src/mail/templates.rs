@@ -1,0 +1,162 @@
+//! Email templates: each renders a subject, a plain-text body and an HTML
+//! body (values HTML-escaped). The template name is stored with the message,
+//! which also lets the outbox count requests per address (abuse limits).
+
+/// A rendered message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// Template name, e.g. `verification_code`.
+    pub template: &'static str,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub text: String,
+    /// HTML body.
+    pub html: String,
+}
+
+fn page(title: &str, paragraphs: &[String]) -> String {
+    let body: String = paragraphs.iter().map(|p| format!("<p>{p}</p>")).collect();
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{}</title></head>\
+         <body style=\"font-family:sans-serif\">{body}<p style=\"color:#888\">Switchboard</p></body></html>",
+        html_escape::encode_text(title)
+    )
+}
+
+fn esc(s: &str) -> String {
+    html_escape::encode_text(s).into_owned()
+}
+
+fn link(url: &str) -> String {
+    format!(
+        "<a href=\"{0}\">{1}</a>",
+        html_escape::encode_double_quoted_attribute(url),
+        esc(url)
+    )
+}
+
+/// The registration code (SPEC §5: 6 digits, 10 minutes).
+pub fn verification_code(code: &str, minutes: u64) -> Rendered {
+    let subject = "Your Switchboard verification code".to_owned();
+    Rendered {
+        template: "verification_code",
+        text: format!(
+            "Your verification code is {code}\n\nIt expires in {minutes} minutes. If you did not ask for it, ignore this message."
+        ),
+        html: page(
+            &subject,
+            &[
+                format!("Your verification code is <strong>{}</strong>", esc(code)),
+                format!(
+                    "It expires in {minutes} minutes. If you did not ask for it, ignore this message."
+                ),
+            ],
+        ),
+        subject,
+    }
+}
+
+/// Someone tried to register an address that already has an account.
+pub fn already_registered() -> Rendered {
+    let subject = "You already have a Switchboard account".to_owned();
+    let text = "Someone (hopefully you) tried to register with this address, which already has an account. Sign in instead, or ignore this message.".to_owned();
+    Rendered {
+        template: "already_registered",
+        html: page(&subject, &[esc(&text)]),
+        text,
+        subject,
+    }
+}
+
+/// A manager's first-password link.
+pub fn set_password(url: &str, hours: u64) -> Rendered {
+    let subject = "You are a Switchboard manager: set your password".to_owned();
+    Rendered {
+        template: "set_password",
+        text: format!(
+            "An administrator created a manager account for you.\n\nSet your password here (valid {hours} hours):\n{url}"
+        ),
+        html: page(
+            &subject,
+            &[
+                "An administrator created a manager account for you.".into(),
+                format!(
+                    "Set your password here (valid {hours} hours): {}",
+                    link(url)
+                ),
+            ],
+        ),
+        subject,
+    }
+}
+
+/// A password-reset link (30 minutes, single use).
+pub fn password_reset(url: &str, minutes: u64) -> Rendered {
+    let subject = "Reset your Switchboard password".to_owned();
+    Rendered {
+        template: "password_reset",
+        text: format!(
+            "Choose a new password here (valid {minutes} minutes, once):\n{url}\n\nIf you did not ask for it, ignore this message; your password stays as it is."
+        ),
+        html: page(
+            &subject,
+            &[
+                format!(
+                    "Choose a new password here (valid {minutes} minutes, once): {}",
+                    link(url)
+                ),
+                "If you did not ask for it, ignore this message; your password stays as it is."
+                    .into(),
+            ],
+        ),
+        subject,
+    }
+}
+
+/// Confirmation that the password changed.
+pub fn password_changed() -> Rendered {
+    let subject = "Your Switchboard password was changed".to_owned();
+    let text = "Your password was just changed and every session was signed out. If this was not you, reset your password at once.".to_owned();
+    Rendered {
+        template: "password_changed",
+        html: page(&subject, &[esc(&text)]),
+        text,
+        subject,
+    }
+}
+
+/// A sign-in link (15 minutes, single use).
+pub fn magic_link(url: &str, minutes: u64) -> Rendered {
+    let subject = "Your Switchboard sign-in link".to_owned();
+    Rendered {
+        template: "magic_link",
+        text: format!(
+            "Sign in with this link (valid {minutes} minutes, once):\n{url}\n\nIf you did not ask for it, ignore this message."
+        ),
+        html: page(
+            &subject,
+            &[
+                format!(
+                    "Sign in with this link (valid {minutes} minutes, once): {}",
+                    link(url)
+                ),
+                "If you did not ask for it, ignore this message.".into(),
+            ],
+        ),
+        subject,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_bodies_escape_values() {
+        let r = magic_link("https://x.test/?a=1&b=<script>", 15);
+        assert!(r.html.contains("&amp;b=&lt;script&gt;"));
+        assert!(!r.html.contains("<script>"));
+        assert!(r.text.contains("https://x.test/?a=1&b=<script>"));
+    }
+}
