@@ -68,6 +68,62 @@ pub struct Config {
     pub outbox_max_attempts: u32,
     /// First retry delay in milliseconds, doubling each time; default 5000.
     pub outbox_retry_base_ms: u64,
+    /// Google (any OpenID Connect provider) sign-in; off when unset.
+    pub google: Option<OidcConfig>,
+    /// Facebook sign-in; off when unset.
+    pub facebook: Option<FacebookConfig>,
+    /// Where the browser goes after an OAuth callback, with `?code=` (or
+    /// `?error=`); default `{public_url}/oauth/complete`.
+    pub oauth_frontend_url: Option<String>,
+}
+
+/// An OpenID Connect provider (`SWITCHBOARD_GOOGLE__CLIENT_ID`, …).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// Issuer; discovery reads `{issuer}/.well-known/openid-configuration`.
+    #[serde(default = "google_issuer")]
+    pub issuer_url: String,
+    /// OAuth client id.
+    pub client_id: String,
+    /// OAuth client secret.
+    pub client_secret: SecretString,
+}
+
+fn google_issuer() -> String {
+    "https://accounts.google.com".into()
+}
+
+/// Facebook Login (`SWITCHBOARD_FACEBOOK__CLIENT_ID`, …); base URLs are
+/// configuration so tests can point them at a local server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FacebookConfig {
+    /// App id.
+    pub client_id: String,
+    /// App secret.
+    pub client_secret: SecretString,
+    /// OAuth dialog.
+    #[serde(default = "facebook_auth_url")]
+    pub auth_url: String,
+    /// Token endpoint.
+    #[serde(default = "facebook_token_url")]
+    pub token_url: String,
+    /// Graph API base.
+    #[serde(default = "facebook_graph_url")]
+    pub graph_url: String,
+}
+
+fn facebook_auth_url() -> String {
+    "https://www.facebook.com/v21.0/dialog/oauth".into()
+}
+
+fn facebook_token_url() -> String {
+    "https://graph.facebook.com/v21.0/oauth/access_token".into()
+}
+
+fn facebook_graph_url() -> String {
+    "https://graph.facebook.com/v21.0".into()
 }
 
 /// How to secure the SMTP connection.
@@ -163,6 +219,9 @@ impl Default for Config {
             smtp_from: "Switchboard <no-reply@switchboard.localhost>".into(),
             outbox_max_attempts: 10,
             outbox_retry_base_ms: 5000,
+            google: None,
+            facebook: None,
+            oauth_frontend_url: None,
         }
     }
 }
@@ -319,6 +378,13 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Where the browser goes after an OAuth callback.
+    pub fn oauth_frontend_url(&self) -> String {
+        self.oauth_frontend_url
+            .clone()
+            .unwrap_or_else(|| format!("{}/oauth/complete", self.public_url.trim_end_matches('/')))
     }
 
     /// True when the database is SQLite.

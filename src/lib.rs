@@ -17,6 +17,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod integrations;
 pub mod jobs;
 pub mod keys;
 pub mod mail;

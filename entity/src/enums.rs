@@ -222,4 +222,8 @@ pub enum TokenPurpose {
     /// Signing in from an emailed link (15 minutes).
     #[sea_orm(string_value = "magic_link")]
     MagicLink,
+    /// One-time code handed to the front end after an OAuth callback,
+    /// exchanged for tokens (tokens never travel in URLs).
+    #[sea_orm(string_value = "oauth_exchange")]
+    OauthExchange,
 }

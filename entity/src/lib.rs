@@ -9,6 +9,7 @@ pub mod channel;
 pub mod company;
 pub mod email;
 pub mod enums;
+pub mod oauth;
 pub mod one_time_token;
 pub mod refresh_token;
 pub mod registration;

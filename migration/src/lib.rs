@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261121_000001_foundation;
 mod m20261121_000002_vault_audit;
 mod m20261121_000003_email_outbox;
+mod m20261121_000004_oauth;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_foundation::Migration),
             Box::new(m20261121_000002_vault_audit::Migration),
             Box::new(m20261121_000003_email_outbox::Migration),
+            Box::new(m20261121_000004_oauth::Migration),
         ]
     }
 }

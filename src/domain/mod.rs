@@ -9,6 +9,7 @@ pub mod channels;
 pub mod companies;
 pub mod magic_link;
 pub mod managers;
+pub mod oauth;
 pub mod one_time;
 pub mod pagination;
 pub mod plans;

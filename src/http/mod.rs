@@ -12,6 +12,7 @@ pub mod extract;
 pub mod health;
 pub mod manager;
 pub mod me;
+pub mod oauth;
 pub mod rate_limit;
 pub mod secrets;
 
@@ -91,6 +92,9 @@ fn auth_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::password_change))
         .routes(routes!(auth::magic_link_request))
         .routes(routes!(auth::magic_link_verify))
+        .routes(routes!(oauth::start))
+        .routes(routes!(oauth::callback))
+        .routes(routes!(oauth::exchange))
 }
 
 /// Every other route.
@@ -99,6 +103,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
         .routes(routes!(me::get_me, me::update_me))
+        .routes(routes!(oauth::list_methods))
+        .routes(routes!(oauth::link_method, oauth::unlink_method))
         .routes(routes!(business::get_business, business::update_business))
         .routes(routes!(business::business_audit))
         .routes(routes!(

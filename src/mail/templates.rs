@@ -148,6 +148,20 @@ pub fn magic_link(url: &str, minutes: u64) -> Rendered {
     }
 }
 
+/// A provider was linked to the account as a new way to sign in.
+pub fn sign_in_method_linked(provider: &str) -> Rendered {
+    let subject = format!("{provider} can now sign you in to Switchboard");
+    let text = format!(
+        "{provider} was linked to your account as a new way to sign in. If this was not you, unlink it from your account settings and change your password."
+    );
+    Rendered {
+        template: "sign_in_method_linked",
+        html: page(&subject, &[esc(&text)]),
+        text,
+        subject,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,451 @@
+//! Sign-in with Google (OpenID Connect) and Facebook (OAuth 2.0), and the
+//! sign-in methods of an account.
+//!
+//! `start` keeps state, nonce and PKCE verifier server-side (state hashed,
+//! 10 minutes, single use) and sends the browser to the provider. `callback`
+//! consumes the state, lets the provider client verify everything, then
+//! signs in: a linked identity signs in its user; otherwise an account with
+//! the same *verified* email is linked, not duplicated; otherwise a new owner
+//! with a business on trial is created. The browser then goes to the front
+//! end with a one-time code that `exchange` turns into tokens, so tokens
+//! never travel in URLs.
+
+use axum::http::StatusCode;
+use chrono::{Duration, Utc};
+use entity::enums::{BusinessStatus, Role, TokenPurpose};
+use entity::oauth::{identity, state as oauth_state};
+use entity::{business, user};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::tokens::sha256_hex;
+use crate::domain::access::Caller;
+use crate::domain::plans::TRIAL;
+use crate::domain::sessions::{self, TokenPair};
+use crate::domain::{one_time, validate};
+use crate::error::{Error, Result};
+use crate::integrations::{self, Authorization, ExternalIdentity};
+use crate::mail::templates;
+use crate::state::AppState;
+
+/// Lifetime of a pending authorization request.
+pub const STATE_TTL_SECS: i64 = 600;
+/// Lifetime of the one-time exchange code.
+pub const EXCHANGE_TTL_SECS: u64 = 120;
+
+/// An external sign-in provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    /// Google, through OpenID Connect.
+    Google,
+    /// Facebook, through OAuth 2.0 and the Graph API.
+    Facebook,
+}
+
+impl Provider {
+    /// The stored and path form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Google => "google",
+            Provider::Facebook => "facebook",
+        }
+    }
+}
+
+fn not_configured(provider: Provider) -> Error {
+    Error::new(
+        StatusCode::NOT_FOUND,
+        "provider_not_configured",
+        "This sign-in provider is not configured",
+    )
+    .with("provider", provider.as_str())
+}
+
+fn oauth_failed(detail: String) -> Error {
+    Error::new(
+        StatusCode::BAD_REQUEST,
+        "oauth_failed",
+        "Sign-in with the provider failed",
+    )
+    .with_detail(detail)
+}
+
+fn invalid_state() -> Error {
+    Error::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_state",
+        "Unknown, used or expired sign-in request",
+    )
+    .with_detail("Start the sign-in again.")
+}
+
+/// `{public_url}/v1/auth/oauth/{provider}/callback`.
+pub fn redirect_uri(state: &AppState, provider: Provider) -> String {
+    format!(
+        "{}/v1/auth/oauth/{}/callback",
+        state.config.public_url.trim_end_matches('/'),
+        provider.as_str()
+    )
+}
+
+/// Starts a sign-in (or, with `link_user`, the linking of a provider to a
+/// signed-in account); returns the provider URL to send the browser to.
+pub async fn start(
+    state: &AppState,
+    provider: Provider,
+    login_hint: Option<&str>,
+    link_user: Option<Uuid>,
+) -> Result<String> {
+    let redirect = redirect_uri(state, provider);
+    let auth: Authorization = match provider {
+        Provider::Google => {
+            let config = state
+                .config
+                .google
+                .as_ref()
+                .ok_or_else(|| not_configured(provider))?;
+            integrations::google::authorize(config, &redirect, login_hint)
+                .await
+                .map_err(|e| oauth_failed(e.to_string()))?
+        }
+        Provider::Facebook => {
+            let config = state
+                .config
+                .facebook
+                .as_ref()
+                .ok_or_else(|| not_configured(provider))?;
+            integrations::facebook::authorize(config, &redirect)
+                .map_err(|e| oauth_failed(e.to_string()))?
+        }
+    };
+    let now = Utc::now();
+    oauth_state::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        provider: Set(provider.as_str().to_owned()),
+        state_hash: Set(sha256_hex(&auth.state)),
+        pkce_verifier: Set(auth.pkce_verifier),
+        nonce: Set(auth.nonce),
+        link_user_id: Set(link_user),
+        expires_at: Set(now + Duration::seconds(STATE_TTL_SECS)),
+        used_at: Set(None),
+        created_at: Set(now),
+    }
+    .insert(&state.db)
+    .await?;
+    Ok(auth.url)
+}
+
+/// Completes a sign-in from the provider's redirect; returns the one-time
+/// exchange code for the front end.
+pub async fn callback(
+    state: &AppState,
+    provider: Provider,
+    code: &str,
+    state_param: &str,
+) -> Result<String> {
+    let now = Utc::now();
+    let pending = oauth_state::Entity::find()
+        .filter(oauth_state::Column::StateHash.eq(sha256_hex(state_param)))
+        .filter(oauth_state::Column::Provider.eq(provider.as_str()))
+        .one(&state.db)
+        .await?
+        .ok_or_else(invalid_state)?;
+    if pending.used_at.is_some() || pending.expires_at <= now {
+        return Err(invalid_state());
+    }
+    let consumed = oauth_state::Entity::update_many()
+        .col_expr(oauth_state::Column::UsedAt, Expr::value(now))
+        .filter(oauth_state::Column::Id.eq(pending.id))
+        .filter(oauth_state::Column::UsedAt.is_null())
+        .exec(&state.db)
+        .await?;
+    if consumed.rows_affected != 1 {
+        return Err(invalid_state());
+    }
+    let redirect = redirect_uri(state, provider);
+    let external = match provider {
+        Provider::Google => {
+            let config = state
+                .config
+                .google
+                .as_ref()
+                .ok_or_else(|| not_configured(provider))?;
+            let nonce = pending.nonce.as_deref().ok_or_else(invalid_state)?;
+            integrations::google::finish(config, &redirect, code, &pending.pkce_verifier, nonce)
+                .await
+                .map_err(|e| oauth_failed(e.to_string()))?
+        }
+        Provider::Facebook => {
+            let config = state
+                .config
+                .facebook
+                .as_ref()
+                .ok_or_else(|| not_configured(provider))?;
+            integrations::facebook::finish(config, &redirect, code, &pending.pkce_verifier)
+                .await
+                .map_err(|e| oauth_failed(e.to_string()))?
+        }
+    };
+    let txn = crate::db::begin_write(&state.db).await?;
+    let user = resolve_user(state, &txn, provider, &external, pending.link_user_id).await?;
+    let exchange = one_time::create(
+        &txn,
+        TokenPurpose::OauthExchange,
+        Some(user.id),
+        &user.email,
+        EXCHANGE_TTL_SECS,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(exchange)
+}
+
+async fn link<C: ConnectionTrait>(
+    state: &AppState,
+    db: &C,
+    provider: Provider,
+    external: &ExternalIdentity,
+    user: &user::Model,
+) -> Result<()> {
+    identity::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user.id),
+        provider: Set(provider.as_str().to_owned()),
+        subject: Set(external.subject.clone()),
+        email: Set(external.email.clone()),
+        created_at: Set(Utc::now()),
+    }
+    .insert(db)
+    .await
+    .map_err(|e| match Error::from(e) {
+        e if e.status() == StatusCode::CONFLICT => Error::conflict(
+            "provider_already_linked",
+            "This account already has a sign-in method of this provider; unlink it first",
+        ),
+        e => e,
+    })?;
+    let label = match provider {
+        Provider::Google => "Google",
+        Provider::Facebook => "Facebook",
+    };
+    state
+        .mailer
+        .enqueue(db, &user.email, templates::sign_in_method_linked(label))
+        .await?;
+    Ok(())
+}
+
+async fn resolve_user<C: ConnectionTrait>(
+    state: &AppState,
+    db: &C,
+    provider: Provider,
+    external: &ExternalIdentity,
+    link_user: Option<Uuid>,
+) -> Result<user::Model> {
+    let linked = identity::Entity::find()
+        .filter(identity::Column::Provider.eq(provider.as_str()))
+        .filter(identity::Column::Subject.eq(external.subject.as_str()))
+        .one(db)
+        .await?;
+    if let Some(linked) = linked {
+        if link_user.is_some_and(|u| u != linked.user_id) {
+            return Err(Error::conflict(
+                "identity_linked_elsewhere",
+                "This provider account already signs in another Switchboard account",
+            ));
+        }
+        return user::Entity::find_by_id(linked.user_id)
+            .one(db)
+            .await?
+            .ok_or_else(|| Error::internal("identity of a missing user"));
+    }
+    if let Some(user_id) = link_user {
+        let user = user::Entity::find_by_id(user_id)
+            .one(db)
+            .await?
+            .ok_or_else(|| Error::unauthorized("invalid_token", "The account no longer exists"))?;
+        link(state, db, provider, external, &user).await?;
+        return Ok(user);
+    }
+    let email = external
+        .email
+        .as_deref()
+        .ok_or_else(|| oauth_failed("The provider did not share an email address".into()))?;
+    let email = validate::Email::parse("email", email)?;
+    let existing = user::Entity::find()
+        .filter(user::Column::Email.eq(email.as_str()))
+        .one(db)
+        .await?;
+    match existing {
+        Some(user) if external.email_verified => {
+            link(state, db, provider, external, &user).await?;
+            Ok(user)
+        }
+        Some(_) => Err(Error::conflict(
+            "email_unverified",
+            "An account uses this email, but the provider has not verified it; sign in and link the provider from your account",
+        )),
+        None if !external.email_verified => Err(oauth_failed(
+            "The provider has not verified this email address".into(),
+        )),
+        None => create_owner(state, db, provider, external, &email).await,
+    }
+}
+
+async fn create_owner<C: ConnectionTrait>(
+    state: &AppState,
+    db: &C,
+    provider: Provider,
+    external: &ExternalIdentity,
+    email: &validate::Email,
+) -> Result<user::Model> {
+    let now = Utc::now();
+    let name = external
+        .name
+        .as_deref()
+        .and_then(|n| validate::name("full_name", n, validate::NAME_MAX).ok())
+        .unwrap_or_else(|| {
+            email
+                .as_str()
+                .split('@')
+                .next()
+                .unwrap_or("Owner")
+                .to_owned()
+        });
+    let user = user::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        email: Set(email.as_str().to_owned()),
+        password_hash: Set(None),
+        full_name: Set(name.clone()),
+        role: Set(Role::Owner),
+        email_verified_at: Set(Some(now)),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .map_err(crate::domain::users::email_taken)?;
+    let business_name: String = format!("{name}'s business")
+        .chars()
+        .take(validate::NAME_MAX)
+        .collect();
+    business::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        name: Set(business_name),
+        owner_id: Set(user.id),
+        plan: Set(TRIAL.to_owned()),
+        status: Set(BusinessStatus::Active),
+        trial_ends_at: Set(now + Duration::days(i64::from(state.config.auth.trial_days))),
+        company_seq: Set(0),
+        manager_id: Set(None),
+        stripe_customer_id: Set(None),
+        stripe_account_id: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await?;
+    identity::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user.id),
+        provider: Set(provider.as_str().to_owned()),
+        subject: Set(external.subject.clone()),
+        email: Set(external.email.clone()),
+        created_at: Set(now),
+    }
+    .insert(db)
+    .await?;
+    Ok(user)
+}
+
+/// Turns a one-time exchange code into tokens (single use, 2 minutes).
+pub async fn exchange(state: &AppState, code: &str) -> Result<TokenPair> {
+    let txn = crate::db::begin_write(&state.db).await?;
+    let consumed = one_time::consume(&txn, TokenPurpose::OauthExchange, code).await?;
+    let user = user::Entity::find_by_id(
+        consumed
+            .user_id
+            .ok_or_else(|| Error::internal("exchange code without user"))?,
+    )
+    .one(&txn)
+    .await?
+    .ok_or_else(|| {
+        Error::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_token",
+            "The token is invalid or expired",
+        )
+    })?;
+    let pair = sessions::issue(state, &txn, &user).await?;
+    txn.commit().await?;
+    Ok(pair)
+}
+
+/// One way to sign in to an account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignInMethod {
+    /// `password`, `google` or `facebook`.
+    pub method: String,
+    /// The provider account's email, for providers.
+    pub email: Option<String>,
+    /// When it was linked (account creation for the password).
+    pub linked_at: chrono::DateTime<Utc>,
+}
+
+/// The caller's sign-in methods.
+pub async fn methods(state: &AppState, caller: Caller) -> Result<Vec<SignInMethod>> {
+    let user = user::Entity::find_by_id(caller.user_id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| Error::unauthorized("invalid_token", "The account no longer exists"))?;
+    let mut methods = Vec::new();
+    if user.password_hash.is_some() {
+        methods.push(SignInMethod {
+            method: "password".into(),
+            email: Some(user.email.clone()),
+            linked_at: user.created_at,
+        });
+    }
+    for i in identity::Entity::find()
+        .filter(identity::Column::UserId.eq(user.id))
+        .order_by_asc(identity::Column::Id)
+        .all(&state.db)
+        .await?
+    {
+        methods.push(SignInMethod {
+            method: i.provider,
+            email: i.email,
+            linked_at: i.created_at,
+        });
+    }
+    Ok(methods)
+}
+
+/// Unlinks a provider. 409 `last_sign_in_method` when nothing else would
+/// remain; 404 when it is not linked.
+pub async fn unlink(state: &AppState, caller: Caller, provider: Provider) -> Result<()> {
+    let txn = crate::db::begin_write(&state.db).await?;
+    let current = methods(state, caller).await?;
+    if !current.iter().any(|m| m.method == provider.as_str()) {
+        return Err(Error::not_found());
+    }
+    if current.len() <= 1 {
+        return Err(Error::conflict(
+            "last_sign_in_method",
+            "This is the account's only way to sign in; add another first",
+        ));
+    }
+    identity::Entity::delete_many()
+        .filter(identity::Column::UserId.eq(caller.user_id))
+        .filter(identity::Column::Provider.eq(provider.as_str()))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(())
+}
