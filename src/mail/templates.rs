@@ -162,6 +162,64 @@ pub fn sign_in_method_linked(provider: &str) -> Rendered {
     }
 }
 
+/// Billing notice: the trial ends soon (SPEC §2; sent 3 days before).
+pub fn trial_ending(days_left: i64, billing_url: &str) -> Rendered {
+    let subject = format!("Your Switchboard trial ends in {days_left} days");
+    Rendered {
+        template: "trial_ending",
+        text: format!(
+            "Your trial ends in {days_left} days. Choose a plan to keep your channels running:\n{billing_url}"
+        ),
+        html: page(
+            &subject,
+            &[
+                format!("Your trial ends in {days_left} days."),
+                format!(
+                    "Choose a plan to keep your channels running: {}",
+                    link(billing_url)
+                ),
+            ],
+        ),
+        subject,
+    }
+}
+
+/// Billing notice: a payment failed; access continues for the grace period.
+pub fn payment_failed(grace_days: i64, billing_url: &str) -> Rendered {
+    let subject = "Your Switchboard payment failed".to_owned();
+    Rendered {
+        template: "payment_failed",
+        text: format!(
+            "We could not charge your payment method. Your channels keep working for {grace_days} more days; update your payment details:\n{billing_url}"
+        ),
+        html: page(
+            &subject,
+            &[
+                "We could not charge your payment method.".into(),
+                format!(
+                    "Your channels keep working for {grace_days} more days; update your payment details: {}",
+                    link(billing_url)
+                ),
+            ],
+        ),
+        subject,
+    }
+}
+
+/// Billing notice: the business is restricted (channels suspended).
+pub fn restricted(billing_url: &str) -> Rendered {
+    let subject = "Your Switchboard channels are paused".to_owned();
+    Rendered {
+        template: "restricted",
+        text: format!("Without an active subscription your channels are paused. Reading and billing still work; subscribe to resume:\n{billing_url}"),
+        html: page(&subject, &[
+            "Without an active subscription your channels are paused. Reading and billing still work.".into(),
+            format!("Subscribe to resume: {}", link(billing_url)),
+        ]),
+        subject,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +230,32 @@ mod tests {
         assert!(r.html.contains("&amp;b=&lt;script&gt;"));
         assert!(!r.html.contains("<script>"));
         assert!(r.text.contains("https://x.test/?a=1&b=<script>"));
+    }
+
+    #[test]
+    fn every_template_has_text_and_html() {
+        for r in [
+            verification_code("123456", 10),
+            already_registered(),
+            set_password("https://x.test/s", 72),
+            password_reset("https://x.test/r", 30),
+            password_changed(),
+            magic_link("https://x.test/m", 15),
+            sign_in_method_linked("Google"),
+            trial_ending(3, "https://x.test/b"),
+            payment_failed(3, "https://x.test/b"),
+            restricted("https://x.test/b"),
+        ] {
+            assert!(
+                !r.subject.is_empty() && !r.text.is_empty(),
+                "{}",
+                r.template
+            );
+            assert!(
+                r.html.starts_with("<!doctype html>") && r.html.contains(&esc(&r.subject)),
+                "{}",
+                r.template
+            );
+        }
     }
 }
