@@ -29,7 +29,12 @@ echo "seeding 100 businesses x 5 companies..."
 for i in $(seq 1 100); do
   email="bench$i@example.com"
   curl -sf -XPOST "$api/auth/register/start" -H "$json" -d "{\"email\":\"$email\"}" >/dev/null
-  code=$(grep -A1 "email to $email:" "$work/server.log" | grep -o 'code is [0-9]\{6\}' | tail -n1 | cut -d' ' -f3)
+  code=""
+  for _ in $(seq 1 200); do  # the outbox worker delivers (prints) it shortly after
+    code=$(grep -A1 "email to $email:" "$work/server.log" | grep -o 'code is [0-9]\{6\}' | tail -n1 | cut -d' ' -f3 || true)
+    [ -n "$code" ] && break
+    sleep 0.02
+  done
   reg=$(curl -sf -XPOST "$api/auth/register/verify" -H "$json" -d "{\"email\":\"$email\",\"code\":\"$code\"}" | sed 's/.*"registration_token":"\([^"]*\)".*/\1/')
   token=$(curl -sf -XPOST "$api/auth/register/complete" -H "$json" \
     -d "{\"registration_token\":\"$reg\",\"password\":\"benchmark password\",\"full_name\":\"Bench $i\",\"business_name\":\"Bench $i\"}" \

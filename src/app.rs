@@ -105,7 +105,7 @@ pub fn spawn(state: AppState, listener: TcpListener) -> std::io::Result<RunningA
 }
 
 /// Runs the server and its background jobs in the foreground until SIGINT
-/// or SIGTERM.
+/// or SIGTERM, then stops gracefully (in-flight requests finish).
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let bind = config.bind;
     let state = build_state(config).await?;
@@ -116,15 +116,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     println!("  API:      http://{addr}/v1");
     println!("  Docs:     http://{addr}/docs");
     println!("  OpenAPI:  http://{addr}/openapi.json");
-    let router = crate::http::router(state.clone());
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
-    tracing::info!("stopped accepting; in-flight requests finished");
-    state.db.close().await?;
+    let running = spawn(state, listener)?;
+    shutdown_signal().await;
+    running.stop().await?;
+    tracing::info!("stopped: in-flight requests finished, jobs stopped");
     Ok(())
 }
 

@@ -20,8 +20,14 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, DbErr> {
         .min_connections(1)
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(10))
-        .sqlx_logging(false);
+        .sqlx_logging(false)
+        // Over a network, check a connection only when it sat idle a while
+        // (instead of a round trip before every use).
+        .test_before_acquire_if_idle_for(Duration::from_secs(30));
     if config.is_sqlite() {
+        // A local file connection does not go stale: no ping round trip
+        // through the connection's worker thread before every use.
+        options.test_before_acquire(false);
         options.map_sqlx_sqlite_opts(|o| {
             o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)

@@ -123,3 +123,69 @@ async fn admin_create_bootstraps_an_admin_who_can_sign_in() {
     let r = app.get("/v1/me", Some(&token)).await;
     assert_eq!(r.body["role"], "admin");
 }
+
+#[tokio::test]
+async fn the_binary_serves_delivers_email_and_stops_gracefully_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = switchboard(dir.path())
+        .arg("serve")
+        .env("SWITCHBOARD_BIND", format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next_line_containing = |needle: &str| loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the server printed it");
+        if line.contains(needle) {
+            return line;
+        }
+    };
+    next_line_containing("is listening on");
+    assert!(
+        dir.path().join("switchboard.db").exists(),
+        "zero configuration: ./switchboard.db"
+    );
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("http://127.0.0.1:{port}/v1/auth/register/start"))
+        .json(&serde_json::json!({ "email": "cli@example.com" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let line = next_line_containing("code is");
+    assert!(
+        line.split("code is ")
+            .nth(1)
+            .is_some_and(|c| c.trim().len() == 6),
+        "{line}"
+    );
+
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "graceful stop on SIGTERM");
+}
