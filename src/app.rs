@@ -52,7 +52,7 @@ pub struct RunningApp {
     shutdown: Option<oneshot::Sender<()>>,
     handle: JoinHandle<std::io::Result<()>>,
     stop_jobs: watch::Sender<bool>,
-    jobs: JoinHandle<()>,
+    jobs: Vec<JoinHandle<()>>,
 }
 
 impl RunningApp {
@@ -71,7 +71,9 @@ impl RunningApp {
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         let _ = self.stop_jobs.send(true);
-        let _ = (&mut self.jobs).await;
+        for job in self.jobs.drain(..) {
+            let _ = job.await;
+        }
         let _ = self.state.db.clone().close().await;
         result
     }
@@ -93,7 +95,10 @@ pub fn spawn(state: AppState, listener: TcpListener) -> std::io::Result<RunningA
         .await
     });
     let (stop_jobs, stop) = watch::channel(false);
-    let jobs = tokio::spawn(crate::jobs::outbox::run(state.clone(), stop));
+    let jobs = vec![
+        tokio::spawn(crate::jobs::outbox::run(state.clone(), stop.clone())),
+        tokio::spawn(crate::jobs::cleanup::run(state.clone(), stop)),
+    ];
     Ok(RunningApp {
         addr,
         state,

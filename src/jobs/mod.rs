@@ -1,3 +1,4 @@
 //! Background work, driven by the database so it survives restarts.
 
+pub mod cleanup;
 pub mod outbox;

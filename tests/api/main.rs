@@ -12,6 +12,7 @@ mod email;
 mod flow;
 mod hostile;
 mod isolation;
+mod jobs;
 mod oauth;
 mod openapi;
 mod race;
