@@ -3,11 +3,11 @@
 
 use entity::enums::TokenPurpose;
 use entity::user;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::EntityTrait;
 
+use crate::domain::one_time;
 use crate::domain::sessions::{self, TokenPair};
 use crate::domain::validate::Email;
-use crate::domain::{one_time, quota};
 use crate::error::{Error, Result};
 use crate::mail::templates;
 use crate::state::AppState;
@@ -15,39 +15,14 @@ use crate::state::AppState;
 /// Emails a sign-in link when the address has an account; answers alike
 /// either way. Counted against the per-email limit.
 pub async fn request(state: &AppState, email: &Email) -> Result<()> {
-    let txn = crate::db::begin_write(&state.db).await?;
-    quota::take(
-        &txn,
-        email.as_str(),
-        "magic_link",
-        state.config.auth.email_requests_per_hour,
-    )
-    .await?;
-    let user = user::Entity::find()
-        .filter(user::Column::Email.eq(email.as_str()))
-        .one(&txn)
-        .await?;
-    if let Some(user) = user {
-        let ttl = state.config.auth.magic_link_ttl_secs;
-        let token = one_time::create(
-            &txn,
-            TokenPurpose::MagicLink,
-            Some(user.id),
-            email.as_str(),
-            ttl,
-        )
-        .await?;
-        let url = format!(
-            "{}/magic-link?token={token}",
-            state.config.public_url.trim_end_matches('/')
-        );
-        state
-            .mailer
-            .enqueue(&txn, email.as_str(), templates::magic_link(&url, ttl / 60))
-            .await?;
-    }
-    txn.commit().await?;
-    Ok(())
+    let link = one_time::LinkEmail {
+        kind: "magic_link",
+        purpose: TokenPurpose::MagicLink,
+        ttl_secs: state.config.auth.magic_link_ttl_secs,
+        path: "/magic-link",
+        render: templates::magic_link,
+    };
+    one_time::email_link(state, email, link).await
 }
 
 /// Signs in with a magic-link token (single use). The account must still

@@ -10,7 +10,11 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use uuid::Uuid;
 
 use crate::auth::tokens::{opaque_token, sha256_hex};
+use crate::domain::quota;
+use crate::domain::validate::Email;
 use crate::error::{Error, Result};
+use crate::mail::Rendered;
+use crate::state::AppState;
 
 /// Creates a token for `purpose`, valid `ttl_secs`; returns its plaintext,
 /// which exists nowhere else.
@@ -73,4 +77,62 @@ pub async fn consume<C: ConnectionTrait>(
         return Err(invalid());
     }
     Ok(token)
+}
+
+/// An emailed single-use link: what differs between "forgot password" and
+/// "magic link".
+pub struct LinkEmail {
+    /// Counter kind for the per-email limit.
+    pub kind: &'static str,
+    /// Token purpose.
+    pub purpose: TokenPurpose,
+    /// Token lifetime in seconds.
+    pub ttl_secs: u64,
+    /// Front-end path the link opens, e.g. `/reset-password`.
+    pub path: &'static str,
+    /// The email, from the link URL and the lifetime in minutes.
+    pub render: fn(&str, u64) -> Rendered,
+}
+
+/// Counts the request against the per-email limit, then, if the address has
+/// an account, creates a token and queues the email with its link, all in
+/// one transaction. Answers alike whether or not the account exists.
+pub async fn email_link(state: &AppState, email: &Email, link: LinkEmail) -> Result<()> {
+    let txn = crate::db::begin_write(&state.db).await?;
+    quota::take(
+        &txn,
+        email.as_str(),
+        link.kind,
+        state.config.auth.email_requests_per_hour,
+    )
+    .await?;
+    let user = entity::user::Entity::find()
+        .filter(entity::user::Column::Email.eq(email.as_str()))
+        .one(&txn)
+        .await?;
+    if let Some(user) = user {
+        let token = create(
+            &txn,
+            link.purpose,
+            Some(user.id),
+            email.as_str(),
+            link.ttl_secs,
+        )
+        .await?;
+        let url = format!(
+            "{}{}?token={token}",
+            state.config.public_url.trim_end_matches('/'),
+            link.path
+        );
+        state
+            .mailer
+            .enqueue(
+                &txn,
+                email.as_str(),
+                (link.render)(&url, link.ttl_secs / 60),
+            )
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(())
 }

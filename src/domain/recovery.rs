@@ -6,12 +6,12 @@
 use chrono::Utc;
 use entity::enums::TokenPurpose;
 use entity::user;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
 use secrecy::SecretString;
 
 use crate::domain::access::Caller;
 use crate::domain::validate::{Email, Password};
-use crate::domain::{one_time, quota, sessions};
+use crate::domain::{one_time, sessions};
 use crate::error::{Error, Result};
 use crate::mail::templates;
 use crate::state::AppState;
@@ -19,43 +19,14 @@ use crate::state::AppState;
 /// Emails a reset link when the address has an account; answers alike
 /// either way (no enumeration). Counted against the per-email limit.
 pub async fn forgot(state: &AppState, email: &Email) -> Result<()> {
-    let txn = crate::db::begin_write(&state.db).await?;
-    quota::take(
-        &txn,
-        email.as_str(),
-        "password_reset",
-        state.config.auth.email_requests_per_hour,
-    )
-    .await?;
-    let user = user::Entity::find()
-        .filter(user::Column::Email.eq(email.as_str()))
-        .one(&txn)
-        .await?;
-    if let Some(user) = user {
-        let ttl = state.config.auth.password_reset_ttl_secs;
-        let token = one_time::create(
-            &txn,
-            TokenPurpose::PasswordReset,
-            Some(user.id),
-            email.as_str(),
-            ttl,
-        )
-        .await?;
-        let url = format!(
-            "{}/reset-password?token={token}",
-            state.config.public_url.trim_end_matches('/')
-        );
-        state
-            .mailer
-            .enqueue(
-                &txn,
-                email.as_str(),
-                templates::password_reset(&url, ttl / 60),
-            )
-            .await?;
-    }
-    txn.commit().await?;
-    Ok(())
+    let link = one_time::LinkEmail {
+        kind: "password_reset",
+        purpose: TokenPurpose::PasswordReset,
+        ttl_secs: state.config.auth.password_reset_ttl_secs,
+        path: "/reset-password",
+        render: templates::password_reset,
+    };
+    one_time::email_link(state, email, link).await
 }
 
 async fn set_password(state: &AppState, user: user::Model, password: Password) -> Result<()> {

@@ -87,8 +87,8 @@ async fn app_with(configure: impl FnOnce(&mut Config)) -> (TestApp, String) {
     let port = free_port();
     config.bind = format!("127.0.0.1:{port}").parse().unwrap();
     config.public_url = format!("http://127.0.0.1:{port}");
-    let public = config.public_url.clone();
     configure(&mut config);
+    let public = config.public_url.clone();
     (TestApp::spawn_with(dir, config).await, public)
 }
 
@@ -172,6 +172,22 @@ async fn finish(app: &TestApp, callback: &str) -> crate::common::Resp {
     r
 }
 
+/// The OIDC provider and an app signing in with it as `client`; `None`
+/// when the provider is not installed (outside CI).
+async fn google_app(client: &str) -> Option<(OidcProvider, TestApp, String)> {
+    let port = free_port();
+    let provider = start_oidc(&format!(
+        "http://127.0.0.1:{port}/v1/auth/oauth/google/callback"
+    ))?;
+    let (app, public) = app_with(|c| {
+        c.bind = format!("127.0.0.1:{port}").parse().unwrap();
+        c.public_url = format!("http://127.0.0.1:{port}");
+        c.google = Some(google(&provider.issuer, client));
+    })
+    .await;
+    Some((provider, app, public))
+}
+
 fn google(issuer: &str, client: &str) -> OidcConfig {
     OidcConfig {
         issuer_url: issuer.to_owned(),
@@ -182,19 +198,9 @@ fn google(issuer: &str, client: &str) -> OidcConfig {
 
 #[tokio::test]
 async fn google_sign_in_creates_an_owner_on_trial_then_signs_the_same_user_in() {
-    let port = free_port();
-    let Some(provider) = start_oidc(&format!(
-        "http://127.0.0.1:{port}/v1/auth/oauth/google/callback"
-    )) else {
+    let Some((_provider, app, public)) = google_app("switchboard").await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(dir.path()).await;
-    config.bind = format!("127.0.0.1:{port}").parse().unwrap();
-    config.public_url = format!("http://127.0.0.1:{port}");
-    config.google = Some(google(&provider.issuer, "switchboard"));
-    let app = TestApp::spawn_with(dir, config).await;
-    let public = app.config.public_url.clone();
 
     let alice = email("alice");
     let callback = to_callback(&app, &public, &alice).await;
@@ -232,19 +238,9 @@ async fn google_sign_in_creates_an_owner_on_trial_then_signs_the_same_user_in() 
 
 #[tokio::test]
 async fn google_links_an_account_with_the_same_verified_email_and_refuses_the_rest() {
-    let port = free_port();
-    let Some(provider) = start_oidc(&format!(
-        "http://127.0.0.1:{port}/v1/auth/oauth/google/callback"
-    )) else {
+    let Some((_provider, app, public)) = google_app("switchboard").await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(dir.path()).await;
-    config.bind = format!("127.0.0.1:{port}").parse().unwrap();
-    config.public_url = format!("http://127.0.0.1:{port}");
-    config.google = Some(google(&provider.issuer, "switchboard"));
-    let app = TestApp::spawn_with(dir, config).await;
-    let public = app.config.public_url.clone();
 
     // An existing password account is linked, not duplicated.
     let bob = email("bob");
@@ -360,19 +356,9 @@ async fn google_links_an_account_with_the_same_verified_email_and_refuses_the_re
 
 #[tokio::test]
 async fn an_expired_id_token_is_refused() {
-    let port = free_port();
-    let Some(provider) = start_oidc(&format!(
-        "http://127.0.0.1:{port}/v1/auth/oauth/google/callback"
-    )) else {
+    let Some((_provider, app, public)) = google_app("expiring").await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(dir.path()).await;
-    config.bind = format!("127.0.0.1:{port}").parse().unwrap();
-    config.public_url = format!("http://127.0.0.1:{port}");
-    config.google = Some(google(&provider.issuer, "expiring"));
-    let app = TestApp::spawn_with(dir, config).await;
-    let public = app.config.public_url.clone();
     let r = finish(&app, &to_callback(&app, &public, &email("late")).await).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
     assert_eq!(r.code(), "oauth_failed");
