@@ -10,7 +10,13 @@ PORT=${PGPORT:-55432}
 DATA=${PGDATA_DIR:-/tmp/switchboard-pg}
 cmd=${1:-start}
 
-bindir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+# The server's bin directory: one holding initdb and postgres (a client-only
+# install, e.g. postgresql-client-15 alone, has the directory without them).
+bindir() {
+  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -rV); do
+    if [ -x "$d/initdb" ] && [ -x "$d/postgres" ]; then echo "$d"; return; fi
+  done
+}
 
 if [ "$cmd" = stop ]; then
   if [ -n "$(bindir)" ] && [ -d "$DATA" ]; then
