@@ -39,11 +39,6 @@ impl PlanCatalogue {
         PlanCatalogue { plans }
     }
 
-    /// The plan `id`, if configured.
-    pub fn get(&self, id: &str) -> Option<&PlanConfig> {
-        self.plans.get(id)
-    }
-
     /// Channel limit of `id`: `None` is unlimited. A plan missing from the
     /// catalogue (removed from configuration) allows nothing new.
     pub fn channel_limit(&self, id: &str) -> Option<u32> {

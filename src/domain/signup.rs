@@ -8,7 +8,6 @@ use entity::enums::{BusinessStatus, Role, TokenPurpose};
 use entity::{business, registration, user};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
-use secrecy::SecretString;
 use uuid::Uuid;
 
 use crate::auth::tokens::{digest_eq, six_digit_code};
@@ -207,10 +206,4 @@ pub async fn complete(state: &AppState, input: Completion) -> Result<TokenPair> 
     let pair = sessions::issue(state, &txn, &user).await?;
     txn.commit().await?;
     Ok(pair)
-}
-
-/// Whether a password was supplied in a usable form (kept for symmetry with
-/// the other validators; the HTTP layer wraps it as [`SecretString`]).
-pub fn password(raw: SecretString) -> Result<Password> {
-    Password::parse("password", raw)
 }
