@@ -2,13 +2,11 @@
 //! hashed and bound to the address; verifying it signs the account in.
 
 use entity::enums::TokenPurpose;
-use entity::user;
-use sea_orm::EntityTrait;
 
 use crate::domain::one_time;
 use crate::domain::sessions::{self, TokenPair};
 use crate::domain::validate::Email;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::mail::templates;
 use crate::state::AppState;
 
@@ -29,22 +27,7 @@ pub async fn request(state: &AppState, email: &Email) -> Result<()> {
 /// have the address the link was sent to.
 pub async fn verify(state: &AppState, token: &str) -> Result<TokenPair> {
     let txn = crate::db::begin_write(&state.db).await?;
-    let consumed = one_time::consume(&txn, TokenPurpose::MagicLink, token).await?;
-    let user = user::Entity::find_by_id(
-        consumed
-            .user_id
-            .ok_or_else(|| Error::internal("magic link without user"))?,
-    )
-    .one(&txn)
-    .await?
-    .filter(|u| u.email == consumed.email)
-    .ok_or_else(|| {
-        Error::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "invalid_token",
-            "The token is invalid or expired",
-        )
-    })?;
+    let user = one_time::consume_for_user(&txn, TokenPurpose::MagicLink, token).await?;
     let pair = sessions::issue(state, &txn, &user).await?;
     txn.commit().await?;
     Ok(pair)

@@ -23,7 +23,7 @@ use crate::domain::audit::{self, Actor, Outcome};
 use crate::domain::businesses::{self, BusinessView};
 use crate::domain::pagination::{Page, PageRequest};
 use crate::domain::validate::{self, Email, Password};
-use crate::domain::{one_time, sessions, users};
+use crate::domain::{one_time, users};
 use crate::error::{Error, Result};
 use crate::mail::templates;
 use crate::state::AppState;
@@ -114,25 +114,8 @@ pub async fn create(
 /// Sets a password from an emailed set-password token; the email is thereby
 /// verified and every existing session of the account ends.
 pub async fn set_password(state: &AppState, token: &str, password: Password) -> Result<()> {
-    let hash = state.passwords.hash(password.0).await?;
-    let txn = crate::db::begin_write(&state.db).await?;
-    let token = one_time::consume(&txn, TokenPurpose::SetPassword, token).await?;
-    let user_id = token
-        .user_id
-        .ok_or_else(|| Error::internal("set_password token without user"))?;
-    let user = user::Entity::find_by_id(user_id)
-        .one(&txn)
-        .await?
-        .ok_or_else(|| Error::internal("set_password token of a missing user"))?;
-    let now = Utc::now();
-    let mut active = user.into_active_model();
-    active.password_hash = Set(Some(hash));
-    active.email_verified_at = Set(Some(now));
-    active.updated_at = Set(now);
-    active.update(&txn).await?;
-    sessions::revoke_user(&txn, user_id).await?;
-    txn.commit().await?;
-    Ok(())
+    let user = one_time::consume_for_user(&state.db, TokenPurpose::SetPassword, token).await?;
+    crate::domain::recovery::store_password(state, user, password, false).await
 }
 
 /// A page of manager accounts with their assigned counts.

@@ -27,7 +27,7 @@ use crate::auth::tokens::sha256_hex;
 use crate::domain::access::Caller;
 use crate::domain::plans::TRIAL;
 use crate::domain::sessions::{self, TokenPair};
-use crate::domain::{one_time, validate};
+use crate::domain::{one_time, users, validate};
 use crate::error::{Error, Result};
 use crate::integrations::{self, Authorization, ExternalIdentity};
 use crate::mail::templates;
@@ -266,10 +266,7 @@ async fn resolve_user<C: ConnectionTrait>(
             .ok_or_else(|| Error::internal("identity of a missing user"));
     }
     if let Some(user_id) = link_user {
-        let user = user::Entity::find_by_id(user_id)
-            .one(db)
-            .await?
-            .ok_or_else(|| Error::unauthorized("invalid_token", "The account no longer exists"))?;
+        let user = users::account(db, user_id).await?;
         link(state, db, provider, external, &user).await?;
         return Ok(user);
     }
@@ -330,7 +327,7 @@ async fn create_owner<C: ConnectionTrait>(
     }
     .insert(db)
     .await
-    .map_err(crate::domain::users::email_taken)?;
+    .map_err(users::email_taken)?;
     let business_name: String = format!("{name}'s business")
         .chars()
         .take(validate::NAME_MAX)
@@ -367,21 +364,7 @@ async fn create_owner<C: ConnectionTrait>(
 /// Turns a one-time exchange code into tokens (single use, 2 minutes).
 pub async fn exchange(state: &AppState, code: &str) -> Result<TokenPair> {
     let txn = crate::db::begin_write(&state.db).await?;
-    let consumed = one_time::consume(&txn, TokenPurpose::OauthExchange, code).await?;
-    let user = user::Entity::find_by_id(
-        consumed
-            .user_id
-            .ok_or_else(|| Error::internal("exchange code without user"))?,
-    )
-    .one(&txn)
-    .await?
-    .ok_or_else(|| {
-        Error::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_token",
-            "The token is invalid or expired",
-        )
-    })?;
+    let user = one_time::consume_for_user(&txn, TokenPurpose::OauthExchange, code).await?;
     let pair = sessions::issue(state, &txn, &user).await?;
     txn.commit().await?;
     Ok(pair)
@@ -400,10 +383,7 @@ pub struct SignInMethod {
 
 /// The caller's sign-in methods.
 pub async fn methods(state: &AppState, caller: Caller) -> Result<Vec<SignInMethod>> {
-    let user = user::Entity::find_by_id(caller.user_id)
-        .one(&state.db)
-        .await?
-        .ok_or_else(|| Error::unauthorized("invalid_token", "The account no longer exists"))?;
+    let user = users::account(&state.db, caller.user_id).await?;
     let mut methods = Vec::new();
     if user.password_hash.is_some() {
         methods.push(SignInMethod {

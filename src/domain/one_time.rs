@@ -42,6 +42,32 @@ pub async fn create<C: ConnectionTrait>(
     Ok(token)
 }
 
+/// 400 `invalid_token`: unknown, of another purpose, expired or used.
+pub fn invalid_token() -> Error {
+    Error::new(
+        axum::http::StatusCode::BAD_REQUEST,
+        "invalid_token",
+        "The token is invalid or expired",
+    )
+}
+
+/// Consumes a live token of `purpose` that acts for a user, and returns that
+/// user, who must still have the address the token was sent to; otherwise
+/// 400 `invalid_token`.
+pub async fn consume_for_user<C: ConnectionTrait>(
+    db: &C,
+    purpose: TokenPurpose,
+    presented: &str,
+) -> Result<entity::user::Model> {
+    let token = consume(db, purpose, presented).await?;
+    let user_id = token.user_id.ok_or_else(invalid_token)?;
+    entity::user::Entity::find_by_id(user_id)
+        .one(db)
+        .await?
+        .filter(|u| u.email == token.email)
+        .ok_or_else(invalid_token)
+}
+
 /// Consumes a live token of `purpose`. 400 `invalid_token` when it is
 /// unknown, of another purpose, expired or already used; of two concurrent
 /// consumptions exactly one succeeds.
@@ -50,13 +76,7 @@ pub async fn consume<C: ConnectionTrait>(
     purpose: TokenPurpose,
     presented: &str,
 ) -> Result<one_time_token::Model> {
-    let invalid = || {
-        Error::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "invalid_token",
-            "The token is invalid or expired",
-        )
-    };
+    let invalid = invalid_token;
     let now = Utc::now();
     let token = one_time_token::Entity::find()
         .filter(one_time_token::Column::TokenHash.eq(sha256_hex(presented)))

@@ -6,12 +6,12 @@
 use chrono::Utc;
 use entity::enums::TokenPurpose;
 use entity::user;
-use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
+use sea_orm::{ActiveModelTrait, IntoActiveModel, Set};
 use secrecy::SecretString;
 
 use crate::domain::access::Caller;
 use crate::domain::validate::{Email, Password};
-use crate::domain::{one_time, sessions};
+use crate::domain::{one_time, sessions, users};
 use crate::error::{Error, Result};
 use crate::mail::templates;
 use crate::state::AppState;
@@ -29,7 +29,16 @@ pub async fn forgot(state: &AppState, email: &Email) -> Result<()> {
     one_time::email_link(state, email, link).await
 }
 
-async fn set_password(state: &AppState, user: user::Model, password: Password) -> Result<()> {
+/// Stores a new password for `user`: the email counts as verified (only its
+/// owner could have acted on the emailed token or known the old password),
+/// every refresh token is revoked, and with `confirm` a "password changed"
+/// email is queued, all in one transaction.
+pub(crate) async fn store_password(
+    state: &AppState,
+    user: user::Model,
+    password: Password,
+    confirm: bool,
+) -> Result<()> {
     let hash = state.passwords.hash(password.0).await?;
     let txn = crate::db::begin_write(&state.db).await?;
     let email = user.email.clone();
@@ -41,10 +50,12 @@ async fn set_password(state: &AppState, user: user::Model, password: Password) -
     active.updated_at = Set(now);
     active.update(&txn).await?;
     sessions::revoke_user(&txn, user_id).await?;
-    state
-        .mailer
-        .enqueue(&txn, &email, templates::password_changed())
-        .await?;
+    if confirm {
+        state
+            .mailer
+            .enqueue(&txn, &email, templates::password_changed())
+            .await?;
+    }
     txn.commit().await?;
     Ok(())
 }
@@ -52,15 +63,8 @@ async fn set_password(state: &AppState, user: user::Model, password: Password) -
 /// Sets a new password from a reset token; every refresh token of the
 /// account is revoked. 400 `invalid_token` for a bad, used or expired one.
 pub async fn reset(state: &AppState, token: &str, password: Password) -> Result<()> {
-    let consumed = one_time::consume(&state.db, TokenPurpose::PasswordReset, token).await?;
-    let user_id = consumed
-        .user_id
-        .ok_or_else(|| Error::internal("reset token without user"))?;
-    let user = user::Entity::find_by_id(user_id)
-        .one(&state.db)
-        .await?
-        .ok_or_else(|| Error::internal("reset token of a missing user"))?;
-    set_password(state, user, password).await
+    let user = one_time::consume_for_user(&state.db, TokenPurpose::PasswordReset, token).await?;
+    store_password(state, user, password, true).await
 }
 
 /// Changes the signed-in user's password. 401 `invalid_credentials` when
@@ -71,10 +75,7 @@ pub async fn change(
     current: SecretString,
     new: Password,
 ) -> Result<()> {
-    let user = user::Entity::find_by_id(caller.user_id)
-        .one(&state.db)
-        .await?
-        .ok_or_else(|| Error::unauthorized("invalid_token", "The account no longer exists"))?;
+    let user = users::account(&state.db, caller.user_id).await?;
     if !state
         .passwords
         .verify(current, user.password_hash.clone())
@@ -85,5 +86,5 @@ pub async fn change(
             "The current password is incorrect",
         ));
     }
-    set_password(state, user, new).await
+    store_password(state, user, new, true).await
 }

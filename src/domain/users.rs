@@ -32,10 +32,14 @@ pub struct MeView {
     pub created_at: DateTime<Utc>,
 }
 
-async fn load(state: &AppState, caller: Caller) -> Result<user::Model> {
-    // A token can outlive its account; that account is simply gone.
-    user::Entity::find_by_id(caller.user_id)
-        .one(&state.db)
+/// The account `user_id`. An access token can outlive its account: then
+/// 401 `invalid_token`.
+pub async fn account<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    user_id: uuid::Uuid,
+) -> Result<user::Model> {
+    user::Entity::find_by_id(user_id)
+        .one(db)
         .await?
         .ok_or_else(|| Error::unauthorized("invalid_token", "The account no longer exists"))
 }
@@ -59,7 +63,7 @@ async fn view(state: &AppState, user: user::Model) -> Result<MeView> {
 
 /// The caller's account.
 pub async fn me(state: &AppState, caller: Caller) -> Result<MeView> {
-    let user = load(state, caller).await?;
+    let user = account(&state.db, caller.user_id).await?;
     view(state, user).await
 }
 
@@ -69,7 +73,7 @@ pub async fn update_me(
     caller: Caller,
     full_name: Option<&str>,
 ) -> Result<MeView> {
-    let user = load(state, caller).await?;
+    let user = account(&state.db, caller.user_id).await?;
     let mut active = user.into_active_model();
     if let Some(name) = validate::optional_name("full_name", full_name, validate::NAME_MAX)? {
         active.full_name = Set(name);
