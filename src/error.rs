@@ -204,6 +204,19 @@ impl IntoResponse for Error {
     }
 }
 
+impl Error {
+    /// A database error where a unique violation means a specific conflict:
+    /// that becomes 409 `code` with `detail`; anything else converts as
+    /// `From<DbErr>` does.
+    #[track_caller]
+    pub fn unique_violation_as(err: sea_orm::DbErr, code: &'static str, detail: &str) -> Error {
+        if let Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) = err.sql_err() {
+            return Error::conflict(code, detail.to_owned());
+        }
+        Error::from(err)
+    }
+}
+
 impl From<sea_orm::DbErr> for Error {
     #[track_caller]
     fn from(err: sea_orm::DbErr) -> Error {

@@ -223,12 +223,12 @@ async fn link<C: ConnectionTrait>(
     }
     .insert(db)
     .await
-    .map_err(|e| match Error::from(e) {
-        e if e.status() == StatusCode::CONFLICT => Error::conflict(
+    .map_err(|e| {
+        Error::unique_violation_as(
+            e,
             "provider_already_linked",
             "This account already has a sign-in method of this provider; unlink it first",
-        ),
-        e => e,
+        )
     })?;
     let label = match provider {
         Provider::Google => "Google",

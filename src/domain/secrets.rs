@@ -265,13 +265,13 @@ pub async fn put(
             }
             .insert(&txn)
             .await
-            .map_err(|e| match Error::from(e) {
+            .map_err(|e| {
                 // A concurrent first write of the same name won; PUT again replaces it.
-                e if e.status() == axum::http::StatusCode::CONFLICT => Error::conflict(
+                Error::unique_violation_as(
+                    e,
                     "concurrent_write",
                     "The secret was written concurrently; retry",
-                ),
-                e => e,
+                )
             })?
         }
     };

@@ -86,10 +86,5 @@ pub async fn update_me(
 /// Maps an insert of a user row: a unique violation on `email` becomes 409
 /// `email_taken`; anything else stays as it is.
 pub fn email_taken(err: sea_orm::DbErr) -> Error {
-    match Error::from(err) {
-        e if e.status() == axum::http::StatusCode::CONFLICT => {
-            Error::conflict("email_taken", "An account with this email exists")
-        }
-        e => e,
-    }
+    Error::unique_violation_as(err, "email_taken", "An account with this email exists")
 }
