@@ -383,7 +383,11 @@ pub struct SignInMethod {
 
 /// The caller's sign-in methods.
 pub async fn methods(state: &AppState, caller: Caller) -> Result<Vec<SignInMethod>> {
-    let user = users::account(&state.db, caller.user_id).await?;
+    methods_of(&state.db, caller.user_id).await
+}
+
+async fn methods_of<C: ConnectionTrait>(db: &C, user_id: Uuid) -> Result<Vec<SignInMethod>> {
+    let user = users::account(db, user_id).await?;
     let mut methods = Vec::new();
     if user.password_hash.is_some() {
         methods.push(SignInMethod {
@@ -395,7 +399,7 @@ pub async fn methods(state: &AppState, caller: Caller) -> Result<Vec<SignInMetho
     for i in identity::Entity::find()
         .filter(identity::Column::UserId.eq(user.id))
         .order_by_asc(identity::Column::Id)
-        .all(&state.db)
+        .all(db)
         .await?
     {
         methods.push(SignInMethod {
@@ -411,7 +415,15 @@ pub async fn methods(state: &AppState, caller: Caller) -> Result<Vec<SignInMetho
 /// remain; 404 when it is not linked.
 pub async fn unlink(state: &AppState, caller: Caller, provider: Provider) -> Result<()> {
     let txn = crate::db::begin_write(&state.db).await?;
-    let current = methods(state, caller).await?;
+    // Take the account's row lock first (PostgreSQL; SQLite's BEGIN
+    // IMMEDIATE already serialises writers), so concurrent unlinks decide on
+    // what the other left: the last method can never go.
+    user::Entity::update_many()
+        .col_expr(user::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(user::Column::Id.eq(caller.user_id))
+        .exec(&txn)
+        .await?;
+    let current = methods_of(&txn, caller.user_id).await?;
     if !current.iter().any(|m| m.method == provider.as_str()) {
         return Err(Error::not_found());
     }

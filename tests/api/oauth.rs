@@ -540,3 +540,64 @@ async fn facebook_sign_in_through_the_graph_api() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(r.code(), "provider_not_configured");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_unlinks_never_remove_the_last_sign_in_method() {
+    use sea_orm::ActiveValue::Set as S;
+    let app = TestApp::spawn().await;
+    let db = &app.app.state.db;
+    for round in 0..5 {
+        // An account that signs in only with Google and Facebook.
+        let token = app.owner(&email(&format!("two-{round}")), "Two").await;
+        let id: uuid::Uuid = app.get("/v1/me", Some(&token)).await.body["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let user = entity::user::Entity::find_by_id(id)
+            .one(db)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut user = user.into_active_model();
+        user.password_hash = Set(None);
+        user.update(db).await.unwrap();
+        for provider in ["google", "facebook"] {
+            entity::oauth::identity::ActiveModel {
+                id: S(uuid::Uuid::now_v7()),
+                user_id: S(id),
+                provider: S(provider.into()),
+                subject: S(format!("{provider}-{id}")),
+                email: S(None),
+                created_at: S(chrono::Utc::now()),
+            }
+            .insert(db)
+            .await
+            .unwrap();
+        }
+        // Warm connections so both requests really run together.
+        futures::future::join_all((0..8).map(|_| app.get("/v1/me/sign-in-methods", Some(&token))))
+            .await;
+        let paths = ["google", "facebook"].map(|p| format!("/v1/me/sign-in-methods/{p}"));
+        let results = futures::future::join_all(
+            paths
+                .iter()
+                .map(|path| app.call(reqwest::Method::DELETE, path, Some(&token), None)),
+        )
+        .await;
+        let statuses: Vec<u16> = results.iter().map(|r| r.status.as_u16()).collect();
+        let mut sorted = statuses.clone();
+        sorted.sort();
+        assert_eq!(
+            sorted,
+            [204, 409],
+            "round {round}: exactly one unlink wins: {statuses:?}"
+        );
+        let left = app.get("/v1/me/sign-in-methods", Some(&token)).await;
+        assert_eq!(
+            left.body.as_array().unwrap().len(),
+            1,
+            "round {round}: one method remains"
+        );
+    }
+}
