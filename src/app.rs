@@ -39,6 +39,20 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         passwords,
         mailer: Mailer::from_config(&config)?,
         plans: Arc::new(PlanCatalogue::new(config.plans.clone())),
+        stripe: config
+            .stripe
+            .as_ref()
+            .map(crate::integrations::stripe::StripeApi::new)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("Stripe client: {}", e.code()))?,
+        webhook_secrets: Arc::new(
+            config
+                .stripe
+                .as_ref()
+                .and_then(|s| s.webhook_secrets.as_ref())
+                .map(crate::domain::billing::signature::secrets)
+                .unwrap_or_default(),
+        ),
         config: Arc::new(config),
     })
 }
@@ -97,7 +111,8 @@ pub fn spawn(state: AppState, listener: TcpListener) -> std::io::Result<RunningA
     let (stop_jobs, stop) = watch::channel(false);
     let jobs = vec![
         tokio::spawn(crate::jobs::outbox::run(state.clone(), stop.clone())),
-        tokio::spawn(crate::jobs::cleanup::run(state.clone(), stop)),
+        tokio::spawn(crate::jobs::cleanup::run(state.clone(), stop.clone())),
+        tokio::spawn(crate::jobs::billing::run(state.clone(), stop)),
     ];
     Ok(RunningApp {
         addr,

@@ -58,6 +58,8 @@ pub enum Object {
     Audit,
     /// Platform statistics.
     Stats,
+    /// A business's subscription, invoices and Stripe sessions.
+    Billing,
 }
 
 impl Object {
@@ -72,6 +74,7 @@ impl Object {
             Object::Secret => "secret",
             Object::Audit => "audit",
             Object::Stats => "stats",
+            Object::Billing => "billing",
         }
     }
 }

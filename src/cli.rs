@@ -44,6 +44,21 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Billing maintenance.
+    Billing {
+        /// Which one.
+        #[command(subcommand)]
+        command: BillingCommand,
+    },
+}
+
+/// `billing` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum BillingCommand {
+    /// Re-read every subscription from Stripe, repair drift and print what
+    /// changed (the daily job does the same). Exits 1 if a business could
+    /// not be checked.
+    Reconcile,
 }
 
 /// `keys` subcommands.
@@ -101,6 +116,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Keys {
             command: KeysCommand::Rotate,
         } => rotate_keys(config).await,
+        Command::Billing {
+            command: BillingCommand::Reconcile,
+        } => reconcile(config).await,
         Command::Openapi => Ok(()),
     };
     match result {
@@ -138,6 +156,48 @@ async fn create_admin(config: Config, email: &str, name: &str) -> anyhow::Result
     let state = crate::app::build_state(config).await?;
     let id = crate::domain::managers::create_admin(&state, &email, name, password).await?;
     println!("admin {} created with id {id}", email.as_str());
+    Ok(())
+}
+
+async fn reconcile(config: Config) -> anyhow::Result<()> {
+    if config.stripe.is_none() {
+        anyhow::bail!("billing is not configured (SWITCHBOARD_STRIPE__SECRET_KEY)");
+    }
+    let state = crate::app::build_state(config).await?;
+    let report = crate::jobs::billing::reconcile_and_record(&state)
+        .await
+        .map_err(|e| anyhow::anyhow!("reconciliation failed: {}", e.code()))?;
+    for c in &report.changes {
+        let plan = c
+            .plan
+            .as_ref()
+            .map(|(a, b)| format!(" plan {a} -> {b}"))
+            .unwrap_or_default();
+        let status = c
+            .status
+            .as_ref()
+            .map(|(a, b)| format!(" status {} -> {}", a.as_str(), b.as_str()))
+            .unwrap_or_default();
+        println!(
+            "business {}:{plan}{status} suspended {} restored {}",
+            c.business_id, c.suspended, c.restored
+        );
+    }
+    for (business, error) in &report.errors {
+        println!("business {business}: not checked: {error}");
+    }
+    println!(
+        "checked {} businesses, {} subscriptions; repaired {} subscriptions; {} businesses changed; {} errors",
+        report.businesses_checked,
+        report.subscriptions_seen,
+        report.subscriptions_repaired,
+        report.changes.len(),
+        report.errors.len()
+    );
+    state.db.close().await?;
+    if !report.errors.is_empty() {
+        anyhow::bail!("{} business(es) could not be checked", report.errors.len());
+    }
     Ok(())
 }
 

@@ -75,6 +75,76 @@ pub struct Config {
     /// Where the browser goes after an OAuth callback, with `?code=` (or
     /// `?error=`); default `{public_url}/oauth/complete`.
     pub oauth_frontend_url: Option<String>,
+    /// Stripe billing; billing routes answer 503 `billing_unavailable` and
+    /// webhooks 503 `webhooks_unavailable` while it is unset.
+    pub stripe: Option<StripeConfig>,
+    /// Entitlement timings and billing jobs.
+    pub billing: BillingConfig,
+}
+
+/// Stripe API access (`SWITCHBOARD_STRIPE__SECRET_KEY`, …).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StripeConfig {
+    /// Secret API key (`sk_live_…`/`sk_test_…`).
+    pub secret_key: SecretString,
+    /// API base URL; default `https://api.stripe.com` (tests point it at a
+    /// local server speaking Stripe's wire format).
+    #[serde(default = "stripe_api_base")]
+    pub api_base: String,
+    /// Webhook endpoint signing secrets (`whsec_…`), separated by commas. A
+    /// delivery signed by any of them is accepted, so a secret can be rolled
+    /// without downtime.
+    #[serde(default)]
+    pub webhook_secrets: Option<SecretString>,
+    /// Where Checkout sends the customer after paying; default
+    /// `{public_url}/billing/success?session_id={CHECKOUT_SESSION_ID}`.
+    pub success_url: Option<String>,
+    /// Where Checkout sends the customer who gives up; default `{public_url}/billing`.
+    pub cancel_url: Option<String>,
+    /// Where the customer portal returns to; default `{public_url}/billing`.
+    pub portal_return_url: Option<String>,
+    /// Request timeout in seconds; default 20.
+    #[serde(default = "stripe_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn stripe_api_base() -> String {
+    "https://api.stripe.com".into()
+}
+
+fn stripe_timeout() -> u64 {
+    20
+}
+
+/// Entitlement timings and billing jobs (SPEC §2).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BillingConfig {
+    /// Access kept while a subscription is `past_due`, in hours; default 72 (3 days).
+    pub grace_hours: u32,
+    /// How long before the end of a trial the reminder goes out, in hours; default 72.
+    pub trial_notice_hours: u32,
+    /// Seconds between entitlement sweeps (trial and grace ends); default 60.
+    pub sweep_interval_secs: u64,
+    /// Hours between reconciliations with Stripe; default 24; 0 turns the
+    /// in-process schedule off (`switchboard billing reconcile` still works).
+    pub reconcile_interval_hours: u32,
+    /// Age in seconds beyond which a webhook's `Stripe-Signature` timestamp is
+    /// refused; default 300 (Stripe's own tolerance).
+    pub webhook_tolerance_secs: u64,
+}
+
+impl Default for BillingConfig {
+    fn default() -> Self {
+        BillingConfig {
+            grace_hours: 72,
+            trial_notice_hours: 72,
+            sweep_interval_secs: 60,
+            reconcile_interval_hours: 24,
+            webhook_tolerance_secs: 300,
+        }
+    }
 }
 
 /// An OpenID Connect provider (`SWITCHBOARD_GOOGLE__CLIENT_ID`, …).
@@ -181,8 +251,10 @@ pub struct RateLimitConfig {
     pub trust_forwarded_for: bool,
 }
 
-/// One plan of the catalogue.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+/// One plan of the catalogue. The built-in catalogue (SPEC §2) is the base
+/// layer, so one field can be set alone, e.g.
+/// `SWITCHBOARD_PLANS__GROWTH__STRIPE_PRICE_ID=price_…`.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct PlanConfig {
     /// Name shown to people.
@@ -222,6 +294,8 @@ impl Default for Config {
             google: None,
             facebook: None,
             oauth_frontend_url: None,
+            stripe: None,
+            billing: BillingConfig::default(),
         }
     }
 }
@@ -296,6 +370,10 @@ impl Config {
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
         let file = file.unwrap_or(Path::new("switchboard.toml"));
         let mut figment = Figment::new()
+            .merge(figment::providers::Serialized::default(
+                "plans",
+                default_plans(),
+            ))
             .merge(Toml::file(file))
             // LOG (the log filter) and ADMIN_PASSWORD (the CLI's) are read
             // elsewhere and are not configuration keys.
@@ -360,6 +438,25 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if self.billing.sweep_interval_secs == 0 {
+            return Err(invalid("billing.sweep_interval_secs", "must be at least 1"));
+        }
+        if let Some(stripe) = &self.stripe
+            && !(stripe.api_base.starts_with("http://") || stripe.api_base.starts_with("https://"))
+        {
+            return Err(invalid("stripe.api_base", "must be an http(s) URL"));
+        }
+        let mut prices = std::collections::HashSet::new();
+        for plan in self.plans.values() {
+            if let Some(price) = &plan.stripe_price_id
+                && !prices.insert(price.as_str())
+            {
+                return Err(invalid(
+                    "plans",
+                    "two plans share a Stripe price id; a price must name one plan",
+                ));
+            }
+        }
         if !self.plans.contains_key(crate::domain::plans::TRIAL) {
             return Err(invalid("plans", "the catalogue must contain `trial`"));
         }
@@ -385,6 +482,11 @@ impl Config {
         self.oauth_frontend_url
             .clone()
             .unwrap_or_else(|| format!("{}/oauth/complete", self.public_url.trim_end_matches('/')))
+    }
+
+    /// Base URL without a trailing slash.
+    pub fn public_base(&self) -> &str {
+        self.public_url.trim_end_matches('/')
     }
 
     /// True when the database is SQLite.

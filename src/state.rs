@@ -31,6 +31,10 @@ pub struct AppState {
     pub plans: Arc<PlanCatalogue>,
     /// Key-encryption keys of the secret vault.
     pub keyring: Arc<Keyring>,
+    /// Stripe API client; `None` when billing is not configured.
+    pub stripe: Option<crate::integrations::stripe::StripeApi>,
+    /// Stripe webhook endpoint secrets (any of them signs a valid delivery).
+    pub webhook_secrets: Arc<Vec<secrecy::SecretString>>,
     /// Secret reveals per user (GCRA, `rate_limit.reveal_per_minute`).
     pub reveal_limiter: Arc<governor::DefaultKeyedRateLimiter<uuid::Uuid>>,
 }

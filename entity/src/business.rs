@@ -24,6 +24,11 @@ pub struct Model {
     pub manager_id: Option<Uuid>,
     pub stripe_customer_id: Option<String>,
     pub stripe_account_id: Option<String>,
+    /// When the entitlement next changes by time alone (trial end, grace
+    /// end, trial reminder); the billing sweep re-evaluates it then.
+    pub recheck_at: Option<DateTimeUtc>,
+    /// When the "trial ends soon" reminder was queued.
+    pub trial_notice_sent_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

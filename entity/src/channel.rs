@@ -21,6 +21,8 @@ pub struct Model {
     pub error_count: i32,
     /// Why the platform suspended it (`over_plan_limit`, `subscription_required`).
     pub suspended_reason: Option<String>,
+    /// Status before the platform suspended it, restored when the reason goes away.
+    pub suspended_from: Option<ChannelStatus>,
     /// Non-secret configuration (JSON object).
     pub config: Json,
     pub created_at: DateTimeUtc,

@@ -76,6 +76,18 @@ pub enum BusinessStatus {
     Deleting,
 }
 
+impl BusinessStatus {
+    /// The stored and serialised spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BusinessStatus::Active => "active",
+            BusinessStatus::Restricted => "restricted",
+            BusinessStatus::OverLimit => "over_limit",
+            BusinessStatus::Deleting => "deleting",
+        }
+    }
+}
+
 /// What a company sells; decides knowledge-base shape and calendar rules.
 #[derive(
     Debug,

@@ -4,6 +4,7 @@
 //! what sea-orm derives. Rules about the data live in the root crate's `domain`.
 
 pub mod audit_event;
+pub mod billing;
 pub mod business;
 pub mod channel;
 pub mod company;

@@ -8,6 +8,7 @@ mod m20261121_000001_foundation;
 mod m20261121_000002_vault_audit;
 mod m20261121_000003_email_outbox;
 mod m20261121_000004_oauth;
+mod m20261122_000005_billing;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000002_vault_audit::Migration),
             Box::new(m20261121_000003_email_outbox::Migration),
             Box::new(m20261121_000004_oauth::Migration),
+            Box::new(m20261122_000005_billing::Migration),
         ]
     }
 }

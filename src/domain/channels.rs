@@ -20,6 +20,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::domain::billing::entitlement;
 use crate::domain::businesses::channel_count;
 use crate::domain::pagination::{Page, PageRequest};
 use crate::domain::plans::{ensure_may_add_channels, plan_limit_reached};
@@ -169,6 +170,7 @@ pub async fn create(state: &AppState, business_id: Uuid, input: NewChannel) -> R
         last_error: Set(None),
         error_count: Set(0),
         suspended_reason: Set(None),
+        suspended_from: Set(None),
         config: Set(config),
         created_at: Set(now),
         updated_at: Set(now),
@@ -207,15 +209,23 @@ pub async fn list(
     Ok(Page::from_rows(rows, page, |c| c.id, ChannelView::from))
 }
 
-/// Deletes channel `id` of `business_id`, freeing its plan slot.
+/// Deletes channel `id` of `business_id`, freeing its plan slot. The
+/// entitlement is re-evaluated in the same transaction: once the channels
+/// fit the plan again, those suspended as `over_plan_limit` come back.
 pub async fn delete(state: &AppState, business_id: Uuid, id: Uuid) -> Result<()> {
+    let txn = crate::db::begin_write(&state.db).await?;
+    if !entitlement::lock_business(&txn, business_id).await? {
+        return Err(Error::not_found());
+    }
     let res = channel::Entity::delete_many()
         .filter(channel::Column::Id.eq(id))
         .filter(channel::Column::BusinessId.eq(business_id))
-        .exec(&state.db)
+        .exec(&txn)
         .await?;
     if res.rows_affected == 0 {
         return Err(Error::not_found());
     }
+    entitlement::apply(state, &txn, business_id, Utc::now()).await?;
+    txn.commit().await?;
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod billing;
 pub mod businesses;
 pub mod channels;
 pub mod companies;

@@ -332,17 +332,24 @@ async fn create_owner<C: ConnectionTrait>(
         .chars()
         .take(validate::NAME_MAX)
         .collect();
+    let trial_ends_at = now + Duration::days(i64::from(state.config.auth.trial_days));
     business::ActiveModel {
         id: Set(Uuid::now_v7()),
         name: Set(business_name),
         owner_id: Set(user.id),
         plan: Set(TRIAL.to_owned()),
         status: Set(BusinessStatus::Active),
-        trial_ends_at: Set(now + Duration::days(i64::from(state.config.auth.trial_days))),
+        trial_ends_at: Set(trial_ends_at),
         company_seq: Set(0),
         manager_id: Set(None),
         stripe_customer_id: Set(None),
         stripe_account_id: Set(None),
+        recheck_at: Set(Some(crate::domain::billing::entitlement::first_recheck(
+            &state.config.billing,
+            now,
+            trial_ends_at,
+        ))),
+        trial_notice_sent_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }

@@ -31,6 +31,8 @@ pub struct PlanView {
     pub price_minor: Option<i64>,
     /// ISO 4217 currency.
     pub currency: String,
+    /// Whether it can be bought through Checkout (it has a Stripe price).
+    pub purchasable: bool,
 }
 
 impl PlanCatalogue {
@@ -48,6 +50,34 @@ impl PlanCatalogue {
         }
     }
 
+    /// The plan sold at Stripe price `price_id`, if any (configuration
+    /// guarantees a price names at most one plan).
+    pub fn plan_for_price(&self, price_id: &str) -> Option<String> {
+        self.plans
+            .iter()
+            .find(|(_, p)| p.stripe_price_id.as_deref() == Some(price_id))
+            .map(|(id, _)| id.clone())
+    }
+
+    /// The Stripe price of plan `id`, when it is sold through Stripe.
+    pub fn price_of(&self, id: &str) -> Option<&str> {
+        self.plans
+            .get(id)
+            .and_then(|p| p.stripe_price_id.as_deref())
+    }
+
+    /// Whether `id` is in the catalogue.
+    pub fn contains(&self, id: &str) -> bool {
+        self.plans.contains_key(id)
+    }
+
+    /// Every plan, cheapest first (custom prices last), then by id.
+    pub fn list(&self) -> Vec<PlanView> {
+        let mut views: Vec<PlanView> = self.plans.keys().map(|id| self.view(id)).collect();
+        views.sort_by_key(|v| (v.price_minor.is_none(), v.price_minor, v.id.clone()));
+        views
+    }
+
     /// The API view of `id`.
     pub fn view(&self, id: &str) -> PlanView {
         let plan = self.plans.get(id);
@@ -57,6 +87,7 @@ impl PlanCatalogue {
             channel_limit: self.channel_limit(id),
             price_minor: plan.and_then(|p| p.price_minor),
             currency: plan.map_or_else(|| "usd".into(), |p| p.currency.clone()),
+            purchasable: plan.is_some_and(|p| p.stripe_price_id.is_some()),
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod billing;
 pub mod business;
 pub mod channels;
 pub mod companies;
@@ -55,6 +56,7 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
         (name = "admin", description = "Platform staff"),
         (name = "manager", description = "Managers' read-only views of assigned businesses"),
         (name = "secrets", description = "Integration secrets (envelope-encrypted), masked; reveal is audited"),
+        (name = "billing", description = "Stripe subscription, plans, invoices; Stripe webhooks"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -131,6 +133,15 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(secrets::list_secrets))
         .routes(routes!(secrets::put_secret, secrets::delete_secret))
         .routes(routes!(secrets::reveal_secret))
+        .routes(routes!(billing::list_plans))
+        .routes(routes!(billing::checkout_session))
+        .routes(routes!(billing::portal_session))
+        .routes(routes!(billing::change_plan))
+        .routes(routes!(billing::cancel))
+        .routes(routes!(billing::resume))
+        .routes(routes!(billing::subscription))
+        .routes(routes!(billing::invoices))
+        .routes(routes!(billing::stripe_webhook))
 }
 
 /// The OpenAPI document (what `GET /openapi.json` serves and

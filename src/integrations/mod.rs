@@ -4,6 +4,7 @@
 
 pub mod facebook;
 pub mod google;
+pub mod stripe;
 
 /// What a provider vouches for after a completed sign-in.
 #[derive(Debug, Clone, PartialEq, Eq)]

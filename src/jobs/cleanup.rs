@@ -18,6 +18,8 @@ use crate::state::AppState;
 pub const GRACE: chrono::Duration = chrono::Duration::days(1);
 /// Time between purges.
 const EVERY: Duration = Duration::from_secs(3600);
+/// Delay of the first purge after start.
+const FIRST: Duration = Duration::from_secs(60);
 
 /// What a purge deleted.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -70,20 +72,24 @@ pub async fn purge(state: &AppState) -> Result<Purged, sea_orm::DbErr> {
     })
 }
 
-/// Purges at start and then hourly until `stop` turns true.
+/// Purges hourly until `stop` turns true. The first purge waits a minute:
+/// nothing is urgent (rows are already a day past expiry) and start-up
+/// stays quick.
 pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut wait = FIRST;
     loop {
+        tokio::select! {
+            _ = stop.changed() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+        if *stop.borrow() {
+            return;
+        }
         match purge(&state).await {
             Ok(p) if p != Purged::default() => tracing::info!(?p, "purged expired rows"),
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "purge failed"),
         }
-        tokio::select! {
-            _ = stop.changed() => {}
-            () = tokio::time::sleep(EVERY) => {}
-        }
-        if *stop.borrow() {
-            return;
-        }
+        wait = EVERY;
     }
 }

@@ -1,4 +1,5 @@
 //! Background work, driven by the database so it survives restarts.
 
+pub mod billing;
 pub mod cleanup;
 pub mod outbox;

@@ -6,6 +6,7 @@
 mod common;
 
 mod audit;
+mod billing;
 mod cli;
 mod email;
 
@@ -13,6 +14,7 @@ mod flow;
 mod hostile;
 mod isolation;
 mod jobs;
+mod localstripe;
 mod oauth;
 mod openapi;
 mod race;
@@ -20,3 +22,4 @@ mod rate_limit;
 mod restart;
 mod roles;
 mod secrets;
+mod stripe_fake;

@@ -1,0 +1,83 @@
+//! Billing tables: `subscriptions` (Stripe subscriptions as last applied),
+//! `stripe_events` (the webhook event ledger) and `job_runs` (when a
+//! scheduled job last ran).
+
+/// `subscriptions`: one row per Stripe subscription of a business.
+pub mod subscription {
+    use sea_orm::entity::prelude::*;
+
+    /// A Stripe subscription as Switchboard last applied it. `status` is
+    /// Stripe's spelling (`trialing`, `active`, `past_due`, `canceled`,
+    /// `unpaid`, `incomplete`, `incomplete_expired`, `paused`). `watermark` is
+    /// the `created` second of the newest event applied, so an older event
+    /// never overwrites a newer state.
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "subscriptions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub business_id: Uuid,
+        #[sea_orm(unique)]
+        pub stripe_subscription_id: String,
+        pub stripe_customer_id: String,
+        pub price_id: Option<String>,
+        /// Catalogue plan of `price_id`; `None` for a price no plan names.
+        pub plan: Option<String>,
+        pub status: String,
+        pub current_period_start: Option<DateTimeUtc>,
+        pub current_period_end: Option<DateTimeUtc>,
+        pub cancel_at_period_end: bool,
+        pub trial_end: Option<DateTimeUtc>,
+        pub stripe_created: DateTimeUtc,
+        pub watermark: i64,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `stripe_events`: every Stripe event received, by id.
+pub mod stripe_event {
+    use sea_orm::entity::prelude::*;
+
+    /// A ledger row. `status` is `done` (its effect is committed, in the same
+    /// transaction as this row) or `failed` (processing failed; Stripe's
+    /// retry will process it again).
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "stripe_events")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub event_type: String,
+        pub status: String,
+        pub attempts: i32,
+        pub last_error: Option<String>,
+        pub business_id: Option<Uuid>,
+        pub event_created: DateTimeUtc,
+        pub received_at: DateTimeUtc,
+        pub processed_at: Option<DateTimeUtc>,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `job_runs`: the last run of each scheduled job, so schedules survive restarts.
+pub mod job_run {
+    use sea_orm::entity::prelude::*;
+
+    /// A job's last run and its report.
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "job_runs")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub name: String,
+        pub last_run_at: DateTimeUtc,
+        pub last_report: Option<String>,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

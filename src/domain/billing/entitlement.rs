@@ -1,0 +1,351 @@
+//! Entitlements: what a business may use, derived from its subscriptions,
+//! its trial and the clock, and applied to its plan, status and channels
+//! (SPEC §2).
+//!
+//! [`evaluate`] is a pure function of (business, subscriptions, now), and
+//! [`apply`] makes the stored state equal to it: the channel suspensions are
+//! a function of the entitlement and the channels' creation order, never of
+//! the history that led there. That is why any delivery order of Stripe
+//! events ends in the same state.
+//!
+//! Rules:
+//! - A live subscription (`trialing`, `active`, `past_due`) decides the plan
+//!   (through its price); `past_due` keeps access for the grace period
+//!   (`billing.grace_hours`, 3 days) from the start of the unpaid period,
+//!   when Stripe attempted the renewal charge, then restricts.
+//! - No live subscription: during the trial the business is on `trial`;
+//!   a plan set by an admin with no subscription history (`free`) stands;
+//!   otherwise (`canceled`, `unpaid`, `incomplete_expired`, trial over) the
+//!   business is restricted.
+//! - Restricted: every channel is suspended with reason
+//!   `subscription_required`. With access: channels beyond the plan's limit,
+//!   newest first, are suspended with reason `over_plan_limit` and the
+//!   business is `over_limit`. A channel whose reason no longer holds goes
+//!   back to the status it had before; channels suspended for any other
+//!   reason are never touched.
+
+use chrono::{DateTime, Duration, Utc};
+use entity::billing::subscription;
+use entity::enums::{BusinessStatus, ChannelStatus};
+use entity::{business, channel, user};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, Set,
+};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::domain::plans::TRIAL;
+use crate::error::{Error, Result};
+use crate::mail::templates;
+use crate::state::AppState;
+
+/// Suspension reason: more channels than the plan allows.
+pub const OVER_PLAN_LIMIT: &str = "over_plan_limit";
+/// Suspension reason: no paying subscription (trial over, payment lapsed).
+pub const SUBSCRIPTION_REQUIRED: &str = "subscription_required";
+
+/// Whether a Stripe status keeps a subscription in force.
+pub fn is_live(status: &str) -> bool {
+    matches!(status, "trialing" | "active" | "past_due")
+}
+
+/// Whether a Stripe status is final: Stripe never revives such a subscription.
+pub fn is_terminal(status: &str) -> bool {
+    matches!(status, "canceled" | "incomplete_expired")
+}
+
+/// What the business may use now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entitlement {
+    /// Plan id of the catalogue.
+    pub plan: String,
+    /// False: restricted (reading and billing only).
+    pub access: bool,
+    /// End of the `past_due` grace period, while in it.
+    pub grace_ends_at: Option<DateTime<Utc>>,
+    /// When the entitlement next changes by time alone.
+    pub recheck_at: Option<DateTime<Utc>>,
+    /// Whether the "trial ends soon" reminder is due now.
+    pub trial_notice_due: bool,
+}
+
+/// The timings of [`evaluate`], from `billing.*` configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Timings {
+    /// `past_due` grace period.
+    pub grace: Duration,
+    /// Lead time of the trial reminder.
+    pub trial_notice: Duration,
+}
+
+impl Timings {
+    /// From the configuration.
+    pub fn from_config(config: &crate::config::BillingConfig) -> Timings {
+        Timings {
+            grace: Duration::hours(i64::from(config.grace_hours)),
+            trial_notice: Duration::hours(i64::from(config.trial_notice_hours)),
+        }
+    }
+}
+
+/// The subscription that decides: the newest live one, else the newest.
+pub fn current(subs: &[subscription::Model]) -> Option<&subscription::Model> {
+    let key = |s: &&subscription::Model| (s.stripe_created, s.stripe_subscription_id.clone());
+    subs.iter()
+        .filter(|s| is_live(&s.status))
+        .max_by_key(key)
+        .or_else(|| subs.iter().max_by_key(key))
+}
+
+/// End of the grace period of a `past_due` subscription: Stripe charges a
+/// renewal at the start of the period, so the debt dates from there.
+pub fn grace_end(sub: &subscription::Model, t: Timings) -> DateTime<Utc> {
+    sub.current_period_start.unwrap_or(sub.stripe_created) + t.grace
+}
+
+/// The entitlement of `b` with `subs` at `now` (see the module rules).
+pub fn evaluate(
+    b: &business::Model,
+    subs: &[subscription::Model],
+    now: DateTime<Utc>,
+    t: Timings,
+) -> Entitlement {
+    let mut e = Entitlement {
+        plan: b.plan.clone(),
+        access: true,
+        grace_ends_at: None,
+        recheck_at: None,
+        trial_notice_due: false,
+    };
+    match current(subs) {
+        Some(sub) if is_live(&sub.status) => {
+            // A price no plan names (a custom enterprise price) keeps the
+            // plan an admin set.
+            if let Some(plan) = &sub.plan {
+                e.plan = plan.clone();
+            }
+            if sub.status == "past_due" {
+                let end = grace_end(sub, t);
+                e.access = now < end;
+                if e.access {
+                    e.grace_ends_at = Some(end);
+                    e.recheck_at = Some(end);
+                }
+            }
+        }
+        last => {
+            let granted = last.is_none() && b.plan != TRIAL;
+            if !granted {
+                if let Some(sub) = last
+                    && let Some(plan) = &sub.plan
+                {
+                    e.plan = plan.clone();
+                }
+                if now < b.trial_ends_at {
+                    e.plan = TRIAL.to_owned();
+                    let notice_at = b.trial_ends_at - t.trial_notice;
+                    let notice_pending = b.trial_notice_sent_at.is_none();
+                    e.trial_notice_due = notice_pending && now >= notice_at;
+                    e.recheck_at = Some(if notice_pending && now < notice_at {
+                        notice_at
+                    } else {
+                        b.trial_ends_at
+                    });
+                } else {
+                    e.access = false;
+                }
+            }
+        }
+    }
+    e
+}
+
+/// What [`apply`] changed.
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct Change {
+    /// Business.
+    pub business_id: Uuid,
+    /// Plan before and after, when it changed.
+    pub plan: Option<(String, String)>,
+    /// Status before and after, when it changed.
+    pub status: Option<(BusinessStatus, BusinessStatus)>,
+    /// Channels suspended now.
+    pub suspended: u32,
+    /// Channels restored now.
+    pub restored: u32,
+}
+
+impl Change {
+    /// True when nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.plan.is_none() && self.status.is_none() && self.suspended == 0 && self.restored == 0
+    }
+}
+
+/// Takes the business row's write lock as the transaction's first statement
+/// (a row lock on PostgreSQL; SQLite's `BEGIN IMMEDIATE` already holds the
+/// database's): every change to a business's entitlement is serialised.
+/// False when the business does not exist.
+pub async fn lock_business<C: ConnectionTrait>(txn: &C, business_id: Uuid) -> Result<bool> {
+    let locked = business::Entity::update_many()
+        .col_expr(business::Column::Id, Expr::col(business::Column::Id))
+        .filter(business::Column::Id.eq(business_id))
+        .exec(txn)
+        .await?;
+    Ok(locked.rows_affected == 1)
+}
+
+/// Re-evaluates the business and stores the result: plan, status, re-check
+/// time, channel suspensions, and the billing notices the change calls for
+/// (queued in the same transaction). Call inside a write transaction that
+/// holds the business lock ([`lock_business`]). A business being deleted
+/// is left alone.
+pub async fn apply<C: ConnectionTrait>(
+    state: &AppState,
+    txn: &C,
+    business_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Change> {
+    let mut change = Change {
+        business_id,
+        ..Change::default()
+    };
+    let Some(b) = business::Entity::find_by_id(business_id).one(txn).await? else {
+        return Ok(change);
+    };
+    if b.status == BusinessStatus::Deleting {
+        return Ok(change);
+    }
+    let subs = subscription::Entity::find()
+        .filter(subscription::Column::BusinessId.eq(business_id))
+        .all(txn)
+        .await?;
+    let t = Timings::from_config(&state.config.billing);
+    let e = evaluate(&b, &subs, now, t);
+    let channels = channel::Entity::find()
+        .filter(channel::Column::BusinessId.eq(business_id))
+        .order_by_asc(channel::Column::CreatedAt)
+        .order_by_asc(channel::Column::Id)
+        .all(txn)
+        .await?;
+    let limit = state.plans.channel_limit(&e.plan);
+    for (i, c) in channels.iter().enumerate() {
+        let desired = if !e.access {
+            Some(SUBSCRIPTION_REQUIRED)
+        } else if limit.is_some_and(|l| i >= l as usize) {
+            Some(OVER_PLAN_LIMIT)
+        } else {
+            None
+        };
+        let ours = c.status == ChannelStatus::Suspended
+            && matches!(
+                c.suspended_reason.as_deref(),
+                Some(OVER_PLAN_LIMIT | SUBSCRIPTION_REQUIRED)
+            );
+        let foreign = c.status == ChannelStatus::Suspended && !ours;
+        if foreign {
+            continue;
+        }
+        let current = if ours {
+            c.suspended_reason.as_deref()
+        } else {
+            None
+        };
+        if current == desired {
+            continue;
+        }
+        let mut a = c.clone().into_active_model();
+        match desired {
+            Some(reason) => {
+                if !ours {
+                    a.suspended_from = Set(Some(c.status));
+                    change.suspended += 1;
+                }
+                a.status = Set(ChannelStatus::Suspended);
+                a.suspended_reason = Set(Some(reason.to_owned()));
+            }
+            None => {
+                a.status = Set(c.suspended_from.unwrap_or(ChannelStatus::Disconnected));
+                a.suspended_reason = Set(None);
+                a.suspended_from = Set(None);
+                change.restored += 1;
+            }
+        }
+        a.updated_at = Set(now);
+        a.update(txn).await?;
+    }
+    let status = if !e.access {
+        BusinessStatus::Restricted
+    } else if limit.is_some_and(|l| channels.len() > l as usize) {
+        BusinessStatus::OverLimit
+    } else {
+        BusinessStatus::Active
+    };
+    if b.plan != e.plan {
+        change.plan = Some((b.plan.clone(), e.plan.clone()));
+    }
+    if b.status != status {
+        change.status = Some((b.status, status));
+    }
+    let owner_email =
+        if (status == BusinessStatus::Restricted && b.status != status) || e.trial_notice_due {
+            user::Entity::find_by_id(b.owner_id)
+                .one(txn)
+                .await?
+                .map(|u| u.email)
+        } else {
+            None
+        };
+    let billing_url = format!("{}/billing", state.config.public_base());
+    if let Some(to) = &owner_email {
+        if status == BusinessStatus::Restricted && b.status != status {
+            state
+                .mailer
+                .enqueue(txn, to, templates::restricted(&billing_url))
+                .await?;
+        }
+        if e.trial_notice_due {
+            let days = Ord::max((b.trial_ends_at - now).num_hours() + 23, 24) / 24;
+            state
+                .mailer
+                .enqueue(txn, to, templates::trial_ending(days, &billing_url))
+                .await?;
+        }
+    }
+    let mut a = b.clone().into_active_model();
+    a.plan = Set(e.plan.clone());
+    a.status = Set(status);
+    a.recheck_at = Set(e.recheck_at);
+    if e.trial_notice_due {
+        a.trial_notice_sent_at = Set(Some(now));
+    }
+    if !change.is_empty() || e.trial_notice_due {
+        a.updated_at = Set(now);
+    }
+    a.update(txn).await?;
+    Ok(change)
+}
+
+/// Locks and re-evaluates one business in its own write transaction.
+pub async fn refresh(state: &AppState, business_id: Uuid) -> Result<Change> {
+    let txn = crate::db::begin_write(&state.db).await?;
+    if !lock_business(&txn, business_id).await? {
+        return Err(Error::not_found());
+    }
+    let change = apply(state, &txn, business_id, chrono::Utc::now()).await?;
+    txn.commit().await?;
+    Ok(change)
+}
+
+/// First re-check time of a new business: when its trial reminder is due
+/// (or the end of the trial, for a trial shorter than the reminder's lead).
+pub fn first_recheck(
+    config: &crate::config::BillingConfig,
+    now: DateTime<Utc>,
+    trial_ends_at: DateTime<Utc>,
+) -> DateTime<Utc> {
+    let notice_at = trial_ends_at - Duration::hours(i64::from(config.trial_notice_hours));
+    if notice_at > now { notice_at } else { now }
+}

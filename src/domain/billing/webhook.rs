@@ -1,0 +1,468 @@
+//! Stripe webhook ingestion: verify, then process each event exactly once,
+//! in any order (SPEC §5; Stripe docs: webhooks, "Handle duplicate events",
+//! "Event ordering").
+//!
+//! - The signature is checked over the raw body before anything is parsed
+//!   ([`super::signature`]); a bad one changes nothing.
+//! - The event id goes into the `stripe_events` ledger in the same
+//!   transaction as the event's effect, so a duplicate finds it `done` and is
+//!   a no-op, and a failure rolls both back. The failure is then recorded
+//!   (`failed`, attempts, error) and answered 5xx so Stripe retries.
+//! - Subscription state obeys the per-subscription watermark
+//!   ([`super::subscriptions`]); events that carry no subscription state
+//!   (`checkout.session.completed`, `invoice.*`) re-fetch the subscription
+//!   from Stripe, and the fetched state is the truth as of now.
+//! - Every effect ends in [`super::entitlement::apply`], which is a function
+//!   of the stored state: any order and any number of duplicates converge.
+//!
+//! Handled: `checkout.session.completed`, `customer.subscription.created`,
+//! `…updated`, `…deleted`, `…paused`, `…resumed`, `…trial_will_end`,
+//! `invoice.paid`, `invoice.payment_failed`, `customer.created`,
+//! `customer.deleted`. Other types are acknowledged and recorded, without
+//! effect.
+
+use axum::http::StatusCode;
+use chrono::{TimeZone, Utc};
+use entity::billing::{stripe_event, subscription};
+use entity::{business, user};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use crate::domain::billing::entitlement::{self, is_terminal};
+use crate::domain::billing::signature;
+use crate::domain::billing::subscriptions::{self, Applied, SubscriptionState, Version};
+use crate::error::{Error, Result};
+use crate::integrations::stripe::{BUSINESS_METADATA_KEY, StripeApi};
+use crate::mail::templates;
+use crate::state::AppState;
+
+/// What happened to a delivery that was accepted (answered 200).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Its effect is committed.
+    Processed,
+    /// Already processed: nothing done.
+    Duplicate,
+    /// A type Switchboard does not act on (or no business of ours): recorded.
+    Ignored,
+}
+
+impl Outcome {
+    /// Lower-case name for the response body.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Processed => "processed",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Ignored => "ignored",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    id: String,
+    #[serde(rename = "type")]
+    type_: String,
+    created: i64,
+    #[serde(borrow)]
+    data: Data<'a>,
+}
+
+#[derive(Deserialize)]
+struct Data<'a> {
+    #[serde(borrow)]
+    object: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+struct CustomerObject {
+    id: String,
+    #[serde(default)]
+    metadata: std::collections::HashMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Notice {
+    TrialEnding,
+    PaymentFailed,
+}
+
+/// The effect an event asks for, worked out before the transaction.
+#[derive(Default)]
+struct Effect {
+    /// Customer the event concerns.
+    customer: Option<String>,
+    /// Business named by our metadata or `client_reference_id`.
+    hint: Option<Uuid>,
+    /// Subscription state to apply.
+    sub: Option<(SubscriptionState, Version)>,
+    /// Subscription to fetch from Stripe first.
+    fetch: Option<String>,
+    /// The customer was deleted in Stripe.
+    customer_deleted: bool,
+    /// Notice to send.
+    notice: Option<Notice>,
+    /// Whether the type is one we act on.
+    known: bool,
+}
+
+enum Step {
+    Done(Outcome),
+    Ambiguous(String),
+}
+
+fn invalid_event(what: &str) -> Error {
+    Error::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_event",
+        "Not a Stripe event",
+    )
+    .with_detail(what.to_owned())
+}
+
+/// Verifies and processes one delivery (`body` is the raw request body).
+/// 400 for a bad signature or body (nothing changed), 503 when webhooks are
+/// not configured, 500 `webhook_processing_failed` when processing failed
+/// (recorded in the ledger for the retry).
+pub async fn receive(state: &AppState, signature: Option<&str>, body: &[u8]) -> Result<Outcome> {
+    let (Some(stripe), false) = (state.stripe.as_ref(), state.webhook_secrets.is_empty()) else {
+        return Err(Error::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "webhooks_unavailable",
+            "Stripe webhooks are not configured",
+        ));
+    };
+    let tolerance = i64::try_from(state.config.billing.webhook_tolerance_secs).unwrap_or(300);
+    signature::verify(signature, body, &state.webhook_secrets, Utc::now().timestamp(), tolerance)
+        .map_err(|e| {
+            Error::new(StatusCode::BAD_REQUEST, e.code(), "Invalid Stripe signature").with_detail(
+                "The Stripe-Signature header does not sign this body with a configured endpoint secret within the tolerance.",
+            )
+        })?;
+    let env: Envelope<'_> =
+        serde_json::from_slice(body).map_err(|e| invalid_event(&format!("{e}")))?;
+    let seen = stripe_event::Entity::find_by_id(env.id.clone())
+        .one(&state.db)
+        .await?;
+    if seen.is_some_and(|e| e.status == "done") {
+        return Ok(Outcome::Duplicate);
+    }
+    match process(state, stripe, &env).await {
+        Ok(outcome) => Ok(outcome),
+        Err(e) => {
+            if let Err(record) = record_failure(state, &env, &e).await {
+                tracing::error!(error = %record, event = %env.id, "could not record a failed Stripe event");
+            }
+            tracing::warn!(event = %env.id, kind = %env.type_, code = e.code(), "Stripe event processing failed");
+            if e.status().is_client_error() {
+                Err(e)
+            } else {
+                Err(Error::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "webhook_processing_failed",
+                    "The event could not be processed",
+                )
+                .with_detail("Recorded for retry; Stripe will deliver it again."))
+            }
+        }
+    }
+}
+
+fn effect_of(env: &Envelope<'_>) -> Result<Effect> {
+    let object = env.data.object.get();
+    let mut effect = Effect {
+        known: true,
+        ..Effect::default()
+    };
+    match env.type_.as_str() {
+        "customer.subscription.created"
+        | "customer.subscription.updated"
+        | "customer.subscription.deleted"
+        | "customer.subscription.paused"
+        | "customer.subscription.resumed"
+        | "customer.subscription.trial_will_end" => {
+            let s = subscriptions::parse(object)?;
+            effect.customer = Some(s.customer.clone());
+            effect.hint = s.business_id;
+            if env.type_ == "customer.subscription.trial_will_end" && s.status == "trialing" {
+                effect.notice = Some(Notice::TrialEnding);
+            }
+            effect.sub = Some((s, Version::Event(env.created)));
+        }
+        "checkout.session.completed" => {
+            let cs: stripe_shared::CheckoutSession = miniserde::json::from_str(object)
+                .map_err(|_| invalid_event("data.object is not a Checkout Session"))?;
+            effect.customer = cs.customer.as_ref().map(|c| c.id().to_string());
+            effect.hint = cs
+                .client_reference_id
+                .as_deref()
+                .and_then(|r| r.parse().ok());
+            effect.fetch = cs.subscription.as_ref().map(|s| s.id().to_string());
+        }
+        "invoice.paid" | "invoice.payment_failed" => {
+            let inv: stripe_shared::Invoice = miniserde::json::from_str(object)
+                .map_err(|_| invalid_event("data.object is not an invoice"))?;
+            effect.customer = inv.customer.as_ref().map(|c| c.id().to_string());
+            effect.fetch = inv
+                .parent
+                .as_ref()
+                .and_then(|p| p.subscription_details.as_ref())
+                .map(|d| d.subscription.id().to_string());
+            if env.type_ == "invoice.payment_failed" {
+                effect.notice = Some(Notice::PaymentFailed);
+            }
+        }
+        "customer.created" | "customer.deleted" => {
+            let c: CustomerObject = serde_json::from_str(object)
+                .map_err(|_| invalid_event("data.object is not a customer"))?;
+            effect.hint = c
+                .metadata
+                .get(BUSINESS_METADATA_KEY)
+                .and_then(|v| v.parse().ok());
+            effect.customer_deleted = env.type_ == "customer.deleted";
+            effect.customer = Some(c.id);
+        }
+        _ => effect.known = false,
+    }
+    Ok(effect)
+}
+
+async fn process(state: &AppState, stripe: &StripeApi, env: &Envelope<'_>) -> Result<Outcome> {
+    let mut effect = effect_of(env)?;
+    // Stripe calls happen before the write transaction, never inside it.
+    if let Some(id) = effect.fetch.take() {
+        let s = stripe.retrieve_subscription(&id).await?;
+        effect.sub = Some((
+            SubscriptionState::from(&s),
+            Version::Fetched(Utc::now().timestamp()),
+        ));
+    }
+    let business_id = resolve_business(state, &effect).await?;
+    match commit(state, env, &effect, business_id).await? {
+        Step::Done(outcome) => Ok(outcome),
+        Step::Ambiguous(id) => {
+            let s = stripe.retrieve_subscription(&id).await?;
+            effect.sub = Some((
+                SubscriptionState::from(&s),
+                Version::Fetched(Utc::now().timestamp()),
+            ));
+            match commit(state, env, &effect, business_id).await? {
+                Step::Done(outcome) => Ok(outcome),
+                Step::Ambiguous(_) => Err(Error::internal("a fetched state was ambiguous")),
+            }
+        }
+    }
+}
+
+/// The business an event concerns: by Stripe customer, else by the id our
+/// metadata or `client_reference_id` carries.
+async fn resolve_business(state: &AppState, effect: &Effect) -> Result<Option<Uuid>> {
+    if !effect.known {
+        return Ok(None);
+    }
+    if let Some(customer) = &effect.customer {
+        let found = business::Entity::find()
+            .filter(business::Column::StripeCustomerId.eq(customer))
+            .one(&state.db)
+            .await?;
+        if let Some(b) = found {
+            return Ok(Some(b.id));
+        }
+    }
+    if let Some(id) = effect.hint {
+        let found = business::Entity::find_by_id(id).one(&state.db).await?;
+        return Ok(found.map(|b| b.id));
+    }
+    Ok(None)
+}
+
+/// Claims the event in the ledger: inserts it `done`, or turns a `failed`
+/// row `done`. Zero rows means it was already done (a duplicate). On
+/// PostgreSQL a concurrent claim of the same id waits for the first
+/// transaction and then sees its outcome.
+async fn claim<C: ConnectionTrait>(
+    txn: &C,
+    env: &Envelope<'_>,
+    business_id: Option<Uuid>,
+) -> Result<bool> {
+    let now = Utc::now();
+    let created = Utc.timestamp_opt(env.created, 0).single().unwrap_or(now);
+    let rows = stripe_event::Entity::insert(stripe_event::ActiveModel {
+        id: Set(env.id.clone()),
+        event_type: Set(env.type_.clone()),
+        status: Set("done".into()),
+        attempts: Set(1),
+        last_error: Set(None),
+        business_id: Set(business_id),
+        event_created: Set(created),
+        received_at: Set(now),
+        processed_at: Set(Some(now)),
+    })
+    .on_conflict(
+        OnConflict::column(stripe_event::Column::Id)
+            .value(stripe_event::Column::Status, "done")
+            .value(
+                stripe_event::Column::Attempts,
+                Expr::col((stripe_event::Entity, stripe_event::Column::Attempts)).add(1),
+            )
+            .value(stripe_event::Column::ProcessedAt, now)
+            .value(stripe_event::Column::BusinessId, business_id)
+            .action_and_where(
+                Expr::col((stripe_event::Entity, stripe_event::Column::Status)).ne("done"),
+            )
+            .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await?;
+    Ok(rows == 1)
+}
+
+async fn commit(
+    state: &AppState,
+    env: &Envelope<'_>,
+    effect: &Effect,
+    business_id: Option<Uuid>,
+) -> Result<Step> {
+    let now = Utc::now();
+    let txn = crate::db::begin_write(&state.db).await?;
+    let business_id = match business_id {
+        Some(id) if entitlement::lock_business(&txn, id).await? => Some(id),
+        _ => None,
+    };
+    if !claim(&txn, env, business_id).await? {
+        txn.rollback().await?;
+        return Ok(Step::Done(Outcome::Duplicate));
+    }
+    let Some(business_id) = business_id else {
+        txn.commit().await?;
+        return Ok(Step::Done(Outcome::Ignored));
+    };
+    if let Some(customer) = &effect.customer {
+        if effect.customer_deleted {
+            business::Entity::update_many()
+                .col_expr(
+                    business::Column::StripeCustomerId,
+                    Expr::value(None::<String>),
+                )
+                .filter(business::Column::Id.eq(business_id))
+                .filter(business::Column::StripeCustomerId.eq(customer))
+                .exec(&txn)
+                .await?;
+            // Deleting a customer cancels its subscriptions at once.
+            subscription::Entity::update_many()
+                .col_expr(subscription::Column::Status, Expr::value("canceled"))
+                .col_expr(subscription::Column::UpdatedAt, Expr::value(now))
+                .filter(subscription::Column::StripeCustomerId.eq(customer))
+                .filter(subscription::Column::Status.is_not_in(["canceled", "incomplete_expired"]))
+                .exec(&txn)
+                .await?;
+        } else if env.type_ != "customer.created" {
+            // A Checkout customer we did not create ourselves becomes the business's.
+            business::Entity::update_many()
+                .col_expr(
+                    business::Column::StripeCustomerId,
+                    Expr::value(customer.clone()),
+                )
+                .filter(business::Column::Id.eq(business_id))
+                .filter(business::Column::StripeCustomerId.is_null())
+                .exec(&txn)
+                .await?;
+        }
+    }
+    if let Some((s, version)) = &effect.sub
+        && subscriptions::apply(&txn, &state.plans, business_id, s, *version).await?
+            == Applied::Ambiguous
+    {
+        txn.rollback().await?;
+        return Ok(Step::Ambiguous(s.id.clone()));
+    }
+    entitlement::apply(state, &txn, business_id, now).await?;
+    if let Some(notice) = effect.notice {
+        send_notice(
+            state,
+            &txn,
+            business_id,
+            notice,
+            effect.sub.as_ref().map(|(s, _)| s),
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(Step::Done(if effect.known {
+        Outcome::Processed
+    } else {
+        Outcome::Ignored
+    }))
+}
+
+async fn send_notice<C: ConnectionTrait>(
+    state: &AppState,
+    txn: &C,
+    business_id: Uuid,
+    notice: Notice,
+    sub: Option<&SubscriptionState>,
+) -> Result<()> {
+    let Some(b) = business::Entity::find_by_id(business_id).one(txn).await? else {
+        return Ok(());
+    };
+    let Some(owner) = user::Entity::find_by_id(b.owner_id).one(txn).await? else {
+        return Ok(());
+    };
+    let billing_url = format!("{}/billing", state.config.public_base());
+    let message = match notice {
+        Notice::TrialEnding => {
+            let end = sub.and_then(|s| s.trial_end).unwrap_or(b.trial_ends_at);
+            let days = Ord::max((end - Utc::now()).num_hours() + 23, 24) / 24;
+            templates::trial_ending(days, &billing_url)
+        }
+        Notice::PaymentFailed => {
+            if sub.is_some_and(|s| is_terminal(&s.status)) {
+                return Ok(());
+            }
+            let days = (i64::from(state.config.billing.grace_hours) + 23) / 24;
+            templates::payment_failed(days, &billing_url)
+        }
+    };
+    state.mailer.enqueue(txn, &owner.email, message).await?;
+    Ok(())
+}
+
+/// Marks the event `failed` (unless a concurrent delivery finished it),
+/// counting the attempt and keeping the error for operators.
+async fn record_failure(state: &AppState, env: &Envelope<'_>, error: &Error) -> Result<()> {
+    let now = Utc::now();
+    let created = Utc.timestamp_opt(env.created, 0).single().unwrap_or(now);
+    let message = format!("{}: {}", error.code(), error.status());
+    let txn = crate::db::begin_write(&state.db).await?;
+    stripe_event::Entity::insert(stripe_event::ActiveModel {
+        id: Set(env.id.clone()),
+        event_type: Set(env.type_.clone()),
+        status: Set("failed".into()),
+        attempts: Set(1),
+        last_error: Set(Some(message.clone())),
+        business_id: Set(None),
+        event_created: Set(created),
+        received_at: Set(now),
+        processed_at: Set(None),
+    })
+    .on_conflict(
+        OnConflict::column(stripe_event::Column::Id)
+            .value(stripe_event::Column::Status, "failed")
+            .value(
+                stripe_event::Column::Attempts,
+                Expr::col((stripe_event::Entity, stripe_event::Column::Attempts)).add(1),
+            )
+            .value(stripe_event::Column::LastError, message)
+            .action_and_where(
+                Expr::col((stripe_event::Entity, stripe_event::Column::Status)).ne("done"),
+            )
+            .to_owned(),
+    )
+    .exec_without_returning(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,286 @@
+//! The Stripe API client: the calls billing makes, through async-stripe
+//! (form-encoded requests, strictly typed JSON responses), with the base URL
+//! from configuration so tests drive this exact code against local servers
+//! speaking Stripe's wire format (our fake, and localstripe).
+//!
+//! Every call returns Stripe's objects as async-stripe types; failures map to
+//! problem details: Stripe unreachable or failing → 502 `stripe_unavailable`,
+//! Stripe refusing the request → 502 `stripe_error` with Stripe's message.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use secrecy::ExposeSecret;
+use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
+use stripe_billing::billing_portal_session::CreateBillingPortalSession;
+use stripe_billing::invoice::ListInvoice;
+use stripe_billing::subscription::{
+    ListSubscription, ListSubscriptionStatus, RetrieveSubscription, UpdateSubscription,
+    UpdateSubscriptionItems, UpdateSubscriptionProrationBehavior,
+};
+use stripe_checkout::checkout_session::{
+    CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
+};
+use stripe_core::customer::{
+    CreateCustomer, DeleteCustomer, RetrieveCustomer, RetrieveCustomerReturned,
+};
+use stripe_shared::{CheckoutSessionMode, Invoice, Subscription};
+use uuid::Uuid;
+
+use crate::config::StripeConfig;
+use crate::error::Error;
+
+/// Metadata key naming the business on Stripe objects we create.
+pub const BUSINESS_METADATA_KEY: &str = "business_id";
+
+/// A configured Stripe client (cheap to clone).
+#[derive(Clone)]
+pub struct StripeApi {
+    client: Client,
+}
+
+/// A page of a customer's invoices.
+pub struct InvoicePage {
+    /// Newest first, as Stripe lists them.
+    pub data: Vec<Invoice>,
+    /// Whether Stripe has more after the last one.
+    pub has_more: bool,
+}
+
+impl StripeApi {
+    /// A client for `config.api_base` authenticated with the secret key.
+    /// Requests without an explicit idempotency key are retried up to twice
+    /// with one random key, so a retried create never creates twice.
+    pub fn new(config: &StripeConfig) -> Result<StripeApi, Error> {
+        let client = ClientBuilder::new(config.secret_key.expose_secret())
+            // async-stripe joins `{base}v1{path}`: the base ends with a slash.
+            .url(format!("{}/", config.api_base.trim_end_matches('/')))
+            .timeout(Duration::from_secs(config.timeout_secs.max(1)))
+            .request_strategy(RequestStrategy::Retry(2))
+            .app_info("Switchboard", Some(env!("CARGO_PKG_VERSION").into()), None)
+            .build()
+            .map_err(Error::internal)?;
+        Ok(StripeApi { client })
+    }
+
+    /// Creates the business's customer under `idempotency_key` (see
+    /// [`customer_idempotency_key`]): a retry after a lost response, within
+    /// Stripe's 24-hour key lifetime, returns the same customer instead of
+    /// creating a second.
+    pub async fn create_customer(
+        &self,
+        idempotency_key: &str,
+        business_id: Uuid,
+        email: &str,
+        name: &str,
+    ) -> Result<stripe_shared::Customer, Error> {
+        let key = IdempotencyKey::new(idempotency_key).map_err(Error::internal)?;
+        CreateCustomer::new()
+            .email(email)
+            .name(name)
+            .metadata(business_metadata(business_id))
+            .customize()
+            .request_strategy(RequestStrategy::Idempotent(key))
+            .send(&self.client)
+            .await
+            .map_err(stripe_failure)
+    }
+
+    /// The customer `id`; `None` once deleted in Stripe.
+    pub async fn retrieve_customer(
+        &self,
+        id: &str,
+    ) -> Result<Option<stripe_shared::Customer>, Error> {
+        match RetrieveCustomer::new(id).send(&self.client).await {
+            Ok(RetrieveCustomerReturned::Customer(c)) => Ok(Some(c)),
+            Ok(RetrieveCustomerReturned::DeletedCustomer(_)) => Ok(None),
+            Err(e) if is_missing(&e) => Ok(None),
+            Err(e) => Err(stripe_failure(e)),
+        }
+    }
+
+    /// Deletes the customer `id` (Stripe cancels its subscriptions at once).
+    /// Deleting a customer already gone succeeds: safe to repeat.
+    pub async fn delete_customer(&self, id: &str) -> Result<(), Error> {
+        match DeleteCustomer::new(id).send(&self.client).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_missing(&e) => Ok(()),
+            Err(e) => Err(stripe_failure(e)),
+        }
+    }
+
+    /// A Checkout Session in `subscription` mode for one unit of `price`.
+    /// `trial_end` (Unix seconds) carries the rest of our trial into the
+    /// subscription so nobody pays twice.
+    pub async fn create_checkout_session(
+        &self,
+        customer: &str,
+        business_id: Uuid,
+        price: &str,
+        trial_end: Option<i64>,
+        success_url: &str,
+        cancel_url: &str,
+    ) -> Result<stripe_shared::CheckoutSession, Error> {
+        let mut item = CreateCheckoutSessionLineItems::new();
+        item.price = Some(price.to_owned());
+        item.quantity = Some(1);
+        let mut subscription_data = CreateCheckoutSessionSubscriptionData::new();
+        subscription_data.metadata = Some(business_metadata(business_id));
+        subscription_data.trial_end = trial_end;
+        CreateCheckoutSession::new()
+            .mode(CheckoutSessionMode::Subscription)
+            .customer(customer)
+            .client_reference_id(business_id.to_string())
+            .line_items(vec![item])
+            .subscription_data(subscription_data)
+            .metadata(business_metadata(business_id))
+            .success_url(success_url)
+            .cancel_url(cancel_url)
+            .send(&self.client)
+            .await
+            .map_err(stripe_failure)
+    }
+
+    /// A customer-portal session URL for `customer`.
+    pub async fn create_portal_session(
+        &self,
+        customer: &str,
+        return_url: &str,
+    ) -> Result<String, Error> {
+        let session = CreateBillingPortalSession::new()
+            .customer(customer)
+            .return_url(return_url)
+            .send(&self.client)
+            .await
+            .map_err(stripe_failure)?;
+        Ok(session.url)
+    }
+
+    /// The subscription `id` as Stripe has it now.
+    pub async fn retrieve_subscription(&self, id: &str) -> Result<Subscription, Error> {
+        RetrieveSubscription::new(id)
+            .send(&self.client)
+            .await
+            .map_err(stripe_failure)
+    }
+
+    /// Moves the subscription's item `item_id` to `price`. Upgrades invoice
+    /// the prorated difference at once (`always_invoice`); downgrades take
+    /// effect without proration, as there are no refunds on downgrade (SPEC §2).
+    pub async fn change_price(
+        &self,
+        id: &str,
+        item_id: &str,
+        price: &str,
+        upgrade: bool,
+    ) -> Result<Subscription, Error> {
+        let mut item = UpdateSubscriptionItems::new();
+        item.id = Some(item_id.to_owned());
+        item.price = Some(price.to_owned());
+        let proration = if upgrade {
+            UpdateSubscriptionProrationBehavior::AlwaysInvoice
+        } else {
+            UpdateSubscriptionProrationBehavior::None
+        };
+        UpdateSubscription::new(id)
+            .items(vec![item])
+            .proration_behavior(proration)
+            .send(&self.client)
+            .await
+            .map_err(stripe_failure)
+    }
+
+    /// Sets `cancel_at_period_end` (cancel at the end of the paid period, or undo that).
+    pub async fn set_cancel_at_period_end(
+        &self,
+        id: &str,
+        cancel: bool,
+    ) -> Result<Subscription, Error> {
+        UpdateSubscription::new(id)
+            .cancel_at_period_end(cancel)
+            .send(&self.client)
+            .await
+            .map_err(stripe_failure)
+    }
+
+    /// Every subscription of `customer`, canceled ones included, following
+    /// Stripe's pagination.
+    pub async fn list_subscriptions(&self, customer: &str) -> Result<Vec<Subscription>, Error> {
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut req = ListSubscription::new()
+                .customer(customer)
+                .status(ListSubscriptionStatus::All)
+                .limit(100);
+            if let Some(a) = &after {
+                req = req.starting_after(a.as_str());
+            }
+            let page = req.send(&self.client).await.map_err(stripe_failure)?;
+            after = page.data.last().map(|s| s.id.to_string());
+            all.extend(page.data);
+            if !page.has_more || after.is_none() {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// One page of `customer`'s invoices, newest first, `limit` 1–100,
+    /// after the invoice `starting_after`.
+    pub async fn list_invoices(
+        &self,
+        customer: &str,
+        limit: i64,
+        starting_after: Option<&str>,
+    ) -> Result<InvoicePage, Error> {
+        let mut req = ListInvoice::new().customer(customer).limit(limit);
+        if let Some(a) = starting_after {
+            req = req.starting_after(a);
+        }
+        let page = req.send(&self.client).await.map_err(stripe_failure)?;
+        Ok(InvoicePage {
+            data: page.data,
+            has_more: page.has_more,
+        })
+    }
+}
+
+/// The idempotency key of the business's customer creation.
+pub fn customer_idempotency_key(business_id: Uuid) -> String {
+    format!("switchboard-customer-{business_id}")
+}
+
+fn business_metadata(business_id: Uuid) -> HashMap<String, String> {
+    HashMap::from([(BUSINESS_METADATA_KEY.to_owned(), business_id.to_string())])
+}
+
+fn is_missing(e: &StripeError) -> bool {
+    matches!(e, StripeError::Stripe(_, 404))
+}
+
+/// Maps a failed Stripe call to a problem: Stripe's refusals keep its
+/// message (never the API key, which async-stripe does not echo).
+pub fn stripe_failure(e: StripeError) -> Error {
+    match e {
+        StripeError::Stripe(api, status) => {
+            tracing::warn!(status, message = ?api.message, "Stripe refused a request");
+            Error::new(
+                StatusCode::BAD_GATEWAY,
+                "stripe_error",
+                "Stripe refused the request",
+            )
+            .with_detail(api.message.unwrap_or_else(|| "no message".into()))
+            .with("stripe_status", status)
+        }
+        other => {
+            tracing::warn!(error = %other, "Stripe request failed");
+            Error::new(
+                StatusCode::BAD_GATEWAY,
+                "stripe_unavailable",
+                "Stripe could not be reached",
+            )
+            .with_detail("Try again shortly.")
+        }
+    }
+}
