@@ -22,4 +22,5 @@ mod rate_limit;
 mod restart;
 mod roles;
 mod secrets;
+mod storm;
 mod stripe_fake;
