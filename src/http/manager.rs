@@ -50,9 +50,12 @@ pub struct ManagedBusinessView {
     /// Latest recorded activity: the last audit record about the business,
     /// or its last change, whichever is later.
     pub last_activity_at: DateTime<Utc>,
+    /// The Stripe subscription: status and renewal date (`current_period_end`).
+    pub subscription: Option<crate::domain::billing::owner::SubscriptionDetails>,
 }
 
-/// One assigned business: plan, status, trial end, channel usage, last activity.
+/// One assigned business: plan, status, trial end, channel usage, last
+/// activity, subscription status and renewal date.
 #[utoipa::path(get, path = "/v1/manager/businesses/{id}", tag = "manager", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Business id")),
     responses(
         (status = 200, body = ManagedBusinessView),
@@ -69,9 +72,11 @@ pub async fn get_business(
     let b = access::business(&state, caller, id, Object::Business, Action::Read).await?;
     let audited = audit::last_activity(&state.db, b.id).await?;
     let last_activity_at = audited.map_or(b.updated_at, |a| a.max(b.updated_at));
+    let subscription = crate::domain::billing::owner::subscription_details(&state, b.id).await?;
     Ok(Json(ManagedBusinessView {
         business: businesses::view(&state, b).await?,
         last_activity_at,
+        subscription,
     }))
 }
 

@@ -1315,3 +1315,50 @@ async fn reconcile_command_repairs_drift_and_reports_it() {
         (0, 0)
     );
 }
+
+#[tokio::test]
+async fn the_assigned_manager_sees_subscription_status_and_renewal_but_changes_nothing() {
+    let b = BillingApp::spawn().await;
+    let (token, bid, sub) = b.subscriber("growth").await;
+    let admin = b.app.admin(&email("boss")).await;
+    let (manager_id, manager) = b.app.manager(&admin, &email("manny")).await;
+    let r = b
+        .app
+        .call(
+            reqwest::Method::PUT,
+            &format!("/v1/admin/businesses/{bid}/manager"),
+            Some(&admin),
+            Some(json!({ "manager_id": manager_id })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let view = b
+        .app
+        .get(&format!("/v1/manager/businesses/{bid}"), Some(&manager))
+        .await;
+    assert_eq!(view.status, StatusCode::OK, "{}", view.text);
+    assert_eq!(view.body["subscription"]["id"], sub.as_str());
+    assert_eq!(view.body["subscription"]["status"], "trialing");
+    let renewal = b.stripe.subscription(&sub).unwrap()["items"]["data"][0]["current_period_end"]
+        .as_i64()
+        .unwrap();
+    let shown = chrono::DateTime::parse_from_rfc3339(
+        view.body["subscription"]["current_period_end"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap()
+    .timestamp();
+    assert_eq!(shown, renewal);
+    // Never billing changes: the owner routes are for the owner's business only.
+    let r = b
+        .app
+        .post("/v1/billing/cancel", Some(&manager), json!({}))
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "no_business"));
+    assert_eq!(
+        b.stripe.subscription(&sub).unwrap()["cancel_at_period_end"],
+        false
+    );
+    let _ = token;
+}

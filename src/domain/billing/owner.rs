@@ -397,6 +397,26 @@ pub async fn set_cancel(
     summary(state, business_id).await
 }
 
+/// The subscription that decides the business's plan, if any (what a
+/// manager sees: status and renewal date).
+pub async fn subscription_details(
+    state: &AppState,
+    business_id: Uuid,
+) -> Result<Option<SubscriptionDetails>> {
+    let subs = subscriptions_of(state, business_id).await?;
+    Ok(entitlement::current(&subs).map(details))
+}
+
+fn details(s: &subscription::Model) -> SubscriptionDetails {
+    SubscriptionDetails {
+        id: s.stripe_subscription_id.clone(),
+        status: s.status.clone(),
+        current_period_end: s.current_period_end,
+        cancel_at_period_end: s.cancel_at_period_end,
+        trial_end: s.trial_end,
+    }
+}
+
 /// Plan, entitlement, subscription and usage, from the database.
 pub async fn summary(state: &AppState, business_id: Uuid) -> Result<BillingSummary> {
     let b = load(state, business_id).await?;
@@ -411,13 +431,7 @@ pub async fn summary(state: &AppState, business_id: Uuid) -> Result<BillingSumma
         status,
         trial_ends_at: b.trial_ends_at,
         grace_ends_at: e.grace_ends_at,
-        subscription: entitlement::current(&subs).map(|s| SubscriptionDetails {
-            id: s.stripe_subscription_id.clone(),
-            status: s.status.clone(),
-            current_period_end: s.current_period_end,
-            cancel_at_period_end: s.cancel_at_period_end,
-            trial_end: s.trial_end,
-        }),
+        subscription: entitlement::current(&subs).map(details),
         channels: Usage {
             used,
             limit: state.plans.channel_limit(&b.plan),
