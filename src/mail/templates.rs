@@ -184,6 +184,28 @@ pub fn trial_ending(days_left: i64, billing_url: &str) -> Rendered {
     }
 }
 
+/// Billing notice: the trial of a subscription already chosen ends soon and
+/// the first charge follows (Stripe's `customer.subscription.trial_will_end`).
+pub fn subscription_trial_ending(days_left: i64, billing_url: &str) -> Rendered {
+    let subject = format!("Your Switchboard trial ends in {days_left} days");
+    Rendered {
+        template: "subscription_trial_ending",
+        text: format!(
+            "Your trial ends in {days_left} days; your subscription then starts and your payment method is charged. Review your plan or payment details:\n{billing_url}"
+        ),
+        html: page(
+            &subject,
+            &[
+                format!(
+                    "Your trial ends in {days_left} days; your subscription then starts and your payment method is charged."
+                ),
+                format!("Review your plan or payment details: {}", link(billing_url)),
+            ],
+        ),
+        subject,
+    }
+}
+
 /// Billing notice: a payment failed; access continues for the grace period.
 pub fn payment_failed(grace_days: i64, billing_url: &str) -> Rendered {
     let subject = "Your Switchboard payment failed".to_owned();

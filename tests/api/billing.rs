@@ -1362,3 +1362,50 @@ async fn the_assigned_manager_sees_subscription_status_and_renewal_but_changes_n
     );
     let _ = token;
 }
+
+#[tokio::test]
+async fn trial_will_end_notifies_and_connect_events_do_not_touch_subscriptions() {
+    let b = BillingApp::spawn().await;
+    let (token, bid, sub) = b.subscriber("growth").await;
+    let owner = b.app.get("/v1/me", Some(&token)).await.body["email"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let obj = b.stripe.subscription(&sub).unwrap();
+    let r = b
+        .deliver(&stripe_fake::event(
+            "customer.subscription.trial_will_end",
+            obj,
+            b.tick(),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    wait_for_subject(&b.app, &owner, "trial ends in").await;
+    let notice = b
+        .app
+        .app
+        .state
+        .mailer
+        .messages_to(&owner)
+        .into_iter()
+        .find(|m| m.subject.contains("trial ends in"))
+        .unwrap();
+    assert!(
+        notice.text.contains("payment method is charged"),
+        "{}",
+        notice.text
+    );
+
+    // The same subscription id arriving on a connected account's event is
+    // not the business's subscription: recorded, ignored.
+    let canceled = b
+        .stripe
+        .update_subscription(&sub, |s| s["status"] = json!("canceled"));
+    let mut connect = stripe_fake::event("customer.subscription.deleted", canceled, b.tick());
+    connect["account"] = json!("acct_1Connected");
+    let r = b.deliver(&connect).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["outcome"], "ignored");
+    assert_eq!(b.business(bid).await.plan, "growth");
+    assert_eq!(b.business(bid).await.status, BusinessStatus::Active);
+}

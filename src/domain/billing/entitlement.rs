@@ -190,7 +190,10 @@ impl Change {
 /// False when the business does not exist.
 pub async fn lock_business<C: ConnectionTrait>(txn: &C, business_id: Uuid) -> Result<bool> {
     let locked = business::Entity::update_many()
-        .col_expr(business::Column::Id, Expr::col(business::Column::Id))
+        .col_expr(
+            business::Column::UpdatedAt,
+            Expr::col(business::Column::UpdatedAt),
+        )
         .filter(business::Column::Id.eq(business_id))
         .exec(txn)
         .await?;

@@ -63,6 +63,10 @@ impl Outcome {
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
+    /// Set on Connect events: they concern a connected account's own
+    /// objects, never a business's subscription to Switchboard.
+    #[serde(default)]
+    account: Option<String>,
     id: String,
     #[serde(rename = "type")]
     type_: String,
@@ -226,6 +230,9 @@ fn effect_of(env: &Envelope<'_>) -> Result<Effect> {
             effect.customer = Some(c.id);
         }
         _ => effect.known = false,
+    }
+    if env.account.is_some() {
+        return Ok(Effect::default());
     }
     Ok(effect)
 }
@@ -416,7 +423,7 @@ async fn send_notice<C: ConnectionTrait>(
         Notice::TrialEnding => {
             let end = sub.and_then(|s| s.trial_end).unwrap_or(b.trial_ends_at);
             let days = Ord::max((end - Utc::now()).num_hours() + 23, 24) / 24;
-            templates::trial_ending(days, &billing_url)
+            templates::subscription_trial_ending(days, &billing_url)
         }
         Notice::PaymentFailed => {
             if sub.is_some_and(|s| is_terminal(&s.status)) {
