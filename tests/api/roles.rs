@@ -99,6 +99,11 @@ async fn role_matrix() {
         row(Method::GET, "/v1/manager/businesses/{business}/channels", None, [401, 200, 404, 200, 404, 200]),
         row(Method::PUT, "/v1/admin/businesses/{business}/manager", Some(json!({ "manager_id": "{assigned_id}" })), [401, 403, 404, 403, 404, 200]),
         row(Method::DELETE, "/v1/admin/businesses/{business}/manager", None, [401, 403, 404, 403, 404, 204]),
+        row(Method::GET, "/v1/billing/plans", None, [200, 200, 200, 200, 200, 200]),
+        row(Method::GET, "/v1/billing/subscription", None, [401, 200, 200, 403, 403, 403]),
+        // This app has no Stripe key: permitted callers learn billing is unavailable.
+        row(Method::POST, "/v1/billing/cancel", None, [401, 503, 503, 403, 403, 403]),
+        row(Method::POST, "/v1/billing/change-plan", Some(json!({ "plan": "double" })), [401, 503, 503, 403, 403, 403]),
     ];
     let fill = |s: &str| {
         s.replace("{company}", &company)
