@@ -317,17 +317,20 @@ pub async fn apply<C: ConnectionTrait>(
                 .await?;
         }
     }
-    let mut a = b.clone().into_active_model();
-    a.plan = Set(e.plan.clone());
-    a.status = Set(status);
-    a.recheck_at = Set(e.recheck_at);
-    if e.trial_notice_due {
-        a.trial_notice_sent_at = Set(Some(now));
+    let unchanged = b.plan == e.plan && b.status == status && b.recheck_at == e.recheck_at;
+    if !unchanged || e.trial_notice_due {
+        let mut a = b.clone().into_active_model();
+        a.plan = Set(e.plan.clone());
+        a.status = Set(status);
+        a.recheck_at = Set(e.recheck_at);
+        if e.trial_notice_due {
+            a.trial_notice_sent_at = Set(Some(now));
+        }
+        if !change.is_empty() || e.trial_notice_due {
+            a.updated_at = Set(now);
+        }
+        a.update(txn).await?;
     }
-    if !change.is_empty() || e.trial_notice_due {
-        a.updated_at = Set(now);
-    }
-    a.update(txn).await?;
     Ok(change)
 }
 

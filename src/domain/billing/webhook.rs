@@ -148,12 +148,6 @@ pub async fn receive(state: &AppState, signature: Option<&str>, body: &[u8]) -> 
         })?;
     let env: Envelope<'_> =
         serde_json::from_slice(body).map_err(|e| invalid_event(&format!("{e}")))?;
-    let seen = stripe_event::Entity::find_by_id(env.id.clone())
-        .one(&state.db)
-        .await?;
-    if seen.is_some_and(|e| e.status == "done") {
-        return Ok(Outcome::Duplicate);
-    }
     match process(state, stripe, &env).await {
         Ok(outcome) => Ok(outcome),
         Err(e) => {
@@ -239,7 +233,17 @@ fn effect_of(env: &Envelope<'_>) -> Result<Effect> {
 
 async fn process(state: &AppState, stripe: &StripeApi, env: &Envelope<'_>) -> Result<Outcome> {
     let mut effect = effect_of(env)?;
-    // Stripe calls happen before the write transaction, never inside it.
+    // Stripe calls happen before the write transaction, never inside it;
+    // a duplicate of an event already done is not worth a call. (Without a
+    // call ahead, the ledger claim in the transaction spots duplicates.)
+    if effect.fetch.is_some() {
+        let seen = stripe_event::Entity::find_by_id(env.id.clone())
+            .one(&state.db)
+            .await?;
+        if seen.is_some_and(|e| e.status == "done") {
+            return Ok(Outcome::Duplicate);
+        }
+    }
     if let Some(id) = effect.fetch.take() {
         let s = stripe.retrieve_subscription(&id).await?;
         effect.sub = Some((
