@@ -26,7 +26,7 @@ use chrono::{TimeZone, Utc};
 use entity::billing::{stripe_event, subscription};
 use entity::{business, user};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use uuid::Uuid;
@@ -111,6 +111,8 @@ struct Effect {
     notice: Option<Notice>,
     /// Whether the type is one we act on.
     known: bool,
+    /// The business was found by `customer` (already linked to it).
+    found_by_customer: bool,
 }
 
 enum Step {
@@ -251,7 +253,8 @@ async fn process(state: &AppState, stripe: &StripeApi, env: &Envelope<'_>) -> Re
             Version::Fetched(Utc::now().timestamp()),
         ));
     }
-    let business_id = resolve_business(state, &effect).await?;
+    let (business_id, found_by_customer) = resolve_business(state, &effect).await?;
+    effect.found_by_customer = found_by_customer;
     match commit(state, env, &effect, business_id).await? {
         Step::Done(outcome) => Ok(outcome),
         Step::Ambiguous(id) => {
@@ -269,25 +272,29 @@ async fn process(state: &AppState, stripe: &StripeApi, env: &Envelope<'_>) -> Re
 }
 
 /// The business an event concerns: by Stripe customer, else by the id our
-/// metadata or `client_reference_id` carries.
-async fn resolve_business(state: &AppState, effect: &Effect) -> Result<Option<Uuid>> {
+/// metadata or `client_reference_id` carries; and whether it was found by
+/// the customer.
+async fn resolve_business(state: &AppState, effect: &Effect) -> Result<(Option<Uuid>, bool)> {
     if !effect.known {
-        return Ok(None);
+        return Ok((None, false));
     }
     if let Some(customer) = &effect.customer {
-        let found = business::Entity::find()
+        let found: Option<Uuid> = business::Entity::find()
+            .select_only()
+            .column(business::Column::Id)
             .filter(business::Column::StripeCustomerId.eq(customer))
+            .into_tuple()
             .one(&state.db)
             .await?;
-        if let Some(b) = found {
-            return Ok(Some(b.id));
+        if found.is_some() {
+            return Ok((found, true));
         }
     }
     if let Some(id) = effect.hint {
         let found = business::Entity::find_by_id(id).one(&state.db).await?;
-        return Ok(found.map(|b| b.id));
+        return Ok((found.map(|b| b.id), false));
     }
-    Ok(None)
+    Ok((None, false))
 }
 
 /// Claims the event in the ledger: inserts it `done`, or turns a `failed`
@@ -339,7 +346,11 @@ async fn commit(
 ) -> Result<Step> {
     let now = Utc::now();
     let txn = crate::db::begin_write(&state.db).await?;
+    // On SQLite the IMMEDIATE transaction already holds the database's write
+    // lock (every writer takes it first), so the row lock would only add a
+    // statement while holding it; PostgreSQL needs the row lock.
     let business_id = match business_id {
+        Some(_) if state.config.is_sqlite() => business_id,
         Some(id) if entitlement::lock_business(&txn, id).await? => Some(id),
         _ => None,
     };
@@ -370,7 +381,7 @@ async fn commit(
                 .filter(subscription::Column::Status.is_not_in(["canceled", "incomplete_expired"]))
                 .exec(&txn)
                 .await?;
-        } else if env.type_ != "customer.created" {
+        } else if env.type_ != "customer.created" && !effect.found_by_customer {
             // A Checkout customer we did not create ourselves becomes the business's.
             business::Entity::update_many()
                 .col_expr(
