@@ -282,24 +282,37 @@ pub async fn portal_session(state: &AppState, business_id: Uuid) -> Result<Hoste
     Ok(HostedSession { id, url })
 }
 
-/// Stores `s`, as fetched from Stripe now, and re-evaluates the business.
-async fn apply_fetched(state: &AppState, business_id: Uuid, s: &Subscription) -> Result<()> {
+/// Stores `subs`, as fetched from Stripe just now (authoritative), and
+/// re-evaluates the business, in one locked transaction. Returns how many
+/// stored subscriptions changed and what changed for the business; 404
+/// when the business is gone.
+pub async fn apply_fetched(
+    state: &AppState,
+    business_id: Uuid,
+    subs: &[Subscription],
+) -> Result<(u64, entitlement::Change)> {
     let txn = crate::db::begin_write(&state.db).await?;
     if !entitlement::lock_business(&txn, business_id).await? {
         return Err(Error::not_found());
     }
     let now = Utc::now();
-    subscriptions::apply(
-        &txn,
-        &state.plans,
-        business_id,
-        &SubscriptionState::from(s),
-        Version::Fetched(now.timestamp()),
-    )
-    .await?;
-    entitlement::apply(state, &txn, business_id, now).await?;
+    let mut repaired = 0;
+    for s in subs {
+        let applied = subscriptions::apply(
+            &txn,
+            &state.plans,
+            business_id,
+            &SubscriptionState::from(s),
+            Version::Fetched(now.timestamp()),
+        )
+        .await?;
+        if applied == subscriptions::Applied::Changed {
+            repaired += 1;
+        }
+    }
+    let change = entitlement::apply(state, &txn, business_id, now).await?;
     txn.commit().await?;
-    Ok(())
+    Ok((repaired, change))
 }
 
 /// Moves the subscription to `plan`. Upgrades apply at once, prorated and
@@ -369,7 +382,7 @@ pub async fn change_plan(
             upgrade,
         )
         .await?;
-    apply_fetched(state, business_id, &updated).await?;
+    apply_fetched(state, business_id, std::slice::from_ref(&updated)).await?;
     summary(state, business_id).await
 }
 
@@ -393,7 +406,7 @@ pub async fn set_cancel(
     let updated = api
         .set_cancel_at_period_end(&sub.stripe_subscription_id, cancel)
         .await?;
-    apply_fetched(state, business_id, &updated).await?;
+    apply_fetched(state, business_id, std::slice::from_ref(&updated)).await?;
     summary(state, business_id).await
 }
 

@@ -16,7 +16,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::domain::billing::entitlement::{self, Change};
-use crate::domain::billing::subscriptions::{self, Applied, SubscriptionState, Version};
+use crate::domain::billing::owner::apply_fetched;
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
@@ -97,28 +97,16 @@ pub async fn reconcile(state: &AppState) -> Result<Report> {
             }
         };
         report.subscriptions_seen += subs.len() as u64;
-        let txn = crate::db::begin_write(&state.db).await?;
-        if !entitlement::lock_business(&txn, business_id).await? {
-            continue;
-        }
-        let now = Utc::now();
-        for s in &subs {
-            let applied = subscriptions::apply(
-                &txn,
-                &state.plans,
-                business_id,
-                &SubscriptionState::from(s),
-                Version::Fetched(now.timestamp()),
-            )
-            .await?;
-            if applied == Applied::Changed {
-                report.subscriptions_repaired += 1;
+        match apply_fetched(state, business_id, &subs).await {
+            Ok((repaired, change)) => {
+                report.subscriptions_repaired += repaired;
+                if !change.is_empty() {
+                    report.changes.push(change);
+                }
             }
-        }
-        let change = entitlement::apply(state, &txn, business_id, now).await?;
-        txn.commit().await?;
-        if !change.is_empty() {
-            report.changes.push(change);
+            // Deleted meanwhile: nothing to repair.
+            Err(e) if e.status() == axum::http::StatusCode::NOT_FOUND => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(report)
