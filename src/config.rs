@@ -489,6 +489,12 @@ impl Config {
         self.public_url.trim_end_matches('/')
     }
 
+    /// The billing page billing notices and Stripe return links point to:
+    /// `{public_url}/billing`.
+    pub fn billing_url(&self) -> String {
+        format!("{}/billing", self.public_base())
+    }
+
     /// True when the database is SQLite.
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")

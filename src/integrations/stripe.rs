@@ -142,19 +142,18 @@ impl StripeApi {
             .map_err(stripe_failure)
     }
 
-    /// A customer-portal session URL for `customer`.
+    /// A customer-portal session for `customer`.
     pub async fn create_portal_session(
         &self,
         customer: &str,
         return_url: &str,
-    ) -> Result<String, Error> {
-        let session = CreateBillingPortalSession::new()
+    ) -> Result<stripe_billing::BillingPortalSession, Error> {
+        CreateBillingPortalSession::new()
             .customer(customer)
             .return_url(return_url)
             .send(&self.client)
             .await
-            .map_err(stripe_failure)?;
-        Ok(session.url)
+            .map_err(stripe_failure)
     }
 
     /// The subscription `id` as Stripe has it now.

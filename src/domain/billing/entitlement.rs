@@ -301,7 +301,7 @@ pub async fn apply<C: ConnectionTrait>(
         } else {
             None
         };
-    let billing_url = format!("{}/billing", state.config.public_base());
+    let billing_url = state.config.billing_url();
     if let Some(to) = &owner_email {
         if status == BusinessStatus::Restricted && b.status != status {
             state
@@ -310,7 +310,7 @@ pub async fn apply<C: ConnectionTrait>(
                 .await?;
         }
         if e.trial_notice_due {
-            let days = Ord::max((b.trial_ends_at - now).num_hours() + 23, 24) / 24;
+            let days = days_left(b.trial_ends_at, now);
             state
                 .mailer
                 .enqueue(txn, to, templates::trial_ending(days, &billing_url))
@@ -343,6 +343,11 @@ pub async fn refresh(state: &AppState, business_id: Uuid) -> Result<Change> {
     let change = apply(state, &txn, business_id, chrono::Utc::now()).await?;
     txn.commit().await?;
     Ok(change)
+}
+
+/// Whole days from `now` until `end`, rounded up, at least 1 (for notices).
+pub fn days_left(end: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
+    Ord::max((end - now).num_hours() + 23, 24) / 24
 }
 
 /// First re-check time of a new business: when its trial reminder is due

@@ -187,9 +187,14 @@ async fn live_subscription(state: &AppState, business_id: Uuid) -> Result<subscr
 /// the number of its customers deleted before, so a new customer after a
 /// deletion gets a new key).
 pub async fn ensure_customer(state: &AppState, business_id: Uuid) -> Result<String> {
-    let b = load(state, business_id).await?;
-    if let Some(id) = b.stripe_customer_id {
-        return Ok(id);
+    customer_of(state, &load(state, business_id).await?).await
+}
+
+/// [`ensure_customer`] for a business already loaded.
+async fn customer_of(state: &AppState, b: &business::Model) -> Result<String> {
+    let business_id = b.id;
+    if let Some(id) = &b.stripe_customer_id {
+        return Ok(id.clone());
     }
     let owner = user::Entity::find_by_id(b.owner_id)
         .one(&state.db)
@@ -241,20 +246,20 @@ pub async fn checkout_session(
             "A subscription is already in force; use POST /v1/billing/change-plan.",
         ));
     }
-    let customer = ensure_customer(state, business_id).await?;
     let b = load(state, business_id).await?;
+    let customer = customer_of(state, &b).await?;
     let now = Utc::now();
     let trial_end =
         (b.plan == TRIAL && subs.is_empty() && b.trial_ends_at - now >= MIN_CHECKOUT_TRIAL)
             .then(|| b.trial_ends_at.timestamp());
     let stripe_cfg = state.config.stripe.as_ref();
-    let base = state.config.public_base();
+    let billing_url = state.config.billing_url();
     let success = stripe_cfg
         .and_then(|c| c.success_url.clone())
-        .unwrap_or_else(|| format!("{base}/billing/success?session_id={{CHECKOUT_SESSION_ID}}"));
+        .unwrap_or_else(|| format!("{billing_url}/success?session_id={{CHECKOUT_SESSION_ID}}"));
     let cancel = stripe_cfg
         .and_then(|c| c.cancel_url.clone())
-        .unwrap_or_else(|| format!("{base}/billing"));
+        .unwrap_or(billing_url);
     let session = api
         .create_checkout_session(&customer, business_id, price, trial_end, &success, &cancel)
         .await?;
@@ -276,10 +281,12 @@ pub async fn portal_session(state: &AppState, business_id: Uuid) -> Result<Hoste
         .stripe
         .as_ref()
         .and_then(|c| c.portal_return_url.clone())
-        .unwrap_or_else(|| format!("{}/billing", state.config.public_base()));
-    let url = api.create_portal_session(&customer, &return_url).await?;
-    let id = url.rsplit('/').next().unwrap_or_default().to_owned();
-    Ok(HostedSession { id, url })
+        .unwrap_or_else(|| state.config.billing_url());
+    let session = api.create_portal_session(&customer, &return_url).await?;
+    Ok(HostedSession {
+        id: session.id.to_string(),
+        url: session.url,
+    })
 }
 
 /// Stores `subs`, as fetched from Stripe just now (authoritative), and

@@ -172,6 +172,9 @@ pub async fn receive(state: &AppState, signature: Option<&str>, body: &[u8]) -> 
 }
 
 fn effect_of(env: &Envelope<'_>) -> Result<Effect> {
+    if env.account.is_some() {
+        return Ok(Effect::default());
+    }
     let object = env.data.object.get();
     let mut effect = Effect {
         known: true,
@@ -227,9 +230,6 @@ fn effect_of(env: &Envelope<'_>) -> Result<Effect> {
         }
         _ => effect.known = false,
     }
-    if env.account.is_some() {
-        return Ok(Effect::default());
-    }
     Ok(effect)
 }
 
@@ -247,28 +247,29 @@ async fn process(state: &AppState, stripe: &StripeApi, env: &Envelope<'_>) -> Re
         }
     }
     if let Some(id) = effect.fetch.take() {
-        let s = stripe.retrieve_subscription(&id).await?;
-        effect.sub = Some((
-            SubscriptionState::from(&s),
-            Version::Fetched(Utc::now().timestamp()),
-        ));
+        effect.sub = Some(fetch(stripe, &id).await?);
     }
     let (business_id, found_by_customer) = resolve_business(state, &effect).await?;
     effect.found_by_customer = found_by_customer;
     match commit(state, env, &effect, business_id).await? {
         Step::Done(outcome) => Ok(outcome),
         Step::Ambiguous(id) => {
-            let s = stripe.retrieve_subscription(&id).await?;
-            effect.sub = Some((
-                SubscriptionState::from(&s),
-                Version::Fetched(Utc::now().timestamp()),
-            ));
+            effect.sub = Some(fetch(stripe, &id).await?);
             match commit(state, env, &effect, business_id).await? {
                 Step::Done(outcome) => Ok(outcome),
                 Step::Ambiguous(_) => Err(Error::internal("a fetched state was ambiguous")),
             }
         }
     }
+}
+
+/// Subscription `id` as Stripe has it now: authoritative state.
+async fn fetch(stripe: &StripeApi, id: &str) -> Result<(SubscriptionState, Version)> {
+    let s = stripe.retrieve_subscription(id).await?;
+    Ok((
+        SubscriptionState::from(&s),
+        Version::Fetched(Utc::now().timestamp()),
+    ))
 }
 
 /// The business an event concerns: by Stripe customer, else by the id our
@@ -413,11 +414,8 @@ async fn commit(
         .await?;
     }
     txn.commit().await?;
-    Ok(Step::Done(if effect.known {
-        Outcome::Processed
-    } else {
-        Outcome::Ignored
-    }))
+    // Only known types resolve to a business, so this is one we acted on.
+    Ok(Step::Done(Outcome::Processed))
 }
 
 async fn send_notice<C: ConnectionTrait>(
@@ -433,11 +431,11 @@ async fn send_notice<C: ConnectionTrait>(
     let Some(owner) = user::Entity::find_by_id(b.owner_id).one(txn).await? else {
         return Ok(());
     };
-    let billing_url = format!("{}/billing", state.config.public_base());
+    let billing_url = state.config.billing_url();
     let message = match notice {
         Notice::TrialEnding => {
             let end = sub.and_then(|s| s.trial_end).unwrap_or(b.trial_ends_at);
-            let days = Ord::max((end - Utc::now()).num_hours() + 23, 24) / 24;
+            let days = entitlement::days_left(end, Utc::now());
             templates::subscription_trial_ending(days, &billing_url)
         }
         Notice::PaymentFailed => {
