@@ -8,6 +8,9 @@
 //! Handlers ask [`Authz::enforce`] with `(subject, domain, object, action)`;
 //! no code tests `role == …` to decide a permission.
 
+use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock};
+
 use casbin::{CoreApi, DefaultModel, Enforcer, StringAdapter};
 use entity::enums::Role;
 use uuid::Uuid;
@@ -20,7 +23,7 @@ pub const MODEL: &str = include_str!("../policies/model.conf");
 pub const POLICY: &str = include_str!("../policies/policy.csv");
 
 /// A casbin domain: one business, or the platform itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Domain {
     /// A tenant: `business:{uuid}`.
     Business(Uuid),
@@ -38,7 +41,7 @@ impl Domain {
 }
 
 /// A casbin object: the kind of resource acted on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Object {
     /// A business's own record.
     Business,
@@ -80,7 +83,7 @@ impl Object {
 }
 
 /// A casbin action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     /// Read a list.
     List,
@@ -109,9 +112,21 @@ impl Action {
     }
 }
 
-/// The loaded enforcer. Read-only after start-up, so shared without a lock.
+/// A request as casbin sees it.
+type Request = (Role, Domain, Object, Action);
+
+/// Most decisions remembered; past it the memo starts over (a business
+/// domain per tenant makes the key space unbounded).
+const MAX_DECISIONS: usize = 65_536;
+
+/// The loaded enforcer, read-only after start-up, and a memo of its
+/// decisions. casbin evaluates the matcher with an embedded script engine
+/// (rhai), a few microseconds per request, while the model and policy are
+/// compiled into the binary and never change: the same request always gets
+/// the same answer, so each is evaluated once.
 pub struct Authz {
     enforcer: Enforcer,
+    decisions: RwLock<HashMap<Request, bool>>,
 }
 
 impl Authz {
@@ -120,7 +135,10 @@ impl Authz {
         let model = DefaultModel::from_str(MODEL).await?;
         let adapter = StringAdapter::new(POLICY);
         let enforcer = Enforcer::new(model, adapter).await?;
-        Ok(Authz { enforcer })
+        Ok(Authz {
+            enforcer,
+            decisions: RwLock::new(HashMap::new()),
+        })
     }
 
     /// Whether `subject` may do `action` on `object` in `domain`.
@@ -132,14 +150,34 @@ impl Authz {
         object: Object,
         action: Action,
     ) -> Result<bool> {
-        self.enforcer
+        let request = (subject, domain, object, action);
+        let remembered = self
+            .decisions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&request)
+            .copied();
+        if let Some(decision) = remembered {
+            return Ok(decision);
+        }
+        let decision = self
+            .enforcer
             .enforce((
                 subject.as_str(),
                 domain.to_casbin(),
                 object.as_str(),
                 action.as_str(),
             ))
-            .map_err(Error::internal)
+            .map_err(Error::internal)?;
+        let mut decisions = self
+            .decisions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if decisions.len() >= MAX_DECISIONS {
+            decisions.clear();
+        }
+        decisions.insert(request, decision);
+        Ok(decision)
     }
 }
 
