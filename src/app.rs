@@ -24,6 +24,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let keys = Keys::resolve(&config)?;
     let db = crate::db::connect(&config).await?;
     crate::db::migrate(&db).await?;
+    let read = crate::db::reader::Reader::new(&config.database_url, &db)?;
     let passwords = PasswordHasherPool::new(config.auth.hash_concurrency);
     let tokens = TokenSigner::new(&keys, config.auth.access_token_ttl_secs);
     let reveal_quota = governor::Quota::per_minute(
@@ -34,6 +35,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         keyring: Arc::new(Keyring::new(master_keys)),
         reveal_limiter: Arc::new(governor::RateLimiter::keyed(reveal_quota)),
         db,
+        read,
         authz: Arc::new(Authz::load().await?),
         tokens: Arc::new(tokens),
         passwords,

@@ -2,6 +2,8 @@
 //! default) runs in WAL mode with foreign keys on and a busy timeout, so
 //! concurrent writers wait instead of failing; PostgreSQL is production's.
 
+pub mod reader;
+
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};

@@ -17,6 +17,8 @@ use crate::mail::Mailer;
 pub struct AppState {
     /// Database pool.
     pub db: DatabaseConnection,
+    /// Hot read-only queries (in place on SQLite; the pool on PostgreSQL).
+    pub read: crate::db::reader::Reader,
     /// Validated configuration.
     pub config: Arc<Config>,
     /// The casbin enforcer.

@@ -119,6 +119,18 @@ pub async fn find<C: ConnectionTrait>(
         .ok_or_else(Error::not_found)
 }
 
+/// Channel `id` of `business_id`, through the read path. 404 otherwise.
+pub async fn get(state: &AppState, business_id: Uuid, id: Uuid) -> Result<ChannelView> {
+    let select =
+        channel::Entity::find_by_id(id).filter(channel::Column::BusinessId.eq(business_id));
+    Ok(state
+        .read
+        .one(select)
+        .await?
+        .ok_or_else(Error::not_found)?
+        .into())
+}
+
 /// Creates a channel within the plan's limit. 402 `subscription_required`
 /// when the business is restricted, 402 `plan_limit_reached` at the limit,
 /// 404 when the company is not the business's.
@@ -193,7 +205,7 @@ pub async fn list(
         .order_by_asc(channel::Column::Id);
     if let Some(c) = filter.company_id {
         // Filtering by another business's company is a 404, like any id.
-        companies::find(&state.db, business_id, c).await?;
+        companies::get(state, business_id, c).await?;
         q = q.filter(channel::Column::CompanyId.eq(c));
     }
     if let Some(p) = filter.platform {
@@ -205,7 +217,7 @@ pub async fn list(
     if let Some(after) = page.after {
         q = q.filter(channel::Column::Id.gt(after));
     }
-    let rows = q.limit(page.limit + 1).all(&state.db).await?;
+    let rows = state.read.all(q.limit(page.limit + 1)).await?;
     Ok(Page::from_rows(rows, page, |c| c.id, ChannelView::from))
 }
 

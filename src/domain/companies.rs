@@ -95,6 +95,18 @@ pub async fn find<C: ConnectionTrait>(
         .ok_or_else(Error::not_found)
 }
 
+/// Company `id` of `business_id`, through the read path. 404 otherwise.
+pub async fn get(state: &AppState, business_id: Uuid, id: Uuid) -> Result<CompanyView> {
+    let select =
+        company::Entity::find_by_id(id).filter(company::Column::BusinessId.eq(business_id));
+    Ok(state
+        .read
+        .one(select)
+        .await?
+        .ok_or_else(Error::not_found)?
+        .into())
+}
+
 /// Creates a company with the next code of the business. The counter is
 /// incremented by an atomic `UPDATE … SET company_seq = company_seq + 1`
 /// inside the transaction, so concurrent creations get distinct codes.
@@ -152,7 +164,7 @@ pub async fn list(
     if let Some(after) = page.after {
         q = q.filter(company::Column::Id.gt(after));
     }
-    let rows = q.limit(page.limit + 1).all(&state.db).await?;
+    let rows = state.read.all(q.limit(page.limit + 1)).await?;
     Ok(Page::from_rows(rows, page, |c| c.id, CompanyView::from))
 }
 

@@ -127,9 +127,7 @@ pub async fn get_channel(
     Path(id): Path<Uuid>,
 ) -> Result<Json<ChannelView>> {
     let business_id = access::own_business_id(&state, caller, Object::Channel, Action::Read)?;
-    Ok(Json(
-        channels::find(&state.db, business_id, id).await?.into(),
-    ))
+    Ok(Json(channels::get(&state, business_id, id).await?))
 }
 
 /// Delete a channel, freeing its plan slot.

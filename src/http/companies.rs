@@ -117,9 +117,7 @@ pub async fn get_company(
     Path(id): Path<Uuid>,
 ) -> Result<Json<CompanyView>> {
     let business_id = access::own_business_id(&state, caller, Object::Company, Action::Read)?;
-    Ok(Json(
-        companies::find(&state.db, business_id, id).await?.into(),
-    ))
+    Ok(Json(companies::get(&state, business_id, id).await?))
 }
 
 /// Change a company.

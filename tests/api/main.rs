@@ -19,6 +19,7 @@ mod oauth;
 mod openapi;
 mod race;
 mod rate_limit;
+mod reader;
 mod restart;
 mod roles;
 mod secrets;
