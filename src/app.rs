@@ -36,6 +36,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         reveal_limiter: Arc::new(governor::RateLimiter::keyed(reveal_quota)),
         db,
         read,
+        ingest: Default::default(),
         authz: Arc::new(Authz::load().await?),
         tokens: Arc::new(tokens),
         passwords,

@@ -291,6 +291,12 @@ async fn a_storm_of_shuffled_duplicated_concurrent_events_ends_as_in_order_deliv
         "{outcomes:?}"
     );
 
+    // Concurrent deliveries were committed in groups; one at a time, alone.
+    let grouped = storm.app.state.ingest.stats();
+    assert!(grouped.batches < grouped.events, "{grouped:?}");
+    let alone = in_order.app.state.ingest.stats();
+    assert_eq!(alone.batches, alone.events, "{alone:?}");
+
     // Same final state.
     let (a, b) = (snapshot(&in_order).await, snapshot(&storm).await);
     assert_eq!(a.len(), BUSINESSES);

@@ -31,12 +31,11 @@ use entity::{business, channel, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, Set,
 };
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::domain::plans::TRIAL;
+use crate::domain::plans::{PlanCatalogue, TRIAL};
 use crate::error::{Error, Result};
 use crate::mail::templates;
 use crate::state::AppState;
@@ -200,41 +199,66 @@ pub async fn lock_business<C: ConnectionTrait>(txn: &C, business_id: Uuid) -> Re
     Ok(locked.rows_affected == 1)
 }
 
-/// Re-evaluates the business and stores the result: plan, status, re-check
-/// time, channel suspensions, and the billing notices the change calls for
-/// (queued in the same transaction). Call inside a write transaction that
-/// holds the business lock ([`lock_business`]). A business being deleted
-/// is left alone.
-pub async fn apply<C: ConnectionTrait>(
-    state: &AppState,
-    txn: &C,
-    business_id: Uuid,
+/// The channel columns [`settle`] decides.
+pub const CHANNEL_COLUMNS: [channel::Column; 4] = [
+    channel::Column::Status,
+    channel::Column::SuspendedReason,
+    channel::Column::SuspendedFrom,
+    channel::Column::UpdatedAt,
+];
+
+/// The business columns [`settle`] decides.
+pub const BUSINESS_COLUMNS: [business::Column; 5] = [
+    business::Column::Plan,
+    business::Column::Status,
+    business::Column::RecheckAt,
+    business::Column::TrialNoticeSentAt,
+    business::Column::UpdatedAt,
+];
+
+/// What [`settle`] decided for one business: the rows to write and the
+/// notices to send. Pure data; [`apply`] and the webhook batch write it.
+#[derive(Debug, Default)]
+pub struct Settlement {
+    /// What changed (for reports).
+    pub change: Change,
+    /// The business row to store, when any of its columns changed.
+    pub business: Option<business::Model>,
+    /// Channel rows whose status or suspension changed.
+    pub channels: Vec<channel::Model>,
+    /// The business has just become restricted: tell the owner.
+    pub restricted_notice: bool,
+    /// The trial reminder is due: days left to say.
+    pub trial_notice_days: Option<i64>,
+}
+
+/// Works out what makes the stored state equal to [`evaluate`]'s verdict,
+/// given the business, its subscriptions and its channels (any order; they
+/// are ranked oldest first here). Pure. A business being deleted is left
+/// alone.
+pub fn settle(
+    b: &business::Model,
+    subs: &[subscription::Model],
+    channels: &[channel::Model],
+    plans: &PlanCatalogue,
     now: DateTime<Utc>,
-) -> Result<Change> {
-    let mut change = Change {
-        business_id,
-        ..Change::default()
-    };
-    let Some(b) = business::Entity::find_by_id(business_id).one(txn).await? else {
-        return Ok(change);
+    t: Timings,
+) -> Settlement {
+    let mut out = Settlement {
+        change: Change {
+            business_id: b.id,
+            ..Change::default()
+        },
+        ..Settlement::default()
     };
     if b.status == BusinessStatus::Deleting {
-        return Ok(change);
+        return out;
     }
-    let subs = subscription::Entity::find()
-        .filter(subscription::Column::BusinessId.eq(business_id))
-        .all(txn)
-        .await?;
-    let t = Timings::from_config(&state.config.billing);
-    let e = evaluate(&b, &subs, now, t);
-    let channels = channel::Entity::find()
-        .filter(channel::Column::BusinessId.eq(business_id))
-        .order_by_asc(channel::Column::CreatedAt)
-        .order_by_asc(channel::Column::Id)
-        .all(txn)
-        .await?;
-    let limit = state.plans.channel_limit(&e.plan);
-    for (i, c) in channels.iter().enumerate() {
+    let e = evaluate(b, subs, now, t);
+    let mut ranked: Vec<&channel::Model> = channels.iter().collect();
+    ranked.sort_by_key(|c| (c.created_at, c.id));
+    let limit = plans.channel_limit(&e.plan);
+    for (i, c) in ranked.iter().enumerate() {
         let desired = if !e.access {
             Some(SUBSCRIPTION_REQUIRED)
         } else if limit.is_some_and(|l| i >= l as usize) {
@@ -259,25 +283,25 @@ pub async fn apply<C: ConnectionTrait>(
         if current == desired {
             continue;
         }
-        let mut a = c.clone().into_active_model();
+        let mut row = (*c).clone();
         match desired {
             Some(reason) => {
                 if !ours {
-                    a.suspended_from = Set(Some(c.status));
-                    change.suspended += 1;
+                    row.suspended_from = Some(c.status);
+                    out.change.suspended += 1;
                 }
-                a.status = Set(ChannelStatus::Suspended);
-                a.suspended_reason = Set(Some(reason.to_owned()));
+                row.status = ChannelStatus::Suspended;
+                row.suspended_reason = Some(reason.to_owned());
             }
             None => {
-                a.status = Set(c.suspended_from.unwrap_or(ChannelStatus::Disconnected));
-                a.suspended_reason = Set(None);
-                a.suspended_from = Set(None);
-                change.restored += 1;
+                row.status = c.suspended_from.unwrap_or(ChannelStatus::Disconnected);
+                row.suspended_reason = None;
+                row.suspended_from = None;
+                out.change.restored += 1;
             }
         }
-        a.updated_at = Set(now);
-        a.update(txn).await?;
+        row.updated_at = now;
+        out.channels.push(row);
     }
     let status = if !e.access {
         BusinessStatus::Restricted
@@ -287,51 +311,107 @@ pub async fn apply<C: ConnectionTrait>(
         BusinessStatus::Active
     };
     if b.plan != e.plan {
-        change.plan = Some((b.plan.clone(), e.plan.clone()));
+        out.change.plan = Some((b.plan.clone(), e.plan.clone()));
     }
     if b.status != status {
-        change.status = Some((b.status, status));
+        out.change.status = Some((b.status, status));
     }
-    let owner_email =
-        if (status == BusinessStatus::Restricted && b.status != status) || e.trial_notice_due {
-            user::Entity::find_by_id(b.owner_id)
-                .one(txn)
-                .await?
-                .map(|u| u.email)
-        } else {
-            None
-        };
-    let billing_url = state.config.billing_url();
-    if let Some(to) = &owner_email {
-        if status == BusinessStatus::Restricted && b.status != status {
-            state
-                .mailer
-                .enqueue(txn, to, templates::restricted(&billing_url))
-                .await?;
-        }
-        if e.trial_notice_due {
-            let days = days_left(b.trial_ends_at, now);
-            state
-                .mailer
-                .enqueue(txn, to, templates::trial_ending(days, &billing_url))
-                .await?;
-        }
+    out.restricted_notice = status == BusinessStatus::Restricted && b.status != status;
+    if e.trial_notice_due {
+        out.trial_notice_days = Some(days_left(b.trial_ends_at, now));
     }
     let unchanged = b.plan == e.plan && b.status == status && b.recheck_at == e.recheck_at;
     if !unchanged || e.trial_notice_due {
-        let mut a = b.clone().into_active_model();
-        a.plan = Set(e.plan.clone());
-        a.status = Set(status);
-        a.recheck_at = Set(e.recheck_at);
+        let mut row = b.clone();
+        row.plan = e.plan.clone();
+        row.status = status;
+        row.recheck_at = e.recheck_at;
         if e.trial_notice_due {
-            a.trial_notice_sent_at = Set(Some(now));
+            row.trial_notice_sent_at = Some(now);
         }
-        if !change.is_empty() || e.trial_notice_due {
-            a.updated_at = Set(now);
+        if !out.change.is_empty() || e.trial_notice_due {
+            row.updated_at = now;
         }
+        out.business = Some(row);
+    }
+    out
+}
+
+/// Queues the notices of `settlement` to `owner_email` in `txn`.
+pub async fn send_notices<C: ConnectionTrait>(
+    state: &AppState,
+    txn: &C,
+    settlement: &Settlement,
+    owner_email: &str,
+) -> Result<()> {
+    let billing_url = state.config.billing_url();
+    if settlement.restricted_notice {
+        state
+            .mailer
+            .enqueue(txn, owner_email, templates::restricted(&billing_url))
+            .await?;
+    }
+    if let Some(days) = settlement.trial_notice_days {
+        state
+            .mailer
+            .enqueue(
+                txn,
+                owner_email,
+                templates::trial_ending(days, &billing_url),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Re-evaluates the business and stores the result ([`settle`]): plan,
+/// status, re-check time, channel suspensions, and the billing notices the
+/// change calls for (queued in the same transaction). Call inside a write
+/// transaction that holds the business lock ([`lock_business`]).
+pub async fn apply<C: ConnectionTrait>(
+    state: &AppState,
+    txn: &C,
+    business_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Change> {
+    let Some(b) = business::Entity::find_by_id(business_id).one(txn).await? else {
+        return Ok(Change {
+            business_id,
+            ..Change::default()
+        });
+    };
+    if b.status == BusinessStatus::Deleting {
+        return Ok(Change {
+            business_id,
+            ..Change::default()
+        });
+    }
+    let subs = subscription::Entity::find()
+        .filter(subscription::Column::BusinessId.eq(business_id))
+        .all(txn)
+        .await?;
+    let channels = channel::Entity::find()
+        .filter(channel::Column::BusinessId.eq(business_id))
+        .all(txn)
+        .await?;
+    let t = Timings::from_config(&state.config.billing);
+    let settlement = settle(&b, &subs, &channels, &state.plans, now, t);
+    for row in &settlement.channels {
+        let mut a = row.clone().into_active_model();
+        CHANNEL_COLUMNS.into_iter().for_each(|c| a.reset(c));
         a.update(txn).await?;
     }
-    Ok(change)
+    if let Some(row) = &settlement.business {
+        let mut a = row.clone().into_active_model();
+        BUSINESS_COLUMNS.into_iter().for_each(|c| a.reset(c));
+        a.update(txn).await?;
+    }
+    if (settlement.restricted_notice || settlement.trial_notice_days.is_some())
+        && let Some(owner) = user::Entity::find_by_id(b.owner_id).one(txn).await?
+    {
+        send_notices(state, txn, &settlement, &owner.email).await?;
+    }
+    Ok(settlement.change)
 }
 
 /// Locks and re-evaluates one business in its own write transaction.

@@ -8,10 +8,12 @@
 //!   ordering rule (watermark) for applying it.
 //! - [`signature`]: `Stripe-Signature` verification.
 //! - [`webhook`]: exactly-once, order-independent event processing.
+//! - [`ingest`]: the webhook writer, committing verified events in groups.
 //! - [`owner`]: customer, Checkout, portal, plan changes, invoices.
 //! - [`reconcile`]: the time-driven sweep and the reconciliation with Stripe.
 
 pub mod entitlement;
+pub mod ingest;
 pub mod owner;
 pub mod reconcile;
 pub mod signature;

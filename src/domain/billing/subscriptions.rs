@@ -11,7 +11,9 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use entity::billing::subscription;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+};
 use stripe_shared::Subscription;
 use uuid::Uuid;
 
@@ -105,47 +107,54 @@ pub enum Version {
     Fetched(i64),
 }
 
-/// Stores `s` for `business_id` unless it is older than what is stored (see
-/// the module docs). Call inside the business's locked write transaction.
-pub async fn apply<C: ConnectionTrait>(
-    txn: &C,
+/// What [`decide`] concluded, with the row to store when there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The verdict.
+    pub applied: Applied,
+    /// The row to insert or update (`Changed`, or `Unchanged` with a newer
+    /// watermark); `None` when nothing is to be written.
+    pub row: Option<subscription::Model>,
+}
+
+/// Whether `s` (of `version`) replaces `existing`, the stored row of the same
+/// Stripe subscription (see the module docs). Pure.
+pub fn decide(
+    existing: Option<&subscription::Model>,
     plans: &PlanCatalogue,
     business_id: Uuid,
     s: &SubscriptionState,
     version: Version,
-) -> Result<Applied> {
-    let now = Utc::now();
+    now: DateTime<Utc>,
+) -> Decision {
     let plan = s.price_id.as_deref().and_then(|p| plans.plan_for_price(p));
-    let existing = subscription::Entity::find()
-        .filter(subscription::Column::StripeSubscriptionId.eq(&s.id))
-        .one(txn)
-        .await?;
     let (stamp, authoritative) = match version {
         Version::Event(t) => (t, false),
         Version::Fetched(t) => (t, true),
     };
     let Some(row) = existing else {
-        subscription::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            business_id: Set(business_id),
-            stripe_subscription_id: Set(s.id.clone()),
-            stripe_customer_id: Set(s.customer.clone()),
-            price_id: Set(s.price_id.clone()),
-            plan: Set(plan),
-            status: Set(s.status.clone()),
-            current_period_start: Set(s.current_period_start),
-            current_period_end: Set(s.current_period_end),
-            cancel_at_period_end: Set(s.cancel_at_period_end),
-            trial_end: Set(s.trial_end),
-            stripe_created: Set(s.created),
-            watermark: Set(stamp),
-            created_at: Set(now),
-            updated_at: Set(now),
-        }
-        .insert(txn)
-        .await?;
-        return Ok(Applied::Changed);
+        return Decision {
+            applied: Applied::Changed,
+            row: Some(subscription::Model {
+                id: Uuid::now_v7(),
+                business_id,
+                stripe_subscription_id: s.id.clone(),
+                stripe_customer_id: s.customer.clone(),
+                price_id: s.price_id.clone(),
+                plan,
+                status: s.status.clone(),
+                current_period_start: s.current_period_start,
+                current_period_end: s.current_period_end,
+                cancel_at_period_end: s.cancel_at_period_end,
+                trial_end: s.trial_end,
+                stripe_created: s.created,
+                watermark: stamp,
+                created_at: now,
+                updated_at: now,
+            }),
+        };
     };
+    let nothing = |applied| Decision { applied, row: None };
     let same = row.status == s.status
         && row.price_id == s.price_id
         && row.plan == plan
@@ -155,35 +164,73 @@ pub async fn apply<C: ConnectionTrait>(
         && row.trial_end == s.trial_end
         && row.business_id == business_id;
     if is_terminal(&row.status) && !is_terminal(&s.status) {
-        return Ok(Applied::Stale);
+        return nothing(Applied::Stale);
     }
     if !authoritative {
         if stamp < row.watermark {
-            return Ok(Applied::Stale);
+            return nothing(Applied::Stale);
         }
         if stamp == row.watermark && !same {
-            return Ok(Applied::Ambiguous);
+            return nothing(Applied::Ambiguous);
         }
     }
     let watermark = Ord::max(row.watermark, stamp);
     if same && watermark == row.watermark {
-        return Ok(Applied::Unchanged);
+        return nothing(Applied::Unchanged);
     }
-    let mut a: subscription::ActiveModel = row.into();
-    a.business_id = Set(business_id);
-    a.price_id = Set(s.price_id.clone());
-    a.plan = Set(plan);
-    a.status = Set(s.status.clone());
-    a.current_period_start = Set(s.current_period_start);
-    a.current_period_end = Set(s.current_period_end);
-    a.cancel_at_period_end = Set(s.cancel_at_period_end);
-    a.trial_end = Set(s.trial_end);
-    a.watermark = Set(watermark);
-    a.updated_at = Set(now);
-    a.update(txn).await?;
-    Ok(if same {
-        Applied::Unchanged
-    } else {
-        Applied::Changed
-    })
+    let updated = subscription::Model {
+        business_id,
+        price_id: s.price_id.clone(),
+        plan,
+        status: s.status.clone(),
+        current_period_start: s.current_period_start,
+        current_period_end: s.current_period_end,
+        cancel_at_period_end: s.cancel_at_period_end,
+        trial_end: s.trial_end,
+        watermark,
+        updated_at: now,
+        ..row.clone()
+    };
+    Decision {
+        applied: if same {
+            Applied::Unchanged
+        } else {
+            Applied::Changed
+        },
+        row: Some(updated),
+    }
+}
+
+/// Stores `s` for `business_id` unless it is older than what is stored (see
+/// the module docs and [`decide`]). Call inside the business's locked write
+/// transaction.
+pub async fn apply<C: ConnectionTrait>(
+    txn: &C,
+    plans: &PlanCatalogue,
+    business_id: Uuid,
+    s: &SubscriptionState,
+    version: Version,
+) -> Result<Applied> {
+    let existing = subscription::Entity::find()
+        .filter(subscription::Column::StripeSubscriptionId.eq(&s.id))
+        .one(txn)
+        .await?;
+    let decision = decide(
+        existing.as_ref(),
+        plans,
+        business_id,
+        s,
+        version,
+        Utc::now(),
+    );
+    match (decision.row, existing.is_some()) {
+        (Some(row), false) => {
+            row.into_active_model().reset_all().insert(txn).await?;
+        }
+        (Some(row), true) => {
+            row.into_active_model().reset_all().update(txn).await?;
+        }
+        (None, _) => {}
+    }
+    Ok(decision.applied)
 }

@@ -4,16 +4,17 @@
 //!
 //! - The signature is checked over the raw body before anything is parsed
 //!   ([`super::signature`]); a bad one changes nothing.
-//! - The event id goes into the `stripe_events` ledger in the same
-//!   transaction as the event's effect, so a duplicate finds it `done` and is
-//!   a no-op, and a failure rolls both back. The failure is then recorded
+//! - The event then goes to the webhook writer ([`super::ingest`]), which
+//!   commits it (grouped with concurrent deliveries) together with its id in
+//!   the `stripe_events` ledger, so a duplicate finds it `done` and is a
+//!   no-op, and a failure rolls both back. The failure is then recorded
 //!   (`failed`, attempts, error) and answered 5xx so Stripe retries.
 //! - Subscription state obeys the per-subscription watermark
 //!   ([`super::subscriptions`]); events that carry no subscription state
 //!   (`checkout.session.completed`, `invoice.*`) re-fetch the subscription
 //!   from Stripe, and the fetched state is the truth as of now.
-//! - Every effect ends in [`super::entitlement::apply`], which is a function
-//!   of the stored state: any order and any number of duplicates converge.
+//! - Every effect ends in [`super::entitlement::settle`], a function of the
+//!   stored state: any order and any number of duplicates converge.
 //!
 //! Handled: `checkout.session.completed`, `customer.subscription.created`,
 //! `…updated`, `…deleted`, `…paused`, `…resumed`, `…trial_will_end`,
@@ -23,17 +24,18 @@
 
 use axum::http::StatusCode;
 use chrono::{TimeZone, Utc};
-use entity::billing::{stripe_event, subscription};
-use entity::{business, user};
+use entity::billing::stripe_event;
+use entity::business;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set};
+use sea_orm::{ConnectionTrait, EntityTrait, Set};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::domain::billing::entitlement::{self, is_terminal};
+use crate::domain::billing::ingest::{Item, Step};
 use crate::domain::billing::signature;
-use crate::domain::billing::subscriptions::{self, Applied, SubscriptionState, Version};
+use crate::domain::billing::subscriptions::{self, SubscriptionState, Version};
 use crate::error::{Error, Result};
 use crate::integrations::stripe::{BUSINESS_METADATA_KEY, StripeApi};
 use crate::mail::templates;
@@ -88,36 +90,30 @@ struct CustomerObject {
     metadata: std::collections::HashMap<String, String>,
 }
 
+/// A billing notice an event calls for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Notice {
+pub(super) enum Notice {
     TrialEnding,
     PaymentFailed,
 }
 
 /// The effect an event asks for, worked out before the transaction.
-#[derive(Default)]
-struct Effect {
+#[derive(Default, Clone)]
+pub(super) struct Effect {
     /// Customer the event concerns.
-    customer: Option<String>,
+    pub(super) customer: Option<String>,
     /// Business named by our metadata or `client_reference_id`.
-    hint: Option<Uuid>,
+    pub(super) hint: Option<Uuid>,
     /// Subscription state to apply.
-    sub: Option<(SubscriptionState, Version)>,
+    pub(super) sub: Option<(SubscriptionState, Version)>,
     /// Subscription to fetch from Stripe first.
-    fetch: Option<String>,
+    pub(super) fetch: Option<String>,
     /// The customer was deleted in Stripe.
-    customer_deleted: bool,
+    pub(super) customer_deleted: bool,
     /// Notice to send.
-    notice: Option<Notice>,
+    pub(super) notice: Option<Notice>,
     /// Whether the type is one we act on.
-    known: bool,
-    /// The business was found by `customer` (already linked to it).
-    found_by_customer: bool,
-}
-
-enum Step {
-    Done(Outcome),
-    Ambiguous(String),
+    pub(super) known: bool,
 }
 
 fn invalid_event(what: &str) -> Error {
@@ -237,7 +233,7 @@ async fn process(state: &AppState, stripe: &StripeApi, env: &Envelope<'_>) -> Re
     let mut effect = effect_of(env)?;
     // Stripe calls happen before the write transaction, never inside it;
     // a duplicate of an event already done is not worth a call. (Without a
-    // call ahead, the ledger claim in the transaction spots duplicates.)
+    // call ahead, the ledger read in the transaction spots duplicates.)
     if effect.fetch.is_some() {
         let seen = stripe_event::Entity::find_by_id(env.id.clone())
             .one(&state.db)
@@ -249,13 +245,17 @@ async fn process(state: &AppState, stripe: &StripeApi, env: &Envelope<'_>) -> Re
     if let Some(id) = effect.fetch.take() {
         effect.sub = Some(fetch(stripe, &id).await?);
     }
-    let (business_id, found_by_customer) = resolve_business(state, &effect).await?;
-    effect.found_by_customer = found_by_customer;
-    match commit(state, env, &effect, business_id).await? {
+    let item = |effect: Effect| Item {
+        id: env.id.clone(),
+        kind: env.type_.clone(),
+        created: env.created,
+        effect,
+    };
+    match state.ingest.submit(state, item(effect.clone())).await? {
         Step::Done(outcome) => Ok(outcome),
         Step::Ambiguous(id) => {
             effect.sub = Some(fetch(stripe, &id).await?);
-            match commit(state, env, &effect, business_id).await? {
+            match state.ingest.submit(state, item(effect)).await? {
                 Step::Done(outcome) => Ok(outcome),
                 Step::Ambiguous(_) => Err(Error::internal("a fetched state was ambiguous")),
             }
@@ -272,165 +272,16 @@ async fn fetch(stripe: &StripeApi, id: &str) -> Result<(SubscriptionState, Versi
     ))
 }
 
-/// The business an event concerns: by Stripe customer, else by the id our
-/// metadata or `client_reference_id` carries; and whether it was found by
-/// the customer.
-async fn resolve_business(state: &AppState, effect: &Effect) -> Result<(Option<Uuid>, bool)> {
-    if !effect.known {
-        return Ok((None, false));
-    }
-    if let Some(customer) = &effect.customer {
-        let found: Option<Uuid> = business::Entity::find()
-            .select_only()
-            .column(business::Column::Id)
-            .filter(business::Column::StripeCustomerId.eq(customer))
-            .into_tuple()
-            .one(&state.db)
-            .await?;
-        if found.is_some() {
-            return Ok((found, true));
-        }
-    }
-    if let Some(id) = effect.hint {
-        let found = business::Entity::find_by_id(id).one(&state.db).await?;
-        return Ok((found.map(|b| b.id), false));
-    }
-    Ok((None, false))
-}
-
-/// Claims the event in the ledger: inserts it `done`, or turns a `failed`
-/// row `done`. Zero rows means it was already done (a duplicate). On
-/// PostgreSQL a concurrent claim of the same id waits for the first
-/// transaction and then sees its outcome.
-async fn claim<C: ConnectionTrait>(
-    txn: &C,
-    env: &Envelope<'_>,
-    business_id: Option<Uuid>,
-) -> Result<bool> {
-    let now = Utc::now();
-    let created = Utc.timestamp_opt(env.created, 0).single().unwrap_or(now);
-    let rows = stripe_event::Entity::insert(stripe_event::ActiveModel {
-        id: Set(env.id.clone()),
-        event_type: Set(env.type_.clone()),
-        status: Set("done".into()),
-        attempts: Set(1),
-        last_error: Set(None),
-        business_id: Set(business_id),
-        event_created: Set(created),
-        received_at: Set(now),
-        processed_at: Set(Some(now)),
-    })
-    .on_conflict(
-        OnConflict::column(stripe_event::Column::Id)
-            .value(stripe_event::Column::Status, "done")
-            .value(
-                stripe_event::Column::Attempts,
-                Expr::col((stripe_event::Entity, stripe_event::Column::Attempts)).add(1),
-            )
-            .value(stripe_event::Column::ProcessedAt, now)
-            .value(stripe_event::Column::BusinessId, business_id)
-            .action_and_where(
-                Expr::col((stripe_event::Entity, stripe_event::Column::Status)).ne("done"),
-            )
-            .to_owned(),
-    )
-    .exec_without_returning(txn)
-    .await?;
-    Ok(rows == 1)
-}
-
-async fn commit(
-    state: &AppState,
-    env: &Envelope<'_>,
-    effect: &Effect,
-    business_id: Option<Uuid>,
-) -> Result<Step> {
-    let now = Utc::now();
-    let txn = crate::db::begin_write(&state.db).await?;
-    // On SQLite the IMMEDIATE transaction already holds the database's write
-    // lock (every writer takes it first), so the row lock would only add a
-    // statement while holding it; PostgreSQL needs the row lock.
-    let business_id = match business_id {
-        Some(_) if state.config.is_sqlite() => business_id,
-        Some(id) if entitlement::lock_business(&txn, id).await? => Some(id),
-        _ => None,
-    };
-    if !claim(&txn, env, business_id).await? {
-        txn.rollback().await?;
-        return Ok(Step::Done(Outcome::Duplicate));
-    }
-    let Some(business_id) = business_id else {
-        txn.commit().await?;
-        return Ok(Step::Done(Outcome::Ignored));
-    };
-    if let Some(customer) = &effect.customer {
-        if effect.customer_deleted {
-            business::Entity::update_many()
-                .col_expr(
-                    business::Column::StripeCustomerId,
-                    Expr::value(None::<String>),
-                )
-                .filter(business::Column::Id.eq(business_id))
-                .filter(business::Column::StripeCustomerId.eq(customer))
-                .exec(&txn)
-                .await?;
-            // Deleting a customer cancels its subscriptions at once.
-            subscription::Entity::update_many()
-                .col_expr(subscription::Column::Status, Expr::value("canceled"))
-                .col_expr(subscription::Column::UpdatedAt, Expr::value(now))
-                .filter(subscription::Column::StripeCustomerId.eq(customer))
-                .filter(subscription::Column::Status.is_not_in(["canceled", "incomplete_expired"]))
-                .exec(&txn)
-                .await?;
-        } else if env.type_ != "customer.created" && !effect.found_by_customer {
-            // A Checkout customer we did not create ourselves becomes the business's.
-            business::Entity::update_many()
-                .col_expr(
-                    business::Column::StripeCustomerId,
-                    Expr::value(customer.clone()),
-                )
-                .filter(business::Column::Id.eq(business_id))
-                .filter(business::Column::StripeCustomerId.is_null())
-                .exec(&txn)
-                .await?;
-        }
-    }
-    if let Some((s, version)) = &effect.sub
-        && subscriptions::apply(&txn, &state.plans, business_id, s, *version).await?
-            == Applied::Ambiguous
-    {
-        txn.rollback().await?;
-        return Ok(Step::Ambiguous(s.id.clone()));
-    }
-    entitlement::apply(state, &txn, business_id, now).await?;
-    if let Some(notice) = effect.notice {
-        send_notice(
-            state,
-            &txn,
-            business_id,
-            notice,
-            effect.sub.as_ref().map(|(s, _)| s),
-        )
-        .await?;
-    }
-    txn.commit().await?;
-    // Only known types resolve to a business, so this is one we acted on.
-    Ok(Step::Done(Outcome::Processed))
-}
-
-async fn send_notice<C: ConnectionTrait>(
+/// Queues `notice` for the owner of `b` (at `to`) in `txn`. A payment
+/// failure on a subscription that has already ended says nothing.
+pub(super) async fn send_notice<C: ConnectionTrait>(
     state: &AppState,
     txn: &C,
-    business_id: Uuid,
+    b: &business::Model,
+    to: &str,
     notice: Notice,
     sub: Option<&SubscriptionState>,
 ) -> Result<()> {
-    let Some(b) = business::Entity::find_by_id(business_id).one(txn).await? else {
-        return Ok(());
-    };
-    let Some(owner) = user::Entity::find_by_id(b.owner_id).one(txn).await? else {
-        return Ok(());
-    };
     let billing_url = state.config.billing_url();
     let message = match notice {
         Notice::TrialEnding => {
@@ -446,7 +297,7 @@ async fn send_notice<C: ConnectionTrait>(
             templates::payment_failed(days, &billing_url)
         }
     };
-    state.mailer.enqueue(txn, &owner.email, message).await?;
+    state.mailer.enqueue(txn, to, message).await?;
     Ok(())
 }
 
