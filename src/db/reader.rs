@@ -110,6 +110,20 @@ impl Reader {
     }
 }
 
+impl Reader {
+    /// The row `select` finds, or 404 `not_found`: a tenant-scoped lookup
+    /// of one resource.
+    pub async fn found<E>(&self, select: Select<E>) -> crate::error::Result<E::Model>
+    where
+        E: EntityTrait,
+        E::ActiveModel: TryIntoModel<E::Model>,
+    {
+        self.one(select)
+            .await?
+            .ok_or_else(crate::error::Error::not_found)
+    }
+}
+
 /// The file of a SQLite URL, or `None` for PostgreSQL and in-memory databases.
 fn sqlite_file(url: &str) -> Option<PathBuf> {
     let rest = url

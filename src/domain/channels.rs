@@ -123,12 +123,7 @@ pub async fn find<C: ConnectionTrait>(
 pub async fn get(state: &AppState, business_id: Uuid, id: Uuid) -> Result<ChannelView> {
     let select =
         channel::Entity::find_by_id(id).filter(channel::Column::BusinessId.eq(business_id));
-    Ok(state
-        .read
-        .one(select)
-        .await?
-        .ok_or_else(Error::not_found)?
-        .into())
+    Ok(state.read.found(select).await?.into())
 }
 
 /// Creates a channel within the plan's limit. 402 `subscription_required`

@@ -99,12 +99,7 @@ pub async fn find<C: ConnectionTrait>(
 pub async fn get(state: &AppState, business_id: Uuid, id: Uuid) -> Result<CompanyView> {
     let select =
         company::Entity::find_by_id(id).filter(company::Column::BusinessId.eq(business_id));
-    Ok(state
-        .read
-        .one(select)
-        .await?
-        .ok_or_else(Error::not_found)?
-        .into())
+    Ok(state.read.found(select).await?.into())
 }
 
 /// Creates a company with the next code of the business. The counter is

@@ -302,19 +302,11 @@ async fn commit(state: &AppState, items: &[&Item]) -> Result<Option<Vec<Step>>> 
     for chunk in chunks(claims) {
         claimed += stripe_event::Entity::insert_many(chunk)
             .on_conflict(
-                OnConflict::column(stripe_event::Column::Id)
-                    .value(stripe_event::Column::Status, "done")
-                    .value(
-                        stripe_event::Column::Attempts,
-                        Expr::col((stripe_event::Entity, stripe_event::Column::Attempts)).add(1),
-                    )
+                ledger_conflict("done")
                     .update_columns([
                         stripe_event::Column::ProcessedAt,
                         stripe_event::Column::BusinessId,
                     ])
-                    .action_and_where(
-                        Expr::col((stripe_event::Entity, stripe_event::Column::Status)).ne("done"),
-                    )
                     .to_owned(),
             )
             .exec_without_returning(&txn)
@@ -505,6 +497,22 @@ impl Picture {
             self.dirty_businesses.insert(business_id);
         }
     }
+}
+
+/// The ledger upsert of an event id: on conflict the row takes `status`
+/// and counts one more attempt, unless it is already `done` (then nothing
+/// changes and the write counts no row).
+pub(super) fn ledger_conflict(status: &str) -> OnConflict {
+    OnConflict::column(stripe_event::Column::Id)
+        .value(stripe_event::Column::Status, status)
+        .value(
+            stripe_event::Column::Attempts,
+            Expr::col((stripe_event::Entity, stripe_event::Column::Attempts)).add(1),
+        )
+        .action_and_where(
+            Expr::col((stripe_event::Entity, stripe_event::Column::Status)).ne("done"),
+        )
+        .to_owned()
 }
 
 fn claim_row(

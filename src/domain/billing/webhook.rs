@@ -26,14 +26,13 @@ use axum::http::StatusCode;
 use chrono::{TimeZone, Utc};
 use entity::billing::stripe_event;
 use entity::business;
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ConnectionTrait, EntityTrait, Set};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::domain::billing::entitlement::{self, is_terminal};
-use crate::domain::billing::ingest::{Item, Step};
+use crate::domain::billing::ingest::{Item, Step, ledger_conflict};
 use crate::domain::billing::signature;
 use crate::domain::billing::subscriptions::{self, SubscriptionState, Version};
 use crate::error::{Error, Result};
@@ -320,16 +319,8 @@ async fn record_failure(state: &AppState, env: &Envelope<'_>, error: &Error) -> 
         processed_at: Set(None),
     })
     .on_conflict(
-        OnConflict::column(stripe_event::Column::Id)
-            .value(stripe_event::Column::Status, "failed")
-            .value(
-                stripe_event::Column::Attempts,
-                Expr::col((stripe_event::Entity, stripe_event::Column::Attempts)).add(1),
-            )
+        ledger_conflict("failed")
             .value(stripe_event::Column::LastError, message)
-            .action_and_where(
-                Expr::col((stripe_event::Entity, stripe_event::Column::Status)).ne("done"),
-            )
             .to_owned(),
     )
     .exec_without_returning(&txn)
