@@ -323,3 +323,127 @@ async fn a_storm_of_shuffled_duplicated_concurrent_events_ends_as_in_order_deliv
         assert!(rows.iter().all(|r| r.status == "done" && r.attempts == 1));
     }
 }
+
+/// Events delivered while the writer is held up are committed as one batch;
+/// when one of them cannot be written (a trigger refuses its subscription),
+/// the batch is retried event by event: that event alone answers 500 and is
+/// recorded `failed`, every other one commits, and Stripe's retry of the
+/// failed one succeeds once the cause is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_event_fails_alone_and_its_batchmates_commit() {
+    const N: usize = 16;
+    let stripe = FakeStripe::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = billing_config(dir.path(), &stripe.url).await;
+    let app = TestApp::spawn_with(dir, config).await;
+    let db = &app.app.state.db;
+    let now = Utc::now().timestamp();
+    let mut businesses = Vec::new();
+    let mut events = Vec::new();
+    for i in 0..N {
+        let customer = format!("cus_batch{i:02}");
+        businesses.push(seed(&app, &customer).await);
+        let sub = stripe.create_subscription(&customer, &price("double"), "active");
+        events.push(stripe_fake::event("customer.subscription.created", sub, now - 60).to_string());
+    }
+    let poison: Value = serde_json::from_str(&events[N / 2]).unwrap();
+    let poison_sub = poison["data"]["object"]["id"].as_str().unwrap().to_owned();
+    let poison_event = poison["id"].as_str().unwrap().to_owned();
+    let sqlite = app.app.state.config.is_sqlite();
+    let (create, drop) = if sqlite {
+        (
+            format!(
+                "CREATE TRIGGER poison BEFORE INSERT ON subscriptions \
+                 WHEN NEW.stripe_subscription_id = '{poison_sub}' \
+                 BEGIN SELECT RAISE(ABORT, 'poisoned'); END"
+            ),
+            "DROP TRIGGER poison".to_owned(),
+        )
+    } else {
+        (
+            format!(
+                "CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN \
+                 IF NEW.stripe_subscription_id = '{poison_sub}' THEN RAISE EXCEPTION 'poisoned'; END IF; \
+                 RETURN NEW; END $$ LANGUAGE plpgsql; \
+                 CREATE TRIGGER poison BEFORE INSERT ON subscriptions \
+                 FOR EACH ROW EXECUTE FUNCTION poison()"
+            ),
+            "DROP TRIGGER poison ON subscriptions; DROP FUNCTION poison()".to_owned(),
+        )
+    };
+    use sea_orm::ConnectionTrait;
+    db.execute_unprepared(&create).await.unwrap();
+
+    // Hold the writer up (the database's write lock on SQLite, the ledger
+    // table on PostgreSQL) while every delivery queues behind it.
+    let blocker = switchboard::db::begin_write(db).await.unwrap();
+    if !sqlite {
+        blocker
+            .execute_unprepared("LOCK TABLE stripe_events IN ACCESS EXCLUSIVE MODE")
+            .await
+            .unwrap();
+    }
+    let url = app.url("/v1/webhooks/stripe");
+    let deliveries: Vec<_> = events
+        .iter()
+        .map(|body| {
+            let (client, url, body) = (app.client.clone(), url.clone(), body.clone());
+            tokio::spawn(async move { post(&client, &url, &body).await })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    blocker.commit().await.unwrap();
+    let mut replies = Vec::new();
+    for d in deliveries {
+        replies.push(d.await.unwrap());
+    }
+    let stats = app.app.state.ingest.stats();
+    assert!(stats.batches < stats.events, "not grouped: {stats:?}");
+
+    for (i, (status, reply)) in replies.iter().enumerate() {
+        if i == N / 2 {
+            assert_eq!(*status, StatusCode::INTERNAL_SERVER_ERROR, "{reply}");
+            assert_eq!(reply["code"], "webhook_processing_failed");
+        } else {
+            assert_eq!(*status, StatusCode::OK, "{reply}");
+            assert_eq!(reply["outcome"], "processed");
+        }
+    }
+    let plan = |id: Uuid| async move {
+        business::Entity::find_by_id(id)
+            .one(db)
+            .await
+            .unwrap()
+            .unwrap()
+            .plan
+    };
+    for (i, id) in businesses.iter().enumerate() {
+        let expected = if i == N / 2 { "growth" } else { "double" };
+        assert_eq!(plan(*id).await, expected, "business {i}");
+    }
+    let ledger = stripe_event::Entity::find().all(db).await.unwrap();
+    assert_eq!(ledger.len(), N);
+    for row in &ledger {
+        let expected = if row.id == poison_event {
+            ("failed", 1)
+        } else {
+            ("done", 1)
+        };
+        assert_eq!((row.status.as_str(), row.attempts), expected, "{}", row.id);
+    }
+
+    // The cause goes away; Stripe's retry succeeds.
+    db.execute_unprepared(&drop).await.unwrap();
+    let (status, reply) = post(&app.client, &url, &events[N / 2]).await;
+    assert_eq!(
+        (status, reply["outcome"].as_str()),
+        (StatusCode::OK, Some("processed"))
+    );
+    assert_eq!(plan(businesses[N / 2]).await, "double");
+    let row = stripe_event::Entity::find_by_id(poison_event)
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((row.status.as_str(), row.attempts), ("done", 2));
+}

@@ -32,7 +32,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, TimeZone, Utc};
 use entity::billing::{stripe_event, subscription};
@@ -86,11 +86,14 @@ struct Job {
     reply: oneshot::Sender<Result<Step>>,
 }
 
-/// Handle to the process's webhook writer, started on first use. Cheap to
-/// clone. The writer lives as long as the runtime.
+/// Handle to the process's webhook writer, started on first use (and again
+/// if it ever stopped: the events it held are answered 5xx, so Stripe
+/// retries them). Cheap to clone. The writer lives as long as the runtime.
+/// Its queue is unbounded: each queued event is a request waiting for its
+/// answer, so HTTP concurrency bounds it.
 #[derive(Clone, Default)]
 pub struct Ingest {
-    queue: Arc<OnceLock<mpsc::UnboundedSender<Job>>>,
+    queue: Arc<Mutex<Option<mpsc::UnboundedSender<Job>>>>,
     counters: Arc<Counters>,
 }
 
@@ -121,11 +124,18 @@ impl Ingest {
     /// Commits `item` with whatever else is queued; waits for the verdict.
     /// Errors: the event's processing failed (nothing of it was written).
     pub(super) async fn submit(&self, state: &AppState, item: Item) -> Result<Step> {
-        let queue = self.queue.get_or_init(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(writer(state.clone(), rx));
-            tx
-        });
+        let queue = {
+            let mut slot = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            match slot.as_ref() {
+                Some(tx) if !tx.is_closed() => tx.clone(),
+                _ => {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    tokio::spawn(writer(state.clone(), rx));
+                    *slot = Some(tx.clone());
+                    tx
+                }
+            }
+        };
         let (reply, verdict) = oneshot::channel();
         queue
             .send(Job { item, reply })
