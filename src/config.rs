@@ -481,7 +481,7 @@ impl Config {
     pub fn oauth_frontend_url(&self) -> String {
         self.oauth_frontend_url
             .clone()
-            .unwrap_or_else(|| format!("{}/oauth/complete", self.public_url.trim_end_matches('/')))
+            .unwrap_or_else(|| format!("{}/oauth/complete", self.public_base()))
     }
 
     /// Base URL without a trailing slash.

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use entity::business;
 use entity::enums::BusinessStatus;
 use sea_orm::{
@@ -14,6 +14,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::config::Config;
+use crate::domain::billing::entitlement::first_recheck;
 use crate::domain::pagination::{Page, PageRequest};
 use crate::domain::plans::{PlanView, TRIAL};
 use crate::domain::validate;
@@ -52,6 +54,34 @@ pub struct BusinessView {
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+}
+
+/// A new business of `owner_id` named `name`, on a trial of
+/// `auth.trial_days` from `now`, first re-checked by the billing sweep when
+/// the trial reminder is due ([`first_recheck`]). Ready to insert.
+pub fn new_on_trial(
+    config: &Config,
+    owner_id: Uuid,
+    name: String,
+    now: DateTime<Utc>,
+) -> business::ActiveModel {
+    let trial_ends_at = now + Duration::days(i64::from(config.auth.trial_days));
+    business::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        name: Set(name),
+        owner_id: Set(owner_id),
+        plan: Set(TRIAL.to_owned()),
+        status: Set(BusinessStatus::Active),
+        trial_ends_at: Set(trial_ends_at),
+        company_seq: Set(0),
+        manager_id: Set(None),
+        stripe_customer_id: Set(None),
+        stripe_account_id: Set(None),
+        recheck_at: Set(Some(first_recheck(&config.billing, now, trial_ends_at))),
+        trial_notice_sent_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
 }
 
 /// The status that applies now: a lapsed trial is restricted even before the

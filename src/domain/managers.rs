@@ -88,10 +88,7 @@ pub async fn create(
         json!({ "email": manager.email }),
     )
     .await?;
-    let url = format!(
-        "{}/set-password?token={token}",
-        state.config.public_url.trim_end_matches('/')
-    );
+    let url = format!("{}/set-password?token={token}", state.config.public_base());
     state
         .mailer
         .enqueue(

@@ -12,9 +12,9 @@
 
 use axum::http::StatusCode;
 use chrono::{Duration, Utc};
-use entity::enums::{BusinessStatus, Role, TokenPurpose};
+use entity::enums::{Role, TokenPurpose};
 use entity::oauth::{identity, state as oauth_state};
-use entity::{business, user};
+use entity::user;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
@@ -25,9 +25,8 @@ use uuid::Uuid;
 
 use crate::auth::tokens::sha256_hex;
 use crate::domain::access::Caller;
-use crate::domain::plans::TRIAL;
 use crate::domain::sessions::{self, TokenPair};
-use crate::domain::{one_time, users, validate};
+use crate::domain::{businesses, one_time, users, validate};
 use crate::error::{Error, Result};
 use crate::integrations::{self, Authorization, ExternalIdentity};
 use crate::mail::templates;
@@ -89,7 +88,7 @@ fn invalid_state() -> Error {
 pub fn redirect_uri(state: &AppState, provider: Provider) -> String {
     format!(
         "{}/v1/auth/oauth/{}/callback",
-        state.config.public_url.trim_end_matches('/'),
+        state.config.public_base(),
         provider.as_str()
     )
 }
@@ -332,29 +331,9 @@ async fn create_owner<C: ConnectionTrait>(
         .chars()
         .take(validate::NAME_MAX)
         .collect();
-    let trial_ends_at = now + Duration::days(i64::from(state.config.auth.trial_days));
-    business::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        name: Set(business_name),
-        owner_id: Set(user.id),
-        plan: Set(TRIAL.to_owned()),
-        status: Set(BusinessStatus::Active),
-        trial_ends_at: Set(trial_ends_at),
-        company_seq: Set(0),
-        manager_id: Set(None),
-        stripe_customer_id: Set(None),
-        stripe_account_id: Set(None),
-        recheck_at: Set(Some(crate::domain::billing::entitlement::first_recheck(
-            &state.config.billing,
-            now,
-            trial_ends_at,
-        ))),
-        trial_notice_sent_at: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(db)
-    .await?;
+    businesses::new_on_trial(&state.config, user.id, business_name, now)
+        .insert(db)
+        .await?;
     identity::ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(user.id),

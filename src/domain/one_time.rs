@@ -139,11 +139,7 @@ pub async fn email_link(state: &AppState, email: &Email, link: LinkEmail) -> Res
             link.ttl_secs,
         )
         .await?;
-        let url = format!(
-            "{}{}?token={token}",
-            state.config.public_url.trim_end_matches('/'),
-            link.path
-        );
+        let url = format!("{}{}?token={token}", state.config.public_base(), link.path);
         state
             .mailer
             .enqueue(

@@ -4,17 +4,16 @@
 
 use axum::http::StatusCode;
 use chrono::{Duration, Utc};
-use entity::enums::{BusinessStatus, Role, TokenPurpose};
-use entity::{business, registration, user};
+use entity::enums::{Role, TokenPurpose};
+use entity::{registration, user};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use uuid::Uuid;
 
 use crate::auth::tokens::{digest_eq, six_digit_code};
-use crate::domain::plans::TRIAL;
 use crate::domain::sessions::{self, TokenPair};
 use crate::domain::validate::{self, Email, Password};
-use crate::domain::{one_time, quota, users};
+use crate::domain::{businesses, one_time, quota, users};
 use crate::error::{Error, Result};
 use crate::mail::templates;
 use crate::state::AppState;
@@ -187,29 +186,9 @@ pub async fn complete(state: &AppState, input: Completion) -> Result<TokenPair> 
     .insert(&txn)
     .await
     .map_err(users::email_taken)?;
-    let trial_ends_at = now + Duration::days(i64::from(state.config.auth.trial_days));
-    business::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        name: Set(business_name),
-        owner_id: Set(user_id),
-        plan: Set(TRIAL.to_owned()),
-        status: Set(BusinessStatus::Active),
-        trial_ends_at: Set(trial_ends_at),
-        company_seq: Set(0),
-        manager_id: Set(None),
-        stripe_customer_id: Set(None),
-        stripe_account_id: Set(None),
-        recheck_at: Set(Some(crate::domain::billing::entitlement::first_recheck(
-            &state.config.billing,
-            now,
-            trial_ends_at,
-        ))),
-        trial_notice_sent_at: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(&txn)
-    .await?;
+    businesses::new_on_trial(&state.config, user_id, business_name, now)
+        .insert(&txn)
+        .await?;
     let pair = sessions::issue(state, &txn, &user).await?;
     txn.commit().await?;
     Ok(pair)
