@@ -26,6 +26,20 @@ pub struct PageQuery {
     pub cursor: Option<String>,
 }
 
+/// `limit`, or `default` when absent; 422 `invalid_field` outside
+/// 1..=[`MAX_LIMIT`].
+pub fn page_limit(limit: Option<u64>, default: u64) -> Result<u64> {
+    let limit = limit.unwrap_or(default);
+    if (1..=MAX_LIMIT).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(Error::invalid_field(
+            "limit",
+            format!("between 1 and {MAX_LIMIT}"),
+        ))
+    }
+}
+
 /// A validated page request.
 #[derive(Debug, Clone, Copy)]
 pub struct PageRequest {
@@ -38,13 +52,7 @@ pub struct PageRequest {
 impl PageRequest {
     /// Validates `limit` and decodes `cursor`.
     pub fn parse(limit: Option<u64>, cursor: Option<&str>) -> Result<PageRequest> {
-        let limit = limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(Error::invalid_field(
-                "limit",
-                format!("between 1 and {MAX_LIMIT}"),
-            ));
-        }
+        let limit = page_limit(limit, DEFAULT_LIMIT)?;
         let after = cursor
             .map(|c| {
                 B64URL

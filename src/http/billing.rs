@@ -13,8 +13,9 @@ use crate::authz::{Action, Object};
 use crate::domain::access;
 use crate::domain::billing::owner::{self, BillingSummary, HostedSession, InvoicePage};
 use crate::domain::billing::webhook;
+use crate::domain::pagination::page_limit;
 use crate::domain::plans::PlanView;
-use crate::error::{Error, Problem, Result};
+use crate::error::{Problem, Result};
 use crate::state::AppState;
 
 /// Body naming a plan of the catalogue.
@@ -184,10 +185,7 @@ pub async fn invoices(
     Query(q): Query<InvoiceQuery>,
 ) -> Result<Json<InvoicePage>> {
     let business_id = access::own_business_id(&state, caller, Object::Billing, Action::Read)?;
-    let limit = q.limit.unwrap_or(10);
-    if !(1..=100).contains(&limit) {
-        return Err(Error::invalid_field("limit", "between 1 and 100"));
-    }
+    let limit = page_limit(q.limit, 10)?;
     Ok(Json(
         owner::invoices(&state, business_id, limit, q.starting_after.as_deref()).await?,
     ))

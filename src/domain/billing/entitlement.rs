@@ -374,18 +374,17 @@ pub async fn apply<C: ConnectionTrait>(
     business_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Change> {
-    let Some(b) = business::Entity::find_by_id(business_id).one(txn).await? else {
+    // A business gone or being deleted is left alone (as `settle` would).
+    let Some(b) = business::Entity::find_by_id(business_id)
+        .one(txn)
+        .await?
+        .filter(|b| b.status != BusinessStatus::Deleting)
+    else {
         return Ok(Change {
             business_id,
             ..Change::default()
         });
     };
-    if b.status == BusinessStatus::Deleting {
-        return Ok(Change {
-            business_id,
-            ..Change::default()
-        });
-    }
     let subs = subscription::Entity::find()
         .filter(subscription::Column::BusinessId.eq(business_id))
         .all(txn)

@@ -192,6 +192,7 @@ async fn commit_with_retry(state: &AppState, items: &[&Item]) -> Result<Vec<Step
 }
 
 /// The in-memory picture of everything a batch touches.
+#[derive(Default)]
 struct Picture {
     businesses: HashMap<Uuid, business::Model>,
     by_customer: HashMap<String, Uuid>,
@@ -199,8 +200,8 @@ struct Picture {
     subs: HashMap<String, subscription::Model>,
     channels: HashMap<Uuid, Vec<channel::Model>>,
     dirty_businesses: HashSet<Uuid>,
-    /// Stripe subscription ids to write; `true` when the row is new.
-    dirty_subs: HashMap<String, bool>,
+    /// Stripe subscription ids whose rows are to be written (new or changed).
+    dirty_subs: HashSet<String>,
 }
 
 /// One transaction for `items`. `None`: a claim raced another process and
@@ -255,9 +256,7 @@ async fn commit(state: &AppState, items: &[&Item]) -> Result<Option<Vec<Step>>> 
                 continue;
             }
             if let Some(row) = decision.row {
-                let new = !picture.subs.contains_key(&s.id);
-                let entry = picture.dirty_subs.entry(s.id.clone()).or_insert(new);
-                *entry |= new;
+                picture.dirty_subs.insert(s.id.clone());
                 picture.subs.insert(s.id.clone(), row);
             }
         }
@@ -307,66 +306,48 @@ async fn commit(state: &AppState, items: &[&Item]) -> Result<Option<Vec<Step>>> 
     }
 
     // The writes: the ledger claim first, so a race is found before the rest.
+    // A new row never meets its conflict target (fresh id), so one upsert
+    // per table serves inserts and updates alike.
     let expected = claims.len() as u64;
-    let mut claimed = 0;
-    for chunk in chunks(claims) {
-        claimed += stripe_event::Entity::insert_many(chunk)
-            .on_conflict(
-                ledger_conflict("done")
-                    .update_columns([
-                        stripe_event::Column::ProcessedAt,
-                        stripe_event::Column::BusinessId,
-                    ])
-                    .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await?;
-    }
-    if claimed != expected {
+    let claim = ledger_conflict("done")
+        .update_columns([
+            stripe_event::Column::ProcessedAt,
+            stripe_event::Column::BusinessId,
+        ])
+        .to_owned();
+    if upsert(&txn, claims, claim).await? != expected {
         txn.rollback().await?;
         return Ok(None);
     }
-    let (new_subs, changed_subs): (Vec<_>, Vec<_>) = picture
+    let subs = picture
         .dirty_subs
         .iter()
-        .filter_map(|(id, new)| picture.subs.get(id).map(|row| (row.clone(), *new)))
-        .partition(|(_, new)| *new);
-    for chunk in chunks(new_subs.into_iter().map(|(row, _)| row).collect()) {
-        subscription::Entity::insert_many(
-            chunk.into_iter().map(|r| r.into_active_model().reset_all()),
-        )
-        .exec_without_returning(&txn)
-        .await?;
-    }
-    for chunk in chunks(changed_subs.into_iter().map(|(row, _)| row).collect()) {
-        upsert_subscriptions(&txn, chunk).await?;
-    }
-    let businesses: Vec<business::Model> = picture
+        .filter_map(|id| picture.subs.get(id))
+        .map(|row| row.clone().into_active_model().reset_all())
+        .collect();
+    let subs_conflict = OnConflict::column(subscription::Column::Id)
+        .update_columns(SUBSCRIPTION_STATE_COLUMNS)
+        .to_owned();
+    upsert(&txn, subs, subs_conflict).await?;
+    let businesses = picture
         .dirty_businesses
         .iter()
-        .filter_map(|id| picture.businesses.get(id).cloned())
+        .filter_map(|id| picture.businesses.get(id))
+        .map(|row| row.clone().into_active_model().reset_all())
         .collect();
-    for chunk in chunks(businesses) {
-        business::Entity::insert_many(chunk.into_iter().map(|r| r.into_active_model().reset_all()))
-            .on_conflict(
-                OnConflict::column(business::Column::Id)
-                    .update_columns(entitlement::BUSINESS_COLUMNS)
-                    .update_column(business::Column::StripeCustomerId)
-                    .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await?;
-    }
-    for chunk in chunks(channel_rows) {
-        channel::Entity::insert_many(chunk.into_iter().map(|r| r.into_active_model().reset_all()))
-            .on_conflict(
-                OnConflict::column(channel::Column::Id)
-                    .update_columns(entitlement::CHANNEL_COLUMNS)
-                    .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await?;
-    }
+    let businesses_conflict = OnConflict::column(business::Column::Id)
+        .update_columns(entitlement::BUSINESS_COLUMNS)
+        .update_column(business::Column::StripeCustomerId)
+        .to_owned();
+    upsert(&txn, businesses, businesses_conflict).await?;
+    let channels = channel_rows
+        .into_iter()
+        .map(|row| row.into_active_model().reset_all())
+        .collect();
+    let channels_conflict = OnConflict::column(channel::Column::Id)
+        .update_columns(entitlement::CHANNEL_COLUMNS)
+        .to_owned();
+    upsert(&txn, channels, channels_conflict).await?;
 
     // Notices (rare): queued in the same transaction.
     let wants_mail =
@@ -406,14 +387,7 @@ async fn load<C: ConnectionTrait>(txn: &C, items: &[&Item]) -> Result<Picture> {
         hints.extend(e.hint);
         sub_ids.extend(e.sub.as_ref().map(|(s, _)| s.id.as_str()));
     }
-    let mut picture = Picture {
-        businesses: HashMap::new(),
-        by_customer: HashMap::new(),
-        subs: HashMap::new(),
-        channels: HashMap::new(),
-        dirty_businesses: HashSet::new(),
-        dirty_subs: HashMap::new(),
-    };
+    let mut picture = Picture::default();
     if customers.is_empty() && hints.is_empty() {
         return Ok(picture);
     }
@@ -488,9 +462,7 @@ impl Picture {
             if s.stripe_customer_id == customer && !entitlement::is_terminal(&s.status) {
                 s.status = "canceled".into();
                 s.updated_at = now;
-                self.dirty_subs
-                    .entry(s.stripe_subscription_id.clone())
-                    .or_insert(false);
+                self.dirty_subs.insert(s.stripe_subscription_id.clone());
             }
         }
     }
@@ -525,51 +497,70 @@ pub(super) fn ledger_conflict(status: &str) -> OnConflict {
         .to_owned()
 }
 
+/// A new ledger row for event `id` of `kind` (Stripe's `created`, Unix
+/// seconds): `done` with one attempt, processed `now`. Callers adjust it for
+/// other outcomes.
+pub(super) fn ledger_row(
+    id: &str,
+    kind: &str,
+    created: i64,
+    business_id: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> stripe_event::Model {
+    stripe_event::Model {
+        id: id.to_owned(),
+        event_type: kind.to_owned(),
+        status: "done".into(),
+        attempts: 1,
+        last_error: None,
+        business_id,
+        event_created: Utc.timestamp_opt(created, 0).single().unwrap_or(now),
+        received_at: now,
+        processed_at: Some(now),
+    }
+}
+
 fn claim_row(
     item: &Item,
     business_id: Option<Uuid>,
     now: DateTime<Utc>,
 ) -> stripe_event::ActiveModel {
-    let created = Utc.timestamp_opt(item.created, 0).single().unwrap_or(now);
-    stripe_event::Model {
-        id: item.id.clone(),
-        event_type: item.kind.clone(),
-        status: "done".into(),
-        attempts: 1,
-        last_error: None,
-        business_id,
-        event_created: created,
-        received_at: now,
-        processed_at: Some(now),
-    }
-    .into_active_model()
-    .reset_all()
+    ledger_row(&item.id, &item.kind, item.created, business_id, now)
+        .into_active_model()
+        .reset_all()
 }
 
-async fn upsert_subscriptions<C: ConnectionTrait>(
-    txn: &C,
-    rows: Vec<subscription::Model>,
-) -> Result<()> {
-    subscription::Entity::insert_many(rows.into_iter().map(|r| r.into_active_model().reset_all()))
-        .on_conflict(
-            OnConflict::column(subscription::Column::Id)
-                .update_columns([
-                    subscription::Column::BusinessId,
-                    subscription::Column::PriceId,
-                    subscription::Column::Plan,
-                    subscription::Column::Status,
-                    subscription::Column::CurrentPeriodStart,
-                    subscription::Column::CurrentPeriodEnd,
-                    subscription::Column::CancelAtPeriodEnd,
-                    subscription::Column::TrialEnd,
-                    subscription::Column::Watermark,
-                    subscription::Column::UpdatedAt,
-                ])
-                .to_owned(),
-        )
-        .exec_without_returning(txn)
-        .await?;
-    Ok(())
+/// The subscription columns a newer state overwrites.
+const SUBSCRIPTION_STATE_COLUMNS: [subscription::Column; 10] = [
+    subscription::Column::BusinessId,
+    subscription::Column::PriceId,
+    subscription::Column::Plan,
+    subscription::Column::Status,
+    subscription::Column::CurrentPeriodStart,
+    subscription::Column::CurrentPeriodEnd,
+    subscription::Column::CancelAtPeriodEnd,
+    subscription::Column::TrialEnd,
+    subscription::Column::Watermark,
+    subscription::Column::UpdatedAt,
+];
+
+/// Writes `rows` as multi-row `INSERT … ON CONFLICT` statements of at most
+/// [`WRITE_CHUNK`] rows; returns the rows inserted or updated.
+async fn upsert<C, A>(txn: &C, rows: Vec<A>, conflict: OnConflict) -> Result<u64>
+where
+    C: ConnectionTrait,
+    A: ActiveModelTrait,
+{
+    let mut written = 0;
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<A> = rows.by_ref().take(WRITE_CHUNK).collect();
+        written += <A::Entity as EntityTrait>::insert_many(chunk)
+            .on_conflict(conflict.clone())
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(written)
 }
 
 async fn owner_emails<C: ConnectionTrait>(
@@ -589,13 +580,4 @@ async fn owner_emails<C: ConnectionTrait>(
         .into_iter()
         .filter_map(|u| owners.get(&u.id).map(|b| (*b, u.email)))
         .collect())
-}
-
-fn chunks<T>(rows: Vec<T>) -> Vec<Vec<T>> {
-    let mut out = Vec::new();
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        out.push(rows.by_ref().take(WRITE_CHUNK).collect());
-    }
-    out
 }

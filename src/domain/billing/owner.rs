@@ -122,7 +122,9 @@ pub struct ChannelToRemove {
     pub created_at: DateTime<Utc>,
 }
 
-fn stripe(state: &AppState) -> Result<&StripeApi> {
+/// The Stripe client, or 503 `billing_unavailable` when this deployment
+/// has no Stripe key.
+pub(super) fn stripe(state: &AppState) -> Result<&StripeApi> {
     state.stripe.as_ref().ok_or_else(|| {
         Error::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -398,7 +400,7 @@ fn is_upgrade(state: &AppState, from: &str, to: &str) -> bool {
     let (a, b) = (state.plans.view(from), state.plans.view(to));
     match (a.price_minor, b.price_minor) {
         (Some(x), Some(y)) if x != y => y > x,
-        _ => b.channel_limit.map_or(u32::MAX, |l| l) > a.channel_limit.map_or(u32::MAX, |l| l),
+        _ => b.channel_limit.unwrap_or(u32::MAX) > a.channel_limit.unwrap_or(u32::MAX),
     }
 }
 

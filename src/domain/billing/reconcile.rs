@@ -16,8 +16,8 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::domain::billing::entitlement::{self, Change};
-use crate::domain::billing::owner::apply_fetched;
-use crate::error::{Error, Result};
+use crate::domain::billing::owner::{apply_fetched, stripe};
+use crate::error::Result;
 use crate::state::AppState;
 
 /// Businesses re-evaluated per sweep query.
@@ -69,13 +69,7 @@ pub struct Report {
 /// Re-reads every customer's subscriptions from Stripe and repairs drift.
 /// 503 `billing_unavailable` without Stripe configuration.
 pub async fn reconcile(state: &AppState) -> Result<Report> {
-    let Some(api) = state.stripe.as_ref() else {
-        return Err(Error::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "billing_unavailable",
-            "Billing is not configured",
-        ));
-    };
+    let api = stripe(state)?;
     let mut report = Report::default();
     let customers: Vec<(Uuid, Option<String>)> = business::Entity::find()
         .select_only()

@@ -155,14 +155,19 @@ pub fn decide(
         };
     };
     let nothing = |applied| Decision { applied, row: None };
-    let same = row.status == s.status
-        && row.price_id == s.price_id
-        && row.plan == plan
-        && row.current_period_start == s.current_period_start
-        && row.current_period_end == s.current_period_end
-        && row.cancel_at_period_end == s.cancel_at_period_end
-        && row.trial_end == s.trial_end
-        && row.business_id == business_id;
+    // `row` with the state `s` describes (the fields an event may change).
+    let with_state = |row: &subscription::Model| subscription::Model {
+        business_id,
+        price_id: s.price_id.clone(),
+        plan: plan.clone(),
+        status: s.status.clone(),
+        current_period_start: s.current_period_start,
+        current_period_end: s.current_period_end,
+        cancel_at_period_end: s.cancel_at_period_end,
+        trial_end: s.trial_end,
+        ..row.clone()
+    };
+    let same = with_state(row) == *row;
     if is_terminal(&row.status) && !is_terminal(&s.status) {
         return nothing(Applied::Stale);
     }
@@ -179,17 +184,9 @@ pub fn decide(
         return nothing(Applied::Unchanged);
     }
     let updated = subscription::Model {
-        business_id,
-        price_id: s.price_id.clone(),
-        plan,
-        status: s.status.clone(),
-        current_period_start: s.current_period_start,
-        current_period_end: s.current_period_end,
-        cancel_at_period_end: s.cancel_at_period_end,
-        trial_end: s.trial_end,
         watermark,
         updated_at: now,
-        ..row.clone()
+        ..with_state(row)
     };
     Decision {
         applied: if same {

@@ -23,16 +23,16 @@
 //! effect.
 
 use axum::http::StatusCode;
-use chrono::{TimeZone, Utc};
+use chrono::Utc;
 use entity::billing::stripe_event;
 use entity::business;
-use sea_orm::{ConnectionTrait, EntityTrait, Set};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, IntoActiveModel};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::domain::billing::entitlement::{self, is_terminal};
-use crate::domain::billing::ingest::{Item, Step, ledger_conflict};
+use crate::domain::billing::ingest::{Item, Step, ledger_conflict, ledger_row};
 use crate::domain::billing::signature;
 use crate::domain::billing::subscriptions::{self, SubscriptionState, Version};
 use crate::error::{Error, Result};
@@ -303,28 +303,22 @@ pub(super) async fn send_notice<C: ConnectionTrait>(
 /// Marks the event `failed` (unless a concurrent delivery finished it),
 /// counting the attempt and keeping the error for operators.
 async fn record_failure(state: &AppState, env: &Envelope<'_>, error: &Error) -> Result<()> {
-    let now = Utc::now();
-    let created = Utc.timestamp_opt(env.created, 0).single().unwrap_or(now);
     let message = format!("{}: {}", error.code(), error.status());
+    let row = stripe_event::Model {
+        status: "failed".into(),
+        last_error: Some(message.clone()),
+        processed_at: None,
+        ..ledger_row(&env.id, &env.type_, env.created, None, Utc::now())
+    };
     let txn = crate::db::begin_write(&state.db).await?;
-    stripe_event::Entity::insert(stripe_event::ActiveModel {
-        id: Set(env.id.clone()),
-        event_type: Set(env.type_.clone()),
-        status: Set("failed".into()),
-        attempts: Set(1),
-        last_error: Set(Some(message.clone())),
-        business_id: Set(None),
-        event_created: Set(created),
-        received_at: Set(now),
-        processed_at: Set(None),
-    })
-    .on_conflict(
-        ledger_conflict("failed")
-            .value(stripe_event::Column::LastError, message)
-            .to_owned(),
-    )
-    .exec_without_returning(&txn)
-    .await?;
+    stripe_event::Entity::insert(row.into_active_model().reset_all())
+        .on_conflict(
+            ledger_conflict("failed")
+                .value(stripe_event::Column::LastError, message)
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
     txn.commit().await?;
     Ok(())
 }
