@@ -138,13 +138,13 @@ impl FromRequestParts<AppState> for Auth {
                     .or_else(|| h.strip_prefix("bearer "))
             })
             .ok_or_else(|| Error::unauthorized("invalid_token", "Expected a Bearer token"))?;
-        let claims = state.tokens.verify(token.trim()).ok_or_else(|| {
+        let grant = state.tokens.verify(token.trim()).ok_or_else(|| {
             Error::unauthorized("invalid_token", "The access token is invalid or expired")
         })?;
         Ok(Auth(Caller {
-            user_id: claims.sub,
-            role: claims.role,
-            owned_business: claims.bid,
+            user_id: grant.user_id,
+            role: grant.role,
+            owned_business: grant.owned_business,
         }))
     }
 }
