@@ -21,4 +21,5 @@ pub mod integrations;
 pub mod jobs;
 pub mod keys;
 pub mod mail;
+pub mod rfc3339;
 pub mod state;

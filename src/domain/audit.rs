@@ -137,6 +137,7 @@ pub struct AuditView {
     /// Record id (UUIDv7: time-ordered).
     pub id: Uuid,
     /// When it happened.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub occurred_at: DateTime<Utc>,
     /// Who acted; `null` for the system.
     pub actor_id: Option<Uuid>,

@@ -43,6 +43,7 @@ pub struct BusinessView {
     /// Status; a trial past its end shows `restricted` (SPEC §2).
     pub status: BusinessStatus,
     /// End of the trial.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub trial_ends_at: DateTime<Utc>,
     /// Channel usage.
     pub channels: Usage,
@@ -51,8 +52,10 @@ pub struct BusinessView {
     /// Owner's user id.
     pub owner_id: Uuid,
     /// Creation time.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub created_at: DateTime<Utc>,
     /// Last change.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub updated_at: DateTime<Utc>,
 }
 

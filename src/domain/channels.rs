@@ -58,8 +58,10 @@ pub struct ChannelView {
     #[schema(value_type = Object)]
     pub config: serde_json::Value,
     /// Creation time.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub created_at: DateTime<Utc>,
     /// Last change.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub updated_at: DateTime<Utc>,
 }
 

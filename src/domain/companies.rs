@@ -36,8 +36,10 @@ pub struct CompanyView {
     /// Status.
     pub status: CompanyStatus,
     /// Creation time.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub created_at: DateTime<Utc>,
     /// Last change.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub updated_at: DateTime<Utc>,
 }
 

@@ -42,6 +42,7 @@ pub struct ManagerView {
     /// Businesses assigned to them.
     pub assigned_businesses: u64,
     /// Account creation time.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub created_at: DateTime<Utc>,
 }
 

@@ -90,6 +90,7 @@ pub struct SecretMetadata {
     /// Free-form status, e.g. `active`, `expired` (≤ 32 characters).
     pub status: Option<String>,
     /// When the credential expires, if it does.
+    #[serde(serialize_with = "crate::rfc3339::serialize_option")]
     pub expires_at: Option<DateTime<Utc>>,
 }
 
@@ -108,6 +109,7 @@ pub struct SecretView {
     /// Id of the key-encryption key wrapping its data key.
     pub key_id: String,
     /// Last write.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub updated_at: DateTime<Utc>,
     /// Who wrote it last.
     pub updated_by: Option<Uuid>,

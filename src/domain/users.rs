@@ -25,10 +25,12 @@ pub struct MeView {
     /// Platform role.
     pub role: Role,
     /// When the email was verified.
+    #[serde(serialize_with = "crate::rfc3339::serialize_option")]
     pub email_verified_at: Option<DateTime<Utc>>,
     /// The business this user owns, if any.
     pub business_id: Option<Uuid>,
     /// Account creation time.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub created_at: DateTime<Utc>,
 }
 

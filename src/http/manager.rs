@@ -49,6 +49,7 @@ pub struct ManagedBusinessView {
     pub business: BusinessView,
     /// Latest recorded activity: the last audit record about the business,
     /// or its last change, whichever is later.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub last_activity_at: DateTime<Utc>,
     /// The Stripe subscription: status and renewal date (`current_period_end`).
     pub subscription: Option<crate::domain::billing::owner::SubscriptionDetails>,

@@ -49,10 +49,12 @@ pub struct SubscriptionDetails {
     /// Stripe's status (`trialing`, `active`, `past_due`, `canceled`, `unpaid`, …).
     pub status: String,
     /// End of the current billing period (renewal date).
+    #[serde(serialize_with = "crate::rfc3339::serialize_option")]
     pub current_period_end: Option<DateTime<Utc>>,
     /// Whether it ends at the end of the period instead of renewing.
     pub cancel_at_period_end: bool,
     /// End of Stripe's trial, if any.
+    #[serde(serialize_with = "crate::rfc3339::serialize_option")]
     pub trial_end: Option<DateTime<Utc>>,
 }
 
@@ -64,8 +66,10 @@ pub struct BillingSummary {
     /// Business status (`active`, `restricted`, `over_limit`, …).
     pub status: BusinessStatus,
     /// End of the trial.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub trial_ends_at: DateTime<Utc>,
     /// End of the `past_due` grace period, while in it.
+    #[serde(serialize_with = "crate::rfc3339::serialize_option")]
     pub grace_ends_at: Option<DateTime<Utc>>,
     /// The Stripe subscription, if there is or was one.
     pub subscription: Option<SubscriptionDetails>,
@@ -91,6 +95,7 @@ pub struct InvoiceView {
     /// ISO 4217 currency, lower case.
     pub currency: String,
     /// Creation time.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub created: DateTime<Utc>,
     /// Stripe-hosted page of the invoice.
     pub hosted_invoice_url: Option<String>,
@@ -119,6 +124,7 @@ pub struct ChannelToRemove {
     /// Display name.
     pub account_name: Option<String>,
     /// Creation time.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub created_at: DateTime<Utc>,
 }
 
