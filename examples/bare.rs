@@ -1,12 +1,17 @@
 //! Baseline for `benches/companies.sh`: a bare axum handler answering a
 //! fixed JSON body (read from the file named by the first argument) with no
 //! auth and no database, on the address given as the second argument.
+//! Same runtime and allocator as the server, so the ratio measures what the
+//! endpoint itself costs.
 
 use std::net::SocketAddr;
 
 use axum::Router;
 use axum::http::header;
 use axum::routing::get;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

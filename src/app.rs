@@ -17,7 +17,7 @@ use crate::crypto::Keyring;
 use crate::domain::plans::PlanCatalogue;
 use crate::keys::Keys;
 use crate::mail::Mailer;
-use crate::state::AppState;
+use crate::state::{AppState, Services};
 
 /// Connects and migrates the database, resolves keys and loads policies.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
@@ -31,7 +31,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         NonZeroU32::new(config.rate_limit.reveal_per_minute).unwrap_or(NonZeroU32::MIN),
     );
     let Keys { master_keys, .. } = keys;
-    Ok(AppState {
+    Ok(AppState::new(Services {
         keyring: Arc::new(Keyring::new(master_keys)),
         reveal_limiter: Arc::new(governor::RateLimiter::keyed(reveal_quota)),
         db,
@@ -57,7 +57,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
                 .unwrap_or_default(),
         ),
         config: Arc::new(config),
-    })
+    }))
 }
 
 /// A server running in the background (tests, benchmarks).

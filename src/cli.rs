@@ -194,7 +194,7 @@ async fn reconcile(config: Config) -> anyhow::Result<()> {
         report.changes.len(),
         report.errors.len()
     );
-    state.db.close().await?;
+    state.db.clone().close().await?;
     if !report.errors.is_empty() {
         anyhow::bail!("{} business(es) could not be checked", report.errors.len());
     }

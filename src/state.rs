@@ -1,5 +1,6 @@
 //! The shared state every request sees.
 
+use std::ops::Deref;
 use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
@@ -12,9 +13,29 @@ use crate::crypto::Keyring;
 use crate::domain::plans::PlanCatalogue;
 use crate::mail::Mailer;
 
-/// Application state, cheap to clone (everything behind `Arc`).
+/// Application state: one [`Services`] behind an `Arc`, so the clone axum
+/// makes for every request is a single reference-count increment. Fields
+/// are reached through `Deref` (`state.db`).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    /// Shares `services` with every request.
+    pub fn new(services: Services) -> AppState {
+        AppState(Arc::new(services))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// What every request may use.
+pub struct Services {
     /// Database pool.
     pub db: DatabaseConnection,
     /// Hot read-only queries (in place on SQLite; the pool on PostgreSQL).
