@@ -24,7 +24,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let keys = Keys::resolve(&config)?;
     let db = crate::db::connect(&config).await?;
     crate::db::migrate(&db).await?;
-    let read = crate::db::reader::Reader::new(&config.database_url, &db)?;
+    let read = crate::db::reader::Reader::new(&config.database_url, &db, config.sqlite_exclusive)?;
     let passwords = PasswordHasherPool::new(config.auth.hash_concurrency);
     let tokens = TokenSigner::new(&keys, config.auth.access_token_ttl_secs);
     let reveal_quota = governor::Quota::per_minute(

@@ -1,6 +1,8 @@
 //! Database connection and migrations. SQLite (the zero-configuration
 //! default) runs in WAL mode with foreign keys on and a busy timeout, so
 //! concurrent writers wait instead of failing; PostgreSQL is production's.
+//! With `sqlite_exclusive`, every connection of the process opens the file
+//! through SQLite's `unix-excl` VFS (see [`Config::sqlite_exclusive`]).
 
 pub mod reader;
 
@@ -30,14 +32,64 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, DbErr> {
         // A local file connection does not go stale: no ping round trip
         // through the connection's worker thread before every use.
         options.test_before_acquire(false);
-        options.map_sqlx_sqlite_opts(|o| {
+        let exclusive =
+            config.sqlite_exclusive && reader::sqlite_file(&config.database_url).is_some();
+        options.map_sqlx_sqlite_opts(move |o| {
+            let o = if exclusive { o.vfs(EXCLUSIVE_VFS) } else { o };
             o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10))
         });
     }
+    if let Some(path) = reader::sqlite_file(&config.database_url) {
+        let exclusive = config.sqlite_exclusive;
+        tokio::task::spawn_blocking(move || not_held_elsewhere(&path, exclusive))
+            .await
+            .map_err(|e| DbErr::Custom(e.to_string()))??;
+    }
     Database::connect(options).await
+}
+
+/// SQLite's VFS that holds the database file for this process alone.
+pub(crate) const EXCLUSIVE_VFS: &str = "unix-excl";
+
+/// Fails fast, and says why, when another process holds the SQLite file
+/// at `path` exclusively (a server with `sqlite_exclusive`): otherwise every
+/// connection attempt would wait out its busy timeout and end in an opaque
+/// pool timeout. A read needs a shared lock on the file, which an exclusive
+/// holder never releases; other writers in WAL mode never block it for more
+/// than a moment, hence the 2-second wait. A file that does not exist yet
+/// is nobody's.
+fn not_held_elsewhere(path: &std::path::Path, exclusive: bool) -> Result<(), DbErr> {
+    use rusqlite::{Connection, ErrorCode, OpenFlags};
+    if !path.exists() {
+        return Ok(());
+    }
+    let probe = if exclusive {
+        Connection::open_with_flags(
+            reader::exclusive_uri(path),
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI,
+        )
+    } else {
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+    };
+    let read = probe.and_then(|conn| {
+        conn.busy_timeout(Duration::from_secs(2))?;
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+    });
+    match read {
+        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == ErrorCode::DatabaseBusy => {
+            Err(DbErr::Custom(format!(
+                "the SQLite database {} is held by another process (a server running with \
+                 sqlite_exclusive = true keeps it until it stops); stop that server and retry",
+                path.display()
+            )))
+        }
+        // Anything else (a corrupt or unreadable file) is reported by the
+        // pool, with SQLite's own message.
+        _ => Ok(()),
+    }
 }
 
 /// Applies every pending migration.

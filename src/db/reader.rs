@@ -20,6 +20,12 @@
 //!
 //! Only for statements that finish in microseconds (indexed lookups, small
 //! pages): they hold the calling runtime thread while they run.
+//!
+//! Each read is one SQLite read transaction. By default its start and end
+//! lock and unlock a byte of the shared-memory file (`fcntl`, under SQLite's
+//! shared-memory mutex) so that other processes can use the database too;
+//! with `sqlite_exclusive` the process holds the file alone and those locks
+//! stay in memory (see `Config::sqlite_exclusive`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -53,24 +59,44 @@ impl Reader {
     /// migrated, so the file exists in WAL mode). A SQLite URL is
     /// `sqlite://PATH[?options]` or `sqlite:PATH[?options]`; `:memory:` or
     /// `mode=memory` databases are private to their connection, so they read
-    /// through `db`. Errors: the file cannot be opened read-only.
-    pub fn new(database_url: &str, db: &DatabaseConnection) -> Result<Reader, DbErr> {
+    /// through `db`. With `exclusive` (the process holds the file, see
+    /// `Config::sqlite_exclusive`) the connections use the same `unix-excl`
+    /// VFS as `db`; they are then opened read-write, because a read-only one
+    /// would take real file locks that replace the process's exclusive lock,
+    /// and made read-only with `PRAGMA query_only`. Errors: the file cannot
+    /// be opened.
+    pub fn new(
+        database_url: &str,
+        db: &DatabaseConnection,
+        exclusive: bool,
+    ) -> Result<Reader, DbErr> {
         let Some(path) = sqlite_file(database_url) else {
             return Ok(Reader::Pool(db.clone()));
         };
-        let manager = SqliteConnectionManager::file(path)
-            .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .with_init(|conn| {
-                conn.busy_timeout(Duration::from_secs(1))?;
-                // Plans must not depend on bound values: otherwise SQLite
-                // re-prepares a statement whenever a value it peeked at
-                // (such as `LIMIT ?`) is bound again, i.e. on every use of
-                // the cached statement (SQLite docs: c3ref/c_dbconfig_
-                // defensive, SQLITE_DBCONFIG_ENABLE_QPSG).
-                conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
-                conn.set_prepared_statement_cache_capacity(64);
-                Ok(())
-            });
+        let manager = if exclusive {
+            SqliteConnectionManager::file(exclusive_uri(&path)).with_flags(
+                OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_URI,
+            )
+        } else {
+            SqliteConnectionManager::file(path)
+                .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        };
+        let manager = manager.with_init(move |conn| {
+            if exclusive {
+                conn.pragma_update(None, "query_only", true)?;
+            }
+            conn.busy_timeout(Duration::from_secs(1))?;
+            // Plans must not depend on bound values: otherwise SQLite
+            // re-prepares a statement whenever a value it peeked at
+            // (such as `LIMIT ?`) is bound again, i.e. on every use of
+            // the cached statement (SQLite docs: c3ref/c_dbconfig_
+            // defensive, SQLITE_DBCONFIG_ENABLE_QPSG).
+            conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+            conn.set_prepared_statement_cache_capacity(64);
+            Ok(())
+        });
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
@@ -124,8 +150,25 @@ impl Reader {
     }
 }
 
+/// `file:` URI of `path` opened through the exclusive VFS; `%`, `?` and `#`
+/// are percent-encoded (SQLite docs: uri.html).
+pub(crate) fn exclusive_uri(path: &std::path::Path) -> String {
+    let mut uri = String::from("file:");
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => uri.push_str("%25"),
+            '?' => uri.push_str("%3f"),
+            '#' => uri.push_str("%23"),
+            c => uri.push(c),
+        }
+    }
+    uri.push_str("?vfs=");
+    uri.push_str(super::EXCLUSIVE_VFS);
+    uri
+}
+
 /// The file of a SQLite URL, or `None` for PostgreSQL and in-memory databases.
-fn sqlite_file(url: &str) -> Option<PathBuf> {
+pub(crate) fn sqlite_file(url: &str) -> Option<PathBuf> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;
@@ -309,7 +352,15 @@ fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
 
 #[cfg(test)]
 mod tests {
-    use super::sqlite_file;
+    use super::{exclusive_uri, sqlite_file};
+
+    #[test]
+    fn exclusive_uris_escape_what_sqlite_would_parse() {
+        assert_eq!(
+            exclusive_uri(std::path::Path::new("/tmp/a b/100%?#.db")),
+            "file:/tmp/a b/100%25%3f%23.db?vfs=unix-excl"
+        );
+    }
 
     #[test]
     fn sqlite_urls_name_their_file_and_memory_databases_have_none() {

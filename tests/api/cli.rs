@@ -1,6 +1,7 @@
 //! The binary's command line: configuration errors are a message and exit
 //! code 2 (never a panic), `openapi` prints the document, `admin create`
-//! bootstraps an admin who can sign in.
+//! bootstraps an admin who can sign in, and a server with `sqlite_exclusive`
+//! keeps other processes off its database until it stops.
 
 use std::process::Command;
 
@@ -55,6 +56,16 @@ fn invalid_configuration_exits_2_with_a_clear_message() {
         "bad file: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Holding the file exclusively means nothing on PostgreSQL.
+    std::fs::write(
+        dir.path().join("switchboard.toml"),
+        "database_url = \"postgres://u@127.0.0.1:1/db\"\nsqlite_exclusive = true\n",
+    )
+    .unwrap();
+    let out = switchboard(dir.path()).arg("migrate").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("sqlite_exclusive"), "{stderr}");
 }
 
 #[test]
@@ -188,4 +199,57 @@ async fn the_binary_serves_delivers_email_and_stops_gracefully_on_sigterm() {
     );
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "graceful stop on SIGTERM");
+}
+
+#[tokio::test]
+async fn an_exclusive_server_holds_its_sqlite_file_until_it_stops() {
+    if crate::common::postgres_url().is_some() {
+        return; // SQLite only: PostgreSQL refuses the setting.
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let mut config = test_config(&path).await;
+    config.sqlite_exclusive = true;
+    let url = config.database_url.clone();
+    let app = TestApp::spawn_with(dir, config).await;
+
+    // Writes (through the pool) and reads (through the read path) share the
+    // in-memory WAL index: every read sees the write before it.
+    let token = app.owner("excl@example.com", "Exclusive").await;
+    for n in 1..=3 {
+        let id = app.company(&token, &format!("Company {n}")).await;
+        let r = app.get(&format!("/v1/companies/{id}"), Some(&token)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let r = app.get("/v1/companies", Some(&token)).await;
+        assert_eq!(r.body["items"].as_array().unwrap().len(), n);
+    }
+
+    // Another process cannot open the file meanwhile, and says why.
+    let migrate = |url: String, dir: std::path::PathBuf| {
+        tokio::task::spawn_blocking(move || {
+            switchboard(&dir)
+                .arg("migrate")
+                .env("DATABASE_URL", url)
+                .env("SWITCHBOARD_LOG", "warn")
+                .output()
+                .unwrap()
+        })
+    };
+    let out = migrate(url.clone(), path.clone()).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("held by another process"), "{stderr}");
+
+    // Once the server stops, the file is free.
+    let TestApp {
+        app: running, dir, ..
+    } = app;
+    running.stop().await.unwrap();
+    let out = migrate(url, path).await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(dir);
 }
