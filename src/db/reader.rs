@@ -27,7 +27,12 @@
 //! with `sqlite_exclusive` the process holds the file alone and those locks
 //! stay in memory (see `Config::sqlite_exclusive`).
 
+use std::any::{Any, TypeId};
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
@@ -197,26 +202,39 @@ where
                 .map_err(query_err)?;
         }
     }
-    // The type of each result column, from the entity's definition of it.
-    let columns: Vec<(E::Column, ColumnType)> = stmt
-        .column_names()
-        .into_iter()
-        .map(|name| {
-            E::Column::iter()
-                .find(|c| c.as_str() == name)
-                .map(|c| (c, c.def().get_column_type().clone()))
-                .ok_or_else(|| {
-                    DbErr::Type(format!("column `{name}` is not a column of the entity"))
+    // Which entity column each result column is, and how to decode it:
+    // `find()` selects every column in declaration order, which the
+    // entity's plan already says; any other column list is looked up by name.
+    let plan = plan::<E>();
+    let in_order = stmt.column_count() == plan.len()
+        && plan
+            .iter()
+            .enumerate()
+            .all(|(i, (c, _))| stmt.column_name(i).is_ok_and(|n| n == c.as_str()));
+    let columns: Cow<'_, [(E::Column, Decode)]> = if in_order {
+        Cow::Borrowed(&plan[..])
+    } else {
+        Cow::Owned(
+            stmt.column_names()
+                .into_iter()
+                .map(|name| {
+                    plan.iter()
+                        .find(|(c, _)| c.as_str() == name)
+                        .copied()
+                        .ok_or_else(|| {
+                            DbErr::Type(format!("column `{name}` is not a column of the entity"))
+                        })
                 })
-        })
-        .collect::<Result<_, _>>()?;
+                .collect::<Result<_, _>>()?,
+        )
+    };
     let mut rows = stmt.raw_query();
     let mut models = Vec::new();
     while let Some(row) = rows.next().map_err(query_err)? {
         let mut model = <E::ActiveModel as ActiveModelTrait>::default();
-        for (i, (column, ty)) in columns.iter().enumerate() {
+        for (i, (column, how)) in columns.iter().enumerate() {
             let raw = row.get_ref(i).map_err(query_err)?;
-            model.try_set(*column, decode(raw, ty, column.as_str())?)?;
+            model.try_set(*column, decode(raw, *how, column.as_str())?)?;
         }
         models.push(model.try_into_model()?);
     }
@@ -263,28 +281,84 @@ fn bind(value: &Value) -> Result<SqlValue, DbErr> {
     })
 }
 
+/// How a column's SQLite value becomes the `Value` its entity type expects,
+/// from the column's `ColumnType`.
+#[derive(Debug, Clone, Copy)]
+enum Decode {
+    Uuid,
+    Text,
+    Bool,
+    Int,
+    BigInt,
+    Double,
+    Timestamp,
+    Json,
+    Blob,
+    /// A type this read path does not decode (an error when read).
+    Unsupported,
+}
+
+impl Decode {
+    fn of(ty: &ColumnType) -> Decode {
+        match ty {
+            ColumnType::Uuid => Decode::Uuid,
+            ColumnType::Char(_)
+            | ColumnType::String(_)
+            | ColumnType::Text
+            | ColumnType::Enum { .. }
+            | ColumnType::Custom(_) => Decode::Text,
+            ColumnType::Boolean => Decode::Bool,
+            ColumnType::Integer => Decode::Int,
+            ColumnType::BigInteger => Decode::BigInt,
+            ColumnType::Double => Decode::Double,
+            ColumnType::TimestampWithTimeZone => Decode::Timestamp,
+            ColumnType::Json | ColumnType::JsonBinary => Decode::Json,
+            ColumnType::Blob | ColumnType::Binary(_) | ColumnType::VarBinary(_) => Decode::Blob,
+            _ => Decode::Unsupported,
+        }
+    }
+}
+
+thread_local! {
+    /// Per entity type: its columns in declaration order and how each is
+    /// decoded. Built on first use in each thread; column definitions are
+    /// static, and building them allocates (enum variant lists).
+    static PLANS: RefCell<HashMap<TypeId, Rc<dyn Any>>> = RefCell::new(HashMap::new());
+}
+
+/// The plan of entity `E` (see [`PLANS`]).
+fn plan<E: EntityTrait>() -> Rc<[(E::Column, Decode)]> {
+    PLANS.with(|plans| {
+        let mut plans = plans.borrow_mut();
+        let entry = plans.entry(TypeId::of::<E>()).or_insert_with(|| {
+            let plan: Rc<[(E::Column, Decode)]> = E::Column::iter()
+                .map(|c| (c, Decode::of(c.def().get_column_type())))
+                .collect();
+            Rc::new(plan)
+        });
+        match entry.downcast_ref::<Rc<[(E::Column, Decode)]>>() {
+            Some(plan) => plan.clone(),
+            None => unreachable!("plans are keyed by the TypeId of their entity"),
+        }
+    })
+}
+
 /// Decodes one column of a row into the `Value` its entity type expects
 /// (typed nulls included: `ActiveModel::try_set` checks the variant).
-fn decode(raw: ValueRef<'_>, ty: &ColumnType, column: &str) -> Result<Value, DbErr> {
-    let mismatch = || DbErr::Type(format!("column `{column}`: {ty:?} cannot hold {raw:?}"));
+fn decode(raw: ValueRef<'_>, how: Decode, column: &str) -> Result<Value, DbErr> {
+    let mismatch = || DbErr::Type(format!("column `{column}`: {how:?} cannot hold {raw:?}"));
     let integer = || match raw {
         ValueRef::Integer(n) => Ok(Some(n)),
         ValueRef::Null => Ok(None),
         _ => Err(mismatch()),
     };
-    let narrow = |n: Option<i64>| -> Result<Option<i32>, DbErr> {
-        n.map(|n| i32::try_from(n).map_err(|_| mismatch()))
-            .transpose()
-    };
     let text = || match raw {
-        ValueRef::Text(t) => std::str::from_utf8(t)
-            .map(|s| Some(s.to_owned()))
-            .map_err(|_| mismatch()),
+        ValueRef::Text(t) => std::str::from_utf8(t).map(Some).map_err(|_| mismatch()),
         ValueRef::Null => Ok(None),
         _ => Err(mismatch()),
     };
-    Ok(match ty {
-        ColumnType::Uuid => Value::Uuid(match raw {
+    Ok(match how {
+        Decode::Uuid => Value::Uuid(match raw {
             ValueRef::Blob(b) => Some(uuid::Uuid::from_slice(b).map_err(|_| mismatch())?),
             ValueRef::Text(t) => Some(
                 std::str::from_utf8(t)
@@ -295,43 +369,41 @@ fn decode(raw: ValueRef<'_>, ty: &ColumnType, column: &str) -> Result<Value, DbE
             ValueRef::Null => None,
             _ => return Err(mismatch()),
         }),
-        ColumnType::Char(_)
-        | ColumnType::String(_)
-        | ColumnType::Text
-        | ColumnType::Enum { .. }
-        | ColumnType::Custom(_) => Value::String(text()?),
-        ColumnType::Boolean => Value::Bool(integer()?.map(|n| n != 0)),
-        ColumnType::Integer => Value::Int(narrow(integer()?)?),
-        ColumnType::BigInteger => Value::BigInt(integer()?),
-        ColumnType::Double => Value::Double(match raw {
+        Decode::Text => Value::String(text()?.map(str::to_owned)),
+        Decode::Bool => Value::Bool(integer()?.map(|n| n != 0)),
+        Decode::Int => Value::Int(
+            integer()?
+                .map(|n| i32::try_from(n).map_err(|_| mismatch()))
+                .transpose()?,
+        ),
+        Decode::BigInt => Value::BigInt(integer()?),
+        Decode::Double => Value::Double(match raw {
             ValueRef::Real(r) => Some(r),
             ValueRef::Null => None,
             _ => return Err(mismatch()),
         }),
-        ColumnType::TimestampWithTimeZone => Value::ChronoDateTimeUtc(
+        Decode::Timestamp => Value::ChronoDateTimeUtc(
             text()?
-                .map(|s| parse_timestamp(&s).ok_or_else(mismatch))
+                .map(|s| parse_timestamp(s).ok_or_else(mismatch))
                 .transpose()?,
         ),
-        ColumnType::Json | ColumnType::JsonBinary => Value::Json(
+        Decode::Json => Value::Json(
             text()?
                 .map(|s| {
-                    serde_json::from_str(&s)
+                    serde_json::from_str(s)
                         .map(Box::new)
                         .map_err(|_| mismatch())
                 })
                 .transpose()?,
         ),
-        ColumnType::Blob | ColumnType::Binary(_) | ColumnType::VarBinary(_) => {
-            Value::Bytes(match raw {
-                ValueRef::Blob(b) => Some(b.to_vec()),
-                ValueRef::Null => None,
-                _ => return Err(mismatch()),
-            })
-        }
-        other => {
+        Decode::Blob => Value::Bytes(match raw {
+            ValueRef::Blob(b) => Some(b.to_vec()),
+            ValueRef::Null => None,
+            _ => return Err(mismatch()),
+        }),
+        Decode::Unsupported => {
             return Err(DbErr::Type(format!(
-                "column `{column}`: the SQLite read path does not decode {other:?}"
+                "column `{column}`: the SQLite read path does not decode its type"
             )));
         }
     })

@@ -179,4 +179,24 @@ async fn the_sqlite_read_path_decodes_every_table_like_sea_orm() {
     assert_eq!(state.read.one(missing).await.unwrap(), None);
     let page = company::Entity::find().limit(1);
     assert_eq!(state.read.all(page).await.unwrap().len(), 1);
+
+    // Columns in another order than the entity declares are matched by name.
+    use sea_orm::Iterable;
+    let reversed = || {
+        channel::Entity::find()
+            .select_only()
+            .columns(
+                channel::Column::iter()
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev(),
+            )
+            .order_by_asc(channel::Column::Id)
+    };
+    let expected = channel::Entity::find()
+        .order_by_asc(channel::Column::Id)
+        .all(&state.db)
+        .await
+        .unwrap();
+    assert_eq!(state.read.all(reversed()).await.unwrap(), expected);
 }
