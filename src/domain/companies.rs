@@ -4,15 +4,16 @@
 use chrono::{DateTime, Utc};
 use entity::company;
 use entity::enums::{CompanyKind, CompanyStatus};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, Value};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ActiveEnum, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::db::reader::Shape;
 use crate::domain::pagination::{Page, PageRequest};
 use crate::domain::validate;
 use crate::error::{Error, Result};
@@ -152,16 +153,29 @@ pub async fn list(
     status: Option<CompanyStatus>,
     page: PageRequest,
 ) -> Result<Page<CompanyView>> {
-    let mut q = company::Entity::find()
-        .filter(company::Column::BusinessId.eq(business_id))
-        .order_by_asc(company::Column::Id);
-    if let Some(s) = status {
-        q = q.filter(company::Column::Status.eq(s));
-    }
-    if let Some(after) = page.after {
-        q = q.filter(company::Column::Id.gt(after));
-    }
-    let rows = state.read.all(q.limit(page.limit + 1)).await?;
+    // One statement text per combination of the optional filters.
+    static SHAPES: [Shape; 4] = [const { Shape::new() }; 4];
+    let shape = usize::from(status.is_some()) | usize::from(page.after.is_some()) << 1;
+    let mut values = vec![Value::from(business_id)];
+    values.extend(status.map(|s| Value::from(s.to_value())));
+    values.extend(page.after.map(Value::from));
+    values.push(Value::from(page.limit + 1));
+    let select = || {
+        let mut q = company::Entity::find()
+            .filter(company::Column::BusinessId.eq(business_id))
+            .order_by_asc(company::Column::Id);
+        if let Some(s) = status {
+            q = q.filter(company::Column::Status.eq(s));
+        }
+        if let Some(after) = page.after {
+            q = q.filter(company::Column::Id.gt(after));
+        }
+        q.limit(page.limit + 1)
+    };
+    let rows = state
+        .read
+        .all_shaped(&SHAPES[shape], values, select)
+        .await?;
     Ok(Page::from_rows(rows, page, |c| c.id, CompanyView::from))
 }
 

@@ -6,11 +6,12 @@
 
 use chrono::{Duration, Utc};
 use reqwest::{Method, StatusCode};
+use sea_orm::sea_query::Value;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde_json::json;
-use switchboard::db::reader::Reader;
+use switchboard::db::reader::{Reader, Shape};
 use uuid::Uuid;
 
 use crate::common::{TestApp, email, postgres_url};
@@ -199,4 +200,51 @@ async fn the_sqlite_read_path_decodes_every_table_like_sea_orm() {
         .await
         .unwrap();
     assert_eq!(state.read.all(reversed()).await.unwrap(), expected);
+
+    // Shaped reads keep a statement's text and bind the call's values; the
+    // values must be the statement's, and a shape holds one text.
+    let shape = Shape::new();
+    let by_business = || {
+        company::Entity::find()
+            .filter(company::Column::BusinessId.eq(business))
+            .order_by_asc(company::Column::Id)
+    };
+    let expected = by_business().all(&state.db).await.unwrap();
+    for _ in 0..2 {
+        let read = state
+            .read
+            .all_shaped(&shape, vec![Value::from(business)], by_business)
+            .await
+            .unwrap();
+        assert_eq!(read, expected);
+    }
+    if postgres_url().is_none() {
+        let wrong_values = state
+            .read
+            .all_shaped(&shape, vec![Value::from(Uuid::now_v7())], by_business)
+            .await;
+        assert!(wrong_values.is_err(), "values that are not the statement's");
+        let by_code = || company::Entity::find().filter(company::Column::Code.eq("COMP001"));
+        let other_text = state
+            .read
+            .all_shaped(&shape, vec![Value::from("COMP001")], by_code)
+            .await;
+        assert!(other_text.is_err(), "two statements in one shape");
+    }
+
+    // Every shape of the companies list: status and cursor together too.
+    let first = app
+        .get("/v1/companies?status=active&limit=1", Some(&owner))
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    assert_eq!(first.body["items"][0]["name"], "Acme");
+    let cursor = first.body["next_cursor"].as_str().unwrap();
+    let second = app
+        .get(
+            &format!("/v1/companies?status=active&limit=1&cursor={cursor}"),
+            Some(&owner),
+        )
+        .await;
+    assert_eq!(second.body["items"][0]["name"], "Beta", "{}", second.text);
+    assert!(second.body["next_cursor"].is_null());
 }
