@@ -8,14 +8,12 @@
 //! Handlers ask [`Authz::enforce`] with `(subject, domain, object, action)`;
 //! no code tests `role == …` to decide a permission.
 
-use std::collections::HashMap;
-use std::sync::{PoisonError, RwLock};
-
 use casbin::{CoreApi, DefaultModel, Enforcer, StringAdapter};
 use entity::enums::Role;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
+use crate::memo::Memo;
 
 /// The casbin model (RBAC with domains).
 pub const MODEL: &str = include_str!("../policies/model.conf");
@@ -126,7 +124,7 @@ const MAX_DECISIONS: usize = 65_536;
 /// the same answer, so each is evaluated once.
 pub struct Authz {
     enforcer: Enforcer,
-    decisions: RwLock<HashMap<Request, bool>>,
+    decisions: Memo<Request, bool>,
 }
 
 impl Authz {
@@ -137,7 +135,7 @@ impl Authz {
         let enforcer = Enforcer::new(model, adapter).await?;
         Ok(Authz {
             enforcer,
-            decisions: RwLock::new(HashMap::new()),
+            decisions: Memo::new(MAX_DECISIONS),
         })
     }
 
@@ -151,13 +149,7 @@ impl Authz {
         action: Action,
     ) -> Result<bool> {
         let request = (subject, domain, object, action);
-        let remembered = self
-            .decisions
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&request)
-            .copied();
-        if let Some(decision) = remembered {
+        if let Some(decision) = self.decisions.get(&request) {
             return Ok(decision);
         }
         let decision = self
@@ -169,14 +161,8 @@ impl Authz {
                 action.as_str(),
             ))
             .map_err(Error::internal)?;
-        let mut decisions = self
-            .decisions
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if decisions.len() >= MAX_DECISIONS {
-            decisions.clear();
-        }
-        decisions.insert(request, decision);
+        // No decision goes stale: a full memo starts over.
+        self.decisions.insert(request, decision, |_| false);
         Ok(decision)
     }
 }

@@ -21,5 +21,6 @@ pub mod integrations;
 pub mod jobs;
 pub mod keys;
 pub mod mail;
+pub mod memo;
 pub mod rfc3339;
 pub mod state;

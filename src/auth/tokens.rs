@@ -12,9 +12,6 @@
 //! presentation must hash to exactly that digest, so only the byte-identical
 //! token hits, and expiry is still checked on every use.
 
-use std::collections::HashMap;
-use std::sync::{PoisonError, RwLock};
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use chrono::Utc;
@@ -29,6 +26,7 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use crate::keys::Keys;
+use crate::memo::Memo;
 
 /// Issuer and audience of our access tokens.
 pub const ISSUER: &str = "switchboard";
@@ -83,7 +81,7 @@ pub struct TokenSigner {
     ttl_secs: u64,
     code_key: SecretBox<[u8; 32]>,
     /// Tokens that passed the full check, by SHA-256 of the token.
-    verified: RwLock<HashMap<[u8; 32], Grant>>,
+    verified: Memo<[u8; 32], Grant>,
 }
 
 impl TokenSigner {
@@ -101,7 +99,7 @@ impl TokenSigner {
             validation,
             ttl_secs,
             code_key: SecretBox::new(Box::new(*keys.code_hash_key.expose_secret())),
-            verified: RwLock::new(HashMap::new()),
+            verified: Memo::new(MAX_REMEMBERED),
         }
     }
 
@@ -144,13 +142,7 @@ impl TokenSigner {
     fn verify_at(&self, token: &str, now: i64) -> Option<Grant> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let unexpired = |grant: &Grant| grant.expires_at >= now - LEEWAY_SECS;
-        let remembered = self
-            .verified
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&digest)
-            .copied();
-        if let Some(grant) = remembered {
+        if let Some(grant) = self.verified.get(&digest) {
             return unexpired(&grant).then_some(grant);
         }
         let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
@@ -162,17 +154,7 @@ impl TokenSigner {
             owned_business: claims.bid,
             expires_at: claims.exp,
         };
-        let mut verified = self
-            .verified
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if verified.len() >= MAX_REMEMBERED {
-            verified.retain(|_, g| unexpired(g));
-            if verified.len() >= MAX_REMEMBERED {
-                verified.clear();
-            }
-        }
-        verified.insert(digest, grant);
+        self.verified.insert(digest, grant, unexpired);
         Some(grant)
     }
 
