@@ -28,12 +28,12 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, DbErr> {
         // Over a network, check a connection only when it sat idle a while
         // (instead of a round trip before every use).
         .test_before_acquire_if_idle_for(Duration::from_secs(30));
+    let file = reader::sqlite_file(&config.database_url);
+    let exclusive = config.sqlite_exclusive && file.is_some();
     if config.is_sqlite() {
         // A local file connection does not go stale: no ping round trip
         // through the connection's worker thread before every use.
         options.test_before_acquire(false);
-        let exclusive =
-            config.sqlite_exclusive && reader::sqlite_file(&config.database_url).is_some();
         options.map_sqlx_sqlite_opts(move |o| {
             let o = if exclusive { o.vfs(EXCLUSIVE_VFS) } else { o };
             o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
@@ -42,8 +42,7 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, DbErr> {
                 .busy_timeout(Duration::from_secs(10))
         });
     }
-    if let Some(path) = reader::sqlite_file(&config.database_url) {
-        let exclusive = config.sqlite_exclusive;
+    if let Some(path) = file {
         tokio::task::spawn_blocking(move || not_held_elsewhere(&path, exclusive))
             .await
             .map_err(|e| DbErr::Custom(e.to_string()))??;
@@ -62,19 +61,12 @@ pub(crate) const EXCLUSIVE_VFS: &str = "unix-excl";
 /// than a moment, hence the 2-second wait. A file that does not exist yet
 /// is nobody's.
 fn not_held_elsewhere(path: &std::path::Path, exclusive: bool) -> Result<(), DbErr> {
-    use rusqlite::{Connection, ErrorCode, OpenFlags};
+    use rusqlite::{Connection, ErrorCode};
     if !path.exists() {
         return Ok(());
     }
-    let probe = if exclusive {
-        Connection::open_with_flags(
-            reader::exclusive_uri(path),
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI,
-        )
-    } else {
-        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-    };
-    let read = probe.and_then(|conn| {
+    let (target, flags) = reader::read_target(path, exclusive);
+    let read = Connection::open_with_flags(target, flags).and_then(|conn| {
         conn.busy_timeout(Duration::from_secs(2))?;
         conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
     });

@@ -51,6 +51,23 @@ use sea_orm::{
 /// reads at the same moment, and reads never yield while they hold one.
 const POOL_SIZE: u32 = 16;
 
+/// The SQL text of one shape of a hot query (which of its optional filters
+/// are present), kept once sea-orm has built it; see [`Reader::all_shaped`].
+pub struct Shape(OnceLock<String>);
+
+impl Shape {
+    /// A shape whose text is not built yet (for a `static`).
+    pub const fn new() -> Shape {
+        Shape(OnceLock::new())
+    }
+}
+
+impl Default for Shape {
+    fn default() -> Shape {
+        Shape::new()
+    }
+}
+
 /// Where hot reads go. Cheap to clone.
 #[derive(Clone)]
 pub enum Reader {
@@ -79,16 +96,8 @@ impl Reader {
         let Some(path) = sqlite_file(database_url) else {
             return Ok(Reader::Pool(db.clone()));
         };
-        let manager = if exclusive {
-            SqliteConnectionManager::file(exclusive_uri(&path)).with_flags(
-                OpenFlags::SQLITE_OPEN_READ_WRITE
-                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                    | OpenFlags::SQLITE_OPEN_URI,
-            )
-        } else {
-            SqliteConnectionManager::file(path)
-                .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        };
+        let (target, flags) = read_target(&path, exclusive);
+        let manager = SqliteConnectionManager::file(target).with_flags(flags);
         let manager = manager.with_init(move |conn| {
             if exclusive {
                 conn.pragma_update(None, "query_only", true)?;
@@ -110,7 +119,7 @@ impl Reader {
             .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(5))
             .build(manager)
-            .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::Internal(e.to_string())))?;
+            .map_err(pool_err)?;
         Ok(Reader::Sqlite(pool))
     }
 
@@ -140,26 +149,7 @@ impl Reader {
             }
         }
     }
-}
 
-/// The SQL text of one shape of a hot query (which of its optional filters
-/// are present), kept once sea-orm has built it; see [`Reader::all_shaped`].
-pub struct Shape(OnceLock<String>);
-
-impl Shape {
-    /// A shape whose text is not built yet (for a `static`).
-    pub const fn new() -> Shape {
-        Shape(OnceLock::new())
-    }
-}
-
-impl Default for Shape {
-    fn default() -> Shape {
-        Shape::new()
-    }
-}
-
-impl Reader {
     /// [`all`](Self::all) for a hot list: on SQLite, the text sea-orm builds
     /// for `select()` is kept in `shape` and later calls bind `values`
     /// without building it again (building the statement was about a fifth
@@ -218,9 +208,29 @@ impl Reader {
     }
 }
 
+/// What this process opens to read the SQLite file at `path`, and with
+/// which flags: the file itself, read-only; or, when the process holds the
+/// file (`exclusive`), its URI through the exclusive VFS, read-write (see
+/// [`Reader::new`] for why).
+pub(crate) fn read_target(path: &std::path::Path, exclusive: bool) -> (PathBuf, OpenFlags) {
+    if exclusive {
+        (
+            PathBuf::from(exclusive_uri(path)),
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )
+    } else {
+        (
+            path.to_path_buf(),
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+    }
+}
+
 /// `file:` URI of `path` opened through the exclusive VFS; `%`, `?` and `#`
 /// are percent-encoded (SQLite docs: uri.html).
-pub(crate) fn exclusive_uri(path: &std::path::Path) -> String {
+fn exclusive_uri(path: &std::path::Path) -> String {
     let mut uri = String::from("file:");
     for c in path.to_string_lossy().chars() {
         match c {
@@ -269,9 +279,7 @@ where
     E: EntityTrait,
     E::ActiveModel: TryIntoModel<E::Model>,
 {
-    let conn = pool
-        .get()
-        .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::Internal(e.to_string())))?;
+    let conn = pool.get().map_err(pool_err)?;
     let mut stmt = conn.prepare_cached(sql).map_err(query_err)?;
     for (i, value) in values.iter().enumerate() {
         stmt.raw_bind_parameter(i + 1, bind(value)?)
@@ -314,6 +322,10 @@ where
         models.push(model.try_into_model()?);
     }
     Ok(models)
+}
+
+fn pool_err(e: r2d2::Error) -> DbErr {
+    DbErr::Conn(sea_orm::RuntimeErr::Internal(e.to_string()))
 }
 
 fn query_err(e: rusqlite::Error) -> DbErr {
