@@ -323,8 +323,8 @@ async fn commit(state: &AppState, items: &[&Item]) -> Result<Option<Vec<Step>>> 
         .dirty_subs
         .iter()
         .filter_map(|id| picture.subs.get(id))
-        .map(|row| row.clone().into_active_model().reset_all())
-        .collect();
+        .cloned()
+        .collect::<Vec<_>>();
     let subs_conflict = OnConflict::column(subscription::Column::Id)
         .update_columns(SUBSCRIPTION_STATE_COLUMNS)
         .to_owned();
@@ -333,21 +333,17 @@ async fn commit(state: &AppState, items: &[&Item]) -> Result<Option<Vec<Step>>> 
         .dirty_businesses
         .iter()
         .filter_map(|id| picture.businesses.get(id))
-        .map(|row| row.clone().into_active_model().reset_all())
-        .collect();
+        .cloned()
+        .collect::<Vec<_>>();
     let businesses_conflict = OnConflict::column(business::Column::Id)
         .update_columns(entitlement::BUSINESS_COLUMNS)
         .update_column(business::Column::StripeCustomerId)
         .to_owned();
     upsert(&txn, businesses, businesses_conflict).await?;
-    let channels = channel_rows
-        .into_iter()
-        .map(|row| row.into_active_model().reset_all())
-        .collect();
     let channels_conflict = OnConflict::column(channel::Column::Id)
         .update_columns(entitlement::CHANNEL_COLUMNS)
         .to_owned();
-    upsert(&txn, channels, channels_conflict).await?;
+    upsert(&txn, channel_rows, channels_conflict).await?;
 
     // Notices (rare): queued in the same transaction.
     let wants_mail =
@@ -544,15 +540,24 @@ const SUBSCRIPTION_STATE_COLUMNS: [subscription::Column; 10] = [
     subscription::Column::UpdatedAt,
 ];
 
-/// Writes `rows` as multi-row `INSERT … ON CONFLICT` statements of at most
-/// [`WRITE_CHUNK`] rows; returns the rows inserted or updated.
-async fn upsert<C, A>(txn: &C, rows: Vec<A>, conflict: OnConflict) -> Result<u64>
+/// Writes `rows` whole (every column set, `reset_all`) as multi-row
+/// `INSERT … ON CONFLICT` statements of at most [`WRITE_CHUNK`] rows;
+/// returns the rows inserted or updated.
+async fn upsert<C, M, A>(
+    txn: &C,
+    rows: impl IntoIterator<Item = M>,
+    conflict: OnConflict,
+) -> Result<u64>
 where
     C: ConnectionTrait,
+    M: IntoActiveModel<A>,
     A: ActiveModelTrait,
 {
     let mut written = 0;
-    let mut rows = rows.into_iter().peekable();
+    let mut rows = rows
+        .into_iter()
+        .map(|row| row.into_active_model().reset_all())
+        .peekable();
     while rows.peek().is_some() {
         let chunk: Vec<A> = rows.by_ref().take(WRITE_CHUNK).collect();
         written += <A::Entity as EntityTrait>::insert_many(chunk)
