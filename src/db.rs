@@ -5,6 +5,7 @@
 //! through SQLite's `unix-excl` VFS (see [`Config::sqlite_exclusive`]).
 
 pub mod reader;
+pub mod rows;
 
 use std::time::Duration;
 

@@ -13,10 +13,9 @@
 //!
 //! Statements are still built by sea-orm from the entity (the same query code
 //! as on PostgreSQL); this module binds their values the way sqlx encodes
-//! them (UUIDs as 16-byte blobs, timestamps as RFC 3339 text), decode each
-//! column by the entity's definition of it, set it on the entity's
-//! `ActiveModel` (which checks the value's type) and turn that into the
-//! `Model` (which checks that every column was read).
+//! them (UUIDs as 16-byte blobs, timestamps as RFC 3339 text), checks that
+//! the statement selects the model's columns in the entity's order, and
+//! decodes each row into the model ([`super::rows`]).
 //!
 //! Only for statements that finish in microseconds (indexed lookups, small
 //! pages): they hold the calling runtime thread while they run.
@@ -27,25 +26,19 @@
 //! with `sqlite_exclusive` the process holds the file alone and those locks
 //! stay in memory (see `Config::sqlite_exclusive`).
 
-use std::any::{Any, TypeId};
-use std::borrow::Cow;
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::rc::Rc;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use chrono::SecondsFormat;
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::OpenFlags;
 use rusqlite::config::DbConfig;
-use rusqlite::types::{Value as SqlValue, ValueRef};
-use sea_orm::sea_query::{ColumnType, Value};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, IdenStatic,
-    Iterable, QueryTrait, Select, TryIntoModel,
-};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{OpenFlags, Statement};
+use sea_orm::sea_query::Value;
+use sea_orm::{DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryTrait, Select};
+
+use super::rows::FromSqliteRow;
 
 /// Read connections kept per SQLite database: at most one per thread that
 /// reads at the same moment, and reads never yield while they hold one.
@@ -127,7 +120,7 @@ impl Reader {
     pub async fn all<E>(&self, select: Select<E>) -> Result<Vec<E::Model>, DbErr>
     where
         E: EntityTrait,
-        E::ActiveModel: TryIntoModel<E::Model>,
+        E::Model: FromSqliteRow,
     {
         match self {
             Reader::Pool(db) => select.all(db).await,
@@ -139,7 +132,7 @@ impl Reader {
     pub async fn one<E>(&self, select: Select<E>) -> Result<Option<E::Model>, DbErr>
     where
         E: EntityTrait,
-        E::ActiveModel: TryIntoModel<E::Model>,
+        E::Model: FromSqliteRow,
     {
         match self {
             Reader::Pool(db) => select.one(db).await,
@@ -154,10 +147,11 @@ impl Reader {
     /// for `select()` is kept in `shape` and later calls bind `values`
     /// without building it again (building the statement was about a fifth
     /// of the read path's CPU). `values` must be the statement's values in
-    /// order, and each distinct text needs its own `shape`. Both are checked
-    /// whenever the statement is built: on a shape's first use, and on every
-    /// call in debug builds (the test suite), so a mismatch is an error, not a
-    /// wrong answer. PostgreSQL builds `select()` as usual.
+    /// order, and each distinct text needs its own `shape`. Both, and the
+    /// statement's columns, are checked whenever the statement is built: until
+    /// a shape's first success, and on every call in debug builds (the test
+    /// suite), so a mismatch is an error, not a wrong answer. PostgreSQL
+    /// builds `select()` as usual.
     pub async fn all_shaped<E>(
         &self,
         shape: &Shape,
@@ -166,33 +160,32 @@ impl Reader {
     ) -> Result<Vec<E::Model>, DbErr>
     where
         E: EntityTrait,
-        E::ActiveModel: TryIntoModel<E::Model>,
+        E::Model: FromSqliteRow,
     {
         let pool = match self {
             Reader::Pool(db) => return select().all(db).await,
             Reader::Sqlite(pool) => pool,
         };
-        let sql = match shape.0.get() {
-            Some(sql) if !cfg!(debug_assertions) => sql,
-            _ => {
-                let built = select().build(DbBackend::Sqlite);
-                let built_values = built.values.map(|v| v.0).unwrap_or_default();
-                if built_values != values {
-                    return Err(DbErr::Custom(format!(
-                        "shaped read: values {values:?} are not the statement's {built_values:?}"
-                    )));
-                }
-                let sql = shape.0.get_or_init(|| built.sql.clone());
-                if *sql != built.sql {
-                    return Err(DbErr::Custom(format!(
-                        "shaped read: one shape for two statements: {sql} / {}",
-                        built.sql
-                    )));
-                }
-                sql
-            }
-        };
-        run::<E>(pool, sql, &values)
+        if let Some(sql) = shape.0.get().filter(|_| !cfg!(debug_assertions)) {
+            return run(pool, sql, &values, false);
+        }
+        let built = select().build(DbBackend::Sqlite);
+        let built_values = built.values.map(|v| v.0).unwrap_or_default();
+        if built_values != values {
+            return Err(DbErr::Custom(format!(
+                "shaped read: values {values:?} are not the statement's {built_values:?}"
+            )));
+        }
+        if let Some(sql) = shape.0.get().filter(|sql| **sql != built.sql) {
+            return Err(DbErr::Custom(format!(
+                "shaped read: one shape for two statements: {sql} / {}",
+                built.sql
+            )));
+        }
+        // The text is kept once it has run with its columns checked.
+        let models = run(pool, &built.sql, &values, true)?;
+        let _ = shape.0.set(built.sql);
+        Ok(models)
     }
 
     /// The row `select` finds, or 404 `not_found`: a tenant-scoped lookup
@@ -200,7 +193,7 @@ impl Reader {
     pub async fn found<E>(&self, select: Select<E>) -> crate::error::Result<E::Model>
     where
         E: EntityTrait,
-        E::ActiveModel: TryIntoModel<E::Model>,
+        E::Model: FromSqliteRow,
     {
         self.one(select)
             .await?
@@ -262,66 +255,52 @@ fn query<E>(
 ) -> Result<Vec<E::Model>, DbErr>
 where
     E: EntityTrait,
-    E::ActiveModel: TryIntoModel<E::Model>,
+    E::Model: FromSqliteRow,
 {
     let statement = select.build(DbBackend::Sqlite);
     let values = statement.values.map(|v| v.0).unwrap_or_default();
-    run::<E>(pool, &statement.sql, &values)
+    run(pool, &statement.sql, &values, true)
 }
 
-/// Runs `sql` with `values` bound in order and decodes the rows as `E`.
-fn run<E>(
+/// Runs `sql` with `values` bound in order and decodes the rows as `M`.
+/// With `check_columns`, first checks that the statement selects `M`'s
+/// columns in order (see [`same_columns`]); a caller that checked this
+/// statement text before may skip it.
+fn run<M: FromSqliteRow>(
     pool: &r2d2::Pool<SqliteConnectionManager>,
     sql: &str,
     values: &[Value],
-) -> Result<Vec<E::Model>, DbErr>
-where
-    E: EntityTrait,
-    E::ActiveModel: TryIntoModel<E::Model>,
-{
+    check_columns: bool,
+) -> Result<Vec<M>, DbErr> {
     let conn = pool.get().map_err(pool_err)?;
     let mut stmt = conn.prepare_cached(sql).map_err(query_err)?;
     for (i, value) in values.iter().enumerate() {
         stmt.raw_bind_parameter(i + 1, bind(value)?)
             .map_err(query_err)?;
     }
-    // Which entity column each result column is, and how to decode it:
-    // `find()` selects every column in declaration order, which the
-    // entity's plan already says; any other column list is looked up by name.
-    let plan = plan::<E>();
-    let in_order = stmt.column_count() == plan.len()
-        && plan
-            .iter()
-            .enumerate()
-            .all(|(i, (c, _))| stmt.column_name(i).is_ok_and(|n| n == c.as_str()));
-    let columns: Cow<'_, [(E::Column, Decode)]> = if in_order {
-        Cow::Borrowed(&plan[..])
-    } else {
-        Cow::Owned(
-            stmt.column_names()
-                .into_iter()
-                .map(|name| {
-                    plan.iter()
-                        .find(|(c, _)| c.as_str() == name)
-                        .copied()
-                        .ok_or_else(|| {
-                            DbErr::Type(format!("column `{name}` is not a column of the entity"))
-                        })
-                })
-                .collect::<Result<_, _>>()?,
-        )
-    };
+    if check_columns {
+        same_columns::<M>(&stmt)?;
+    }
     let mut rows = stmt.raw_query();
     let mut models = Vec::new();
     while let Some(row) = rows.next().map_err(query_err)? {
-        let mut model = <E::ActiveModel as ActiveModelTrait>::default();
-        for (i, (column, how)) in columns.iter().enumerate() {
-            let raw = row.get_ref(i).map_err(query_err)?;
-            model.try_set(*column, decode(raw, *how, column.as_str())?)?;
-        }
-        models.push(model.try_into_model()?);
+        models.push(M::from_row(row)?);
     }
     Ok(models)
+}
+
+/// Whether `stmt` selects exactly `M`'s columns in the entity's order (what
+/// `Entity::find()` selects). Errors: `DbErr::Type` listing both.
+fn same_columns<M: FromSqliteRow>(stmt: &Statement<'_>) -> Result<(), DbErr> {
+    let selected = stmt.column_names();
+    if selected == M::COLUMNS {
+        return Ok(());
+    }
+    Err(DbErr::Type(format!(
+        "the SQLite read path reads whole models: the statement selects {selected:?}, \
+         the model's columns are {:?}",
+        M::COLUMNS
+    )))
 }
 
 fn pool_err(e: r2d2::Error) -> DbErr {
@@ -366,147 +345,6 @@ fn bind(value: &Value) -> Result<SqlValue, DbErr> {
             )));
         }
     })
-}
-
-/// How a column's SQLite value becomes the `Value` its entity type expects,
-/// from the column's `ColumnType`.
-#[derive(Debug, Clone, Copy)]
-enum Decode {
-    Uuid,
-    Text,
-    Bool,
-    Int,
-    BigInt,
-    Double,
-    Timestamp,
-    Json,
-    Blob,
-    /// A type this read path does not decode (an error when read).
-    Unsupported,
-}
-
-impl Decode {
-    fn of(ty: &ColumnType) -> Decode {
-        match ty {
-            ColumnType::Uuid => Decode::Uuid,
-            ColumnType::Char(_)
-            | ColumnType::String(_)
-            | ColumnType::Text
-            | ColumnType::Enum { .. }
-            | ColumnType::Custom(_) => Decode::Text,
-            ColumnType::Boolean => Decode::Bool,
-            ColumnType::Integer => Decode::Int,
-            ColumnType::BigInteger => Decode::BigInt,
-            ColumnType::Double => Decode::Double,
-            ColumnType::TimestampWithTimeZone => Decode::Timestamp,
-            ColumnType::Json | ColumnType::JsonBinary => Decode::Json,
-            ColumnType::Blob | ColumnType::Binary(_) | ColumnType::VarBinary(_) => Decode::Blob,
-            _ => Decode::Unsupported,
-        }
-    }
-}
-
-thread_local! {
-    /// Per entity type: its columns in declaration order and how each is
-    /// decoded. Built on first use in each thread; column definitions are
-    /// static, and building them allocates (enum variant lists).
-    static PLANS: RefCell<HashMap<TypeId, Rc<dyn Any>>> = RefCell::new(HashMap::new());
-}
-
-/// The plan of entity `E` (see [`PLANS`]).
-fn plan<E: EntityTrait>() -> Rc<[(E::Column, Decode)]> {
-    PLANS.with(|plans| {
-        let mut plans = plans.borrow_mut();
-        let entry = plans.entry(TypeId::of::<E>()).or_insert_with(|| {
-            let plan: Rc<[(E::Column, Decode)]> = E::Column::iter()
-                .map(|c| (c, Decode::of(c.def().get_column_type())))
-                .collect();
-            Rc::new(plan)
-        });
-        match entry.downcast_ref::<Rc<[(E::Column, Decode)]>>() {
-            Some(plan) => plan.clone(),
-            None => unreachable!("plans are keyed by the TypeId of their entity"),
-        }
-    })
-}
-
-/// Decodes one column of a row into the `Value` its entity type expects
-/// (typed nulls included: `ActiveModel::try_set` checks the variant).
-fn decode(raw: ValueRef<'_>, how: Decode, column: &str) -> Result<Value, DbErr> {
-    let mismatch = || DbErr::Type(format!("column `{column}`: {how:?} cannot hold {raw:?}"));
-    let integer = || match raw {
-        ValueRef::Integer(n) => Ok(Some(n)),
-        ValueRef::Null => Ok(None),
-        _ => Err(mismatch()),
-    };
-    let text = || match raw {
-        ValueRef::Text(t) => std::str::from_utf8(t).map(Some).map_err(|_| mismatch()),
-        ValueRef::Null => Ok(None),
-        _ => Err(mismatch()),
-    };
-    Ok(match how {
-        Decode::Uuid => Value::Uuid(match raw {
-            ValueRef::Blob(b) => Some(uuid::Uuid::from_slice(b).map_err(|_| mismatch())?),
-            ValueRef::Text(t) => Some(
-                std::str::from_utf8(t)
-                    .ok()
-                    .and_then(|s| uuid::Uuid::parse_str(s).ok())
-                    .ok_or_else(mismatch)?,
-            ),
-            ValueRef::Null => None,
-            _ => return Err(mismatch()),
-        }),
-        Decode::Text => Value::String(text()?.map(str::to_owned)),
-        Decode::Bool => Value::Bool(integer()?.map(|n| n != 0)),
-        Decode::Int => Value::Int(
-            integer()?
-                .map(|n| i32::try_from(n).map_err(|_| mismatch()))
-                .transpose()?,
-        ),
-        Decode::BigInt => Value::BigInt(integer()?),
-        Decode::Double => Value::Double(match raw {
-            ValueRef::Real(r) => Some(r),
-            ValueRef::Null => None,
-            _ => return Err(mismatch()),
-        }),
-        Decode::Timestamp => Value::ChronoDateTimeUtc(
-            text()?
-                .map(|s| parse_timestamp(s).ok_or_else(mismatch))
-                .transpose()?,
-        ),
-        Decode::Json => Value::Json(
-            text()?
-                .map(|s| {
-                    serde_json::from_str(s)
-                        .map(Box::new)
-                        .map_err(|_| mismatch())
-                })
-                .transpose()?,
-        ),
-        Decode::Blob => Value::Bytes(match raw {
-            ValueRef::Blob(b) => Some(b.to_vec()),
-            ValueRef::Null => None,
-            _ => return Err(mismatch()),
-        }),
-        Decode::Unsupported => {
-            return Err(DbErr::Type(format!(
-                "column `{column}`: the SQLite read path does not decode its type"
-            )));
-        }
-    })
-}
-
-/// A `DateTime<Utc>` as sqlx stores it in SQLite: RFC 3339, or
-/// `YYYY-MM-DD HH:MM:SS[.f]` read as UTC.
-fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .ok()
-        .or_else(|| {
-            NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
-                .ok()
-                .map(|t| t.and_utc())
-        })
 }
 
 #[cfg(test)]

@@ -1,14 +1,17 @@
 //! The SQLite read path (`switchboard::db::reader`) returns exactly what
-//! sea-orm returns through sqlx: every table of the schema, every column
-//! type (UUID blobs, RFC 3339 timestamps, enums as text, JSON, bytes,
-//! booleans, 32/64-bit integers, typed NULLs), and filters binding each kind
-//! of value.
+//! sea-orm returns through sqlx: every model it reads (companies, channels),
+//! each of their column types (UUID blobs, RFC 3339 timestamps, enums as
+//! text, optional enums, JSON, 32-bit integers, NULLs), and filters binding
+//! each kind of value; a statement that does not select the model's columns
+//! is an error.
 
 use chrono::{Duration, Utc};
 use reqwest::{Method, StatusCode};
+use sea_orm::sea_query::Expr;
 use sea_orm::sea_query::Value;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 use serde_json::json;
 use switchboard::db::reader::{Reader, Shape};
@@ -80,73 +83,27 @@ async fn the_sqlite_read_path_decodes_every_table_like_sea_orm() {
         app.channel(&owner, &company, "email").await.status,
         StatusCode::CREATED
     );
-    let r = app
-        .call(
-            Method::PUT,
-            &format!("/v1/businesses/{business_id}/secrets/telegram/bot_token"),
-            Some(&owner),
-            Some(json!({ "value": "7012345678:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ" })),
-        )
-        .await;
-    assert!(r.status.is_success(), "{}", r.text);
     let business: Uuid = business_id.parse().unwrap();
     let now = Utc::now();
-    entity::billing::subscription::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        business_id: Set(business),
-        stripe_subscription_id: Set("sub_reader".into()),
-        stripe_customer_id: Set("cus_reader".into()),
-        price_id: Set(Some("price_growth_monthly".into())),
-        plan: Set(None),
-        status: Set("active".into()),
-        current_period_start: Set(Some(now)),
-        current_period_end: Set(Some(now + Duration::days(30))),
-        cancel_at_period_end: Set(true),
-        trial_end: Set(None),
-        stripe_created: Set(now),
-        watermark: Set(i64::from(i32::MAX) + 7),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(&state.db)
-    .await
-    .unwrap();
-    entity::billing::stripe_event::ActiveModel {
-        id: Set("evt_reader".into()),
-        event_type: Set("customer.subscription.updated".into()),
-        status: Set("failed".into()),
-        attempts: Set(-3),
-        last_error: Set(Some("boom".into())),
-        business_id: Set(Some(business)),
-        event_created: Set(now),
-        received_at: Set(now),
-        processed_at: Set(None),
-    }
-    .insert(&state.db)
-    .await
-    .unwrap();
+    // Every optional channel column set on one row, NULL on the others.
+    let telegram = entity::channel::Entity::find()
+        .filter(entity::channel::Column::Platform.eq(entity::enums::Platform::Telegram))
+        .one(&state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut suspended = telegram.into_active_model();
+    suspended.status = Set(entity::enums::ChannelStatus::Suspended);
+    suspended.suspended_from = Set(Some(entity::enums::ChannelStatus::Connected));
+    suspended.suspended_reason = Set(Some("plan_limit".into()));
+    suspended.account_id = Set(Some("7012345678".into()));
+    suspended.last_error = Set(Some("Unauthorized: bot token revoked".into()));
+    suspended.error_count = Set(i32::MAX);
+    suspended.update(&state.db).await.unwrap();
 
     use entity::*;
-    same_rows!(state, user::Entity, user::Column::Id);
-    same_rows!(state, business::Entity, business::Column::Id);
     same_rows!(state, company::Entity, company::Column::Id);
     same_rows!(state, channel::Entity, channel::Column::Id);
-    same_rows!(state, secret::Entity, secret::Column::Id);
-    same_rows!(state, audit_event::Entity, audit_event::Column::Id);
-    same_rows!(state, refresh_token::Entity, refresh_token::Column::Id);
-    same_rows!(state, one_time_token::Entity, one_time_token::Column::Id);
-    same_rows!(state, registration::Entity, registration::Column::Id);
-    same_rows!(state, email::outbox::Entity, email::outbox::Column::Id);
-    same_rows!(
-        state,
-        billing::subscription::Entity,
-        billing::subscription::Column::Id
-    );
-    same_rows!(
-        state,
-        billing::stripe_event::Entity,
-        billing::stripe_event::Column::Id
-    );
 
     // Filters bind each kind of value as sqlx stores it.
     let filters = [
@@ -163,10 +120,19 @@ async fn the_sqlite_read_path_decodes_every_table_like_sea_orm() {
         assert!(!expected.is_empty());
         assert_eq!(state.read.all(select).await.unwrap(), expected);
     }
-    let subs = billing::subscription::Entity::find()
-        .filter(billing::subscription::Column::CancelAtPeriodEnd.eq(true))
-        .filter(billing::subscription::Column::Watermark.gt(i64::from(i32::MAX)));
-    assert_eq!(state.read.all(subs).await.unwrap().len(), 1);
+    let channels = [
+        channel::Entity::find().filter(channel::Column::ErrorCount.eq(i32::MAX)),
+        channel::Entity::find().filter(channel::Column::ErrorCount.lt(i64::MAX)),
+        channel::Entity::find().filter(sea_orm::sea_query::ExprTrait::eq(Expr::val(true), true)),
+        channel::Entity::find()
+            .filter(channel::Column::SuspendedFrom.eq(Some(enums::ChannelStatus::Connected))),
+    ];
+    for select in channels {
+        let select = select.order_by_asc(channel::Column::Id);
+        let expected = select.clone().all(&state.db).await.unwrap();
+        assert!(!expected.is_empty());
+        assert_eq!(state.read.all(select).await.unwrap(), expected);
+    }
 
     // `one` is the first row or none; a miss is `None`, not an error.
     let first = company::Entity::find()
@@ -181,25 +147,22 @@ async fn the_sqlite_read_path_decodes_every_table_like_sea_orm() {
     let page = company::Entity::find().limit(1);
     assert_eq!(state.read.all(page).await.unwrap().len(), 1);
 
-    // Columns in another order than the entity declares are matched by name.
-    use sea_orm::Iterable;
-    let reversed = || {
-        channel::Entity::find()
+    // A statement must select the model's columns in the entity's order.
+    if postgres_url().is_none() {
+        use sea_orm::Iterable;
+        let reversed = channel::Entity::find().select_only().columns(
+            channel::Column::iter()
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev(),
+        );
+        let err = state.read.all(reversed).await.unwrap_err();
+        assert!(err.to_string().contains("whole models"), "{err}");
+        let fewer = company::Entity::find()
             .select_only()
-            .columns(
-                channel::Column::iter()
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev(),
-            )
-            .order_by_asc(channel::Column::Id)
-    };
-    let expected = channel::Entity::find()
-        .order_by_asc(channel::Column::Id)
-        .all(&state.db)
-        .await
-        .unwrap();
-    assert_eq!(state.read.all(reversed()).await.unwrap(), expected);
+            .column(company::Column::Id);
+        assert!(state.read.all(fewer).await.is_err());
+    }
 
     // Shaped reads keep a statement's text and bind the call's values; the
     // values must be the statement's, and a shape holds one text.
