@@ -36,7 +36,7 @@ macro_rules! same_rows {
 }
 
 #[tokio::test]
-async fn the_sqlite_read_path_decodes_every_table_like_sea_orm() {
+async fn the_sqlite_read_path_decodes_every_model_it_reads_like_sea_orm() {
     let app = TestApp::spawn().await;
     let state = &app.app.state;
     if postgres_url().is_none() {
