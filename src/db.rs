@@ -4,6 +4,7 @@
 //! With `sqlite_exclusive`, every connection of the process opens the file
 //! through SQLite's `unix-excl` VFS (see [`Config::sqlite_exclusive`]).
 
+pub mod read_pool;
 pub mod reader;
 pub mod rows;
 

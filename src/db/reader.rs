@@ -20,29 +20,24 @@
 //! Only for statements that finish in microseconds (indexed lookups, small
 //! pages): they hold the calling runtime thread while they run.
 //!
-//! Each read is one SQLite read transaction. By default its start and end
-//! lock and unlock a byte of the shared-memory file (`fcntl`, under SQLite's
-//! shared-memory mutex) so that other processes can use the database too;
-//! with `sqlite_exclusive` the process holds the file alone and those locks
-//! stay in memory (see `Config::sqlite_exclusive`).
+//! Reads run in SQLite read transactions that a connection keeps while
+//! nothing is committed, so that a read rarely pays for beginning one; every
+//! commit, from any process, still shows in the next read
+//! ([`super::read_pool`]).
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::SecondsFormat;
-use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::config::DbConfig;
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{OpenFlags, Statement};
+use rusqlite::{Connection, OpenFlags, Statement};
 use sea_orm::sea_query::Value;
 use sea_orm::{DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryTrait, Select};
 
+use super::read_pool::ReadPool;
 use super::rows::FromSqliteRow;
-
-/// Read connections kept per SQLite database: at most one per thread that
-/// reads at the same moment, and reads never yield while they hold one.
-const POOL_SIZE: u32 = 16;
 
 /// The SQL text of one shape of a hot query (which of its optional filters
 /// are present), kept once sea-orm has built it; see [`Reader::all_shaped`].
@@ -66,8 +61,10 @@ impl Default for Shape {
 pub enum Reader {
     /// PostgreSQL (or an in-memory SQLite database): the sea-orm pool.
     Pool(DatabaseConnection),
-    /// A SQLite file: in place, over read-only rusqlite connections.
-    Sqlite(r2d2::Pool<SqliteConnectionManager>),
+    /// A SQLite file: in place, over read-only rusqlite connections that
+    /// keep their read transactions while nothing is committed
+    /// ([`ReadPool`]).
+    Sqlite(Arc<ReadPool>),
 }
 
 impl Reader {
@@ -90,29 +87,31 @@ impl Reader {
             return Ok(Reader::Pool(db.clone()));
         };
         let (target, flags) = read_target(&path, exclusive);
-        let manager = SqliteConnectionManager::file(target).with_flags(flags);
-        let manager = manager.with_init(move |conn| {
-            if exclusive {
-                conn.pragma_update(None, "query_only", true)?;
-            }
-            conn.busy_timeout(Duration::from_secs(1))?;
-            // Plans must not depend on bound values: otherwise SQLite
-            // re-prepares a statement whenever a value it peeked at
-            // (such as `LIMIT ?`) is bound again, i.e. on every use of
-            // the cached statement (SQLite docs: c3ref/c_dbconfig_
-            // defensive, SQLITE_DBCONFIG_ENABLE_QPSG).
-            conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
-            conn.set_prepared_statement_cache_capacity(64);
-            Ok(())
+        // SQLite names it so (SQLite docs: walformat.html); with the file
+        // held exclusively, the wal-index lives in memory instead.
+        let shm = (!exclusive).then(|| {
+            let mut shm = path.clone().into_os_string();
+            shm.push("-shm");
+            PathBuf::from(shm)
         });
-        let pool = r2d2::Pool::builder()
-            .max_size(POOL_SIZE)
-            .min_idle(Some(1))
-            // A local file does not go stale: no round trip before each use.
-            .test_on_check_out(false)
-            .connection_timeout(Duration::from_secs(5))
-            .build(manager)
-            .map_err(pool_err)?;
+        let pool = ReadPool::new(
+            move || {
+                let conn = Connection::open_with_flags(&target, flags)?;
+                if exclusive {
+                    conn.pragma_update(None, "query_only", true)?;
+                }
+                conn.busy_timeout(Duration::from_secs(1))?;
+                // Plans must not depend on bound values: otherwise SQLite
+                // re-prepares a statement whenever a value it peeked at
+                // (such as `LIMIT ?`) is bound again, i.e. on every use of
+                // the cached statement (SQLite docs: c3ref/c_dbconfig_
+                // defensive, SQLITE_DBCONFIG_ENABLE_QPSG).
+                conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+                conn.set_prepared_statement_cache_capacity(64);
+                Ok(conn)
+            },
+            shm,
+        )?;
         Ok(Reader::Sqlite(pool))
     }
 
@@ -249,10 +248,7 @@ pub(crate) fn sqlite_file(url: &str) -> Option<PathBuf> {
     (!in_memory).then(|| PathBuf::from(path))
 }
 
-fn query<E>(
-    pool: &r2d2::Pool<SqliteConnectionManager>,
-    select: Select<E>,
-) -> Result<Vec<E::Model>, DbErr>
+fn query<E>(pool: &ReadPool, select: Select<E>) -> Result<Vec<E::Model>, DbErr>
 where
     E: EntityTrait,
     E::Model: FromSqliteRow,
@@ -267,26 +263,27 @@ where
 /// columns in order (see [`same_columns`]); a caller that checked this
 /// statement text before may skip it.
 fn run<M: FromSqliteRow>(
-    pool: &r2d2::Pool<SqliteConnectionManager>,
+    pool: &ReadPool,
     sql: &str,
     values: &[Value],
     check_columns: bool,
 ) -> Result<Vec<M>, DbErr> {
-    let conn = pool.get().map_err(pool_err)?;
-    let mut stmt = conn.prepare_cached(sql).map_err(query_err)?;
-    for (i, value) in values.iter().enumerate() {
-        stmt.raw_bind_parameter(i + 1, bind(value)?)
-            .map_err(query_err)?;
-    }
-    if check_columns {
-        same_columns::<M>(&stmt)?;
-    }
-    let mut rows = stmt.raw_query();
-    let mut models = Vec::new();
-    while let Some(row) = rows.next().map_err(query_err)? {
-        models.push(M::from_row(row)?);
-    }
-    Ok(models)
+    pool.read(|conn| {
+        let mut stmt = conn.prepare_cached(sql).map_err(query_err)?;
+        for (i, value) in values.iter().enumerate() {
+            stmt.raw_bind_parameter(i + 1, bind(value)?)
+                .map_err(query_err)?;
+        }
+        if check_columns {
+            same_columns::<M>(&stmt)?;
+        }
+        let mut rows = stmt.raw_query();
+        let mut models = Vec::new();
+        while let Some(row) = rows.next().map_err(query_err)? {
+            models.push(M::from_row(row)?);
+        }
+        Ok(models)
+    })
 }
 
 /// Whether `stmt` selects exactly `M`'s columns in the entity's order (what
@@ -301,10 +298,6 @@ fn same_columns<M: FromSqliteRow>(stmt: &Statement<'_>) -> Result<(), DbErr> {
          the model's columns are {:?}",
         M::COLUMNS
     )))
-}
-
-fn pool_err(e: r2d2::Error) -> DbErr {
-    DbErr::Conn(sea_orm::RuntimeErr::Internal(e.to_string()))
 }
 
 fn query_err(e: rusqlite::Error) -> DbErr {

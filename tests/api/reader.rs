@@ -211,3 +211,93 @@ async fn the_sqlite_read_path_decodes_every_model_it_reads_like_sea_orm() {
     assert_eq!(second.body["items"][0]["name"], "Beta", "{}", second.text);
     assert!(second.body["next_cursor"].is_null());
 }
+
+/// Read transactions kept between reads (`switchboard::db::read_pool`) hide
+/// no commit: not one made through the server's pool, not one made by
+/// another connection to the file (as another process would), not one made
+/// after a checkpoint reset the WAL. And they end once idle, so that a
+/// checkpoint can reset the WAL.
+#[tokio::test]
+async fn kept_read_transactions_hide_no_commit_and_end_when_idle() {
+    use std::time::{Duration, Instant};
+    use switchboard::db::read_pool::MAX_AGE;
+
+    let app = TestApp::spawn().await;
+    if postgres_url().is_some() {
+        return; // PostgreSQL reads through its pool: nothing is kept.
+    }
+    let state = &app.app.state;
+    let owner = app.owner(&email("kept"), "Kept Co").await;
+    let business: Uuid = app.business_id(&owner).await.parse().unwrap();
+    let names = || async {
+        let select = company::Entity::find()
+            .filter(company::Column::BusinessId.eq(business))
+            .order_by_asc(company::Column::Code);
+        let rows = state.read.all(select).await.unwrap();
+        rows.into_iter().map(|c| c.name).collect::<Vec<_>>()
+    };
+    use entity::company;
+
+    // Commits through the server, each read right after it.
+    for i in 0..10 {
+        app.company(&owner, &format!("C{i}")).await;
+        assert_eq!(names().await.len(), i + 1);
+    }
+    // Commits of another connection.
+    let db = app.dir.path().join("switchboard.db");
+    let other = rusqlite::Connection::open(&db).unwrap();
+    let rename = |name: &str| {
+        other
+            .execute(
+                "UPDATE companies SET name = ?1 WHERE business_id = ?2 AND code = 'COMP001'",
+                rusqlite::params![name, business.as_bytes().as_slice()],
+            )
+            .unwrap()
+    };
+    for i in 0..10 {
+        assert_eq!(rename(&format!("renamed {i}")), 1);
+        assert_eq!(names().await[0], format!("renamed {i}"));
+    }
+
+    // The last read keeps its transaction, which holds the WAL: a
+    // checkpoint cannot reset it (asserted only while the transaction is
+    // younger than MAX_AGE, before which the reaper leaves it alone).
+    rename("held");
+    let began = Instant::now();
+    assert_eq!(names().await[0], "held");
+    let checkpoint = || -> (i64, i64) {
+        other
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap()
+    };
+    other.busy_timeout(Duration::ZERO).unwrap();
+    let (busy, _) = checkpoint();
+    if began.elapsed() < MAX_AGE {
+        assert_eq!(busy, 1, "a kept read transaction holds the WAL");
+    }
+
+    // Once idle, the transaction ends and the WAL can be reset.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (busy, wal_frames) = checkpoint();
+        if busy == 0 {
+            assert_eq!(wal_frames, 0, "TRUNCATE leaves an empty WAL");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "idle read transactions still hold the WAL"
+        );
+        tokio::time::sleep(MAX_AGE).await;
+    }
+    let wal = std::fs::metadata(app.dir.path().join("switchboard.db-wal")).unwrap();
+    assert_eq!(wal.len(), 0);
+
+    // Commits into the reset WAL are seen, from either side.
+    rename("after reset");
+    assert_eq!(names().await[0], "after reset");
+    app.company(&owner, "Last").await;
+    assert_eq!(names().await.last().unwrap(), "Last");
+}
