@@ -5,8 +5,10 @@
 # no database. wrk: 64 connections, 2 threads, 10 s after a 3 s warm-up.
 # The real endpoint is measured twice: with the default configuration (other
 # processes may open the database file) and with sqlite_exclusive = true (the
-# server holds the file alone; see README). Prints req/s, p50, p99 of each and
-# the ratios to the bare handler. Target: ratio >= 40%.
+# server holds the file alone; see README). The three are loaded in turn,
+# ROUNDS times (default 3), so that a slow spell of the machine falls on all
+# of them; each round prints req/s, p50 and p99 of each and its ratios to the
+# bare handler, and the last line gives the median ratios. Target: >= 40%.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
@@ -55,32 +57,44 @@ run() { # url, extra header
   wrk -t2 -c64 -d3s ${2:+-H "$2"} "$1" >/dev/null
   wrk -t2 -c64 -d10s --latency ${2:+-H "$2"} "$1"
 }
-real=$(run "$api/companies" "authorization: Bearer $token")
-
-# The same database, served by a server that holds the file exclusively.
-kill "$server"; wait "$server" 2>/dev/null || true
-SWITCHBOARD_SQLITE_EXCLUSIVE=true target/release/switchboard serve > "$work/server-exclusive.log" 2>&1 &
-server=$!
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
-curl -sf "$api/companies" -H "authorization: Bearer $token" | cmp -s - "$work/body.json" \
-  || { echo "the exclusive server answered a different body"; exit 1; }
-exclusive=$(run "$api/companies" "authorization: Bearer $token")
+serve() { # extra environment; restarts the server on the same database
+  kill "$server"; wait "$server" 2>/dev/null || true
+  env "$@" target/release/switchboard serve >> "$work/server.log" 2>&1 &
+  server=$!
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
+  curl -sf "$api/companies" -H "authorization: Bearer $token" | cmp -s - "$work/body.json" \
+    || { echo "the restarted server ($*) answered a different body"; exit 1; }
+}
+field() { echo "$1" | awk -v k="$2" '$1==k {print $2}'; }
+rps() { echo "$1" | awk '/Requests\/sec/ {print $2}'; }
+non2xx() { echo "$1" | awk '/Non-2xx/ {print $NF}'; }
+row() { printf '%-28s %12s %10s %10s\n' "$1" "$(rps "$2")" "$(field "$2" 50%)" "$(field "$2" 99%)"; }
 
 target/release/examples/bare "$work/body.json" 127.0.0.1:$bare_port &
 bare=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$bare_port/v1/companies" >/dev/null && break; sleep 0.1; done
 
-base=$(run "http://127.0.0.1:$bare_port/v1/companies")
-
-field() { echo "$1" | awk -v k="$2" '$1==k {print $2}'; }
-rps() { echo "$1" | awk '/Requests\/sec/ {print $2}'; }
-non2xx() { echo "$1" | awk '/Non-2xx/ {print $NF}'; }
-printf '\n%-28s %12s %10s %10s\n' "target" "req/s" "p50" "p99"
-printf '%-28s %12s %10s %10s\n' "GET /v1/companies (real)" "$(rps "$real")" "$(field "$real" 50%)" "$(field "$real" 99%)"
-printf '%-28s %12s %10s %10s\n' "  same, sqlite_exclusive" "$(rps "$exclusive")" "$(field "$exclusive" 50%)" "$(field "$exclusive" 99%)"
-printf '%-28s %12s %10s %10s\n' "bare axum handler" "$(rps "$base")" "$(field "$base" 50%)" "$(field "$base" 99%)"
-for r in "$real" "$exclusive"; do
-  [ -z "$(non2xx "$r")" ] || echo "WARNING: the real endpoint answered $(non2xx "$r") non-2xx responses"
+ratios=()
+for round in $(seq 1 "${ROUNDS:-3}"); do
+  [ "$round" = 1 ] || serve SWITCHBOARD_SQLITE_EXCLUSIVE=false
+  real=$(run "$api/companies" "authorization: Bearer $token")
+  serve SWITCHBOARD_SQLITE_EXCLUSIVE=true
+  exclusive=$(run "$api/companies" "authorization: Bearer $token")
+  base=$(run "http://127.0.0.1:$bare_port/v1/companies")
+  for r in "$real" "$exclusive"; do
+    [ -z "$(non2xx "$r")" ] || echo "WARNING: the real endpoint answered $(non2xx "$r") non-2xx responses"
+  done
+  printf '\nround %s\n%-28s %12s %10s %10s\n' "$round" "target" "req/s" "p50" "p99"
+  row "GET /v1/companies (real)" "$real"
+  row "  same, sqlite_exclusive" "$exclusive"
+  row "bare axum handler" "$base"
+  ratio=$(awk -v a="$(rps "$real")" -v e="$(rps "$exclusive")" -v b="$(rps "$base")" \
+    'BEGIN { printf "%.1f %.1f", 100*a/b, 100*e/b }')
+  echo "ratio real/bare: ${ratio% *}% (default), ${ratio#* }% (sqlite_exclusive)"
+  ratios+=("$ratio")
 done
-awk -v a="$(rps "$real")" -v e="$(rps "$exclusive")" -v b="$(rps "$base")" 'BEGIN {
-  printf "ratio real/bare: %.1f%% (default), %.1f%% (sqlite_exclusive); target >= 40%%\n", 100*a/b, 100*e/b }'
+printf '%s\n' "${ratios[@]}" | awk '{ d[NR]=$1; e[NR]=$2 }
+  function median(a, n,   i, j, t) {
+    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+  END { printf "\nmedian ratio real/bare over %d rounds: %.1f%% (default), %.1f%% (sqlite_exclusive); target >= 40%%\n", NR, median(d, NR), median(e, NR) }'
