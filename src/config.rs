@@ -41,13 +41,14 @@ pub struct Config {
     pub database_max_connections: u32,
     /// SQLite file databases only: this process holds the file exclusively
     /// while it runs (SQLite's `unix-excl` VFS). Transactions then take no
-    /// file locks (two `fcntl` system calls per read, under the shared-memory
-    /// mutex) and the WAL index lives in memory; on `GET /v1/companies` that
-    /// measured 0–30% more requests per second, varying from run to run.
-    /// The cost: no other process can open the database meanwhile, so
-    /// `keys rotate`, `billing reconcile`, `admin create`, `migrate` or the
-    /// `sqlite3` shell must wait until the server stops (they fail at once
-    /// with a clear message). Default `false`. See
+    /// file locks and the WAL index lives in memory. Since reads keep their
+    /// read transactions while nothing is committed (`db::read_pool`), the
+    /// default configuration seldom takes those locks either, and on
+    /// `GET /v1/companies` this measured no steady gain (see README,
+    /// Benchmark). The cost: no other process can open the database
+    /// meanwhile, so `keys rotate`, `billing reconcile`, `admin create`,
+    /// `migrate` or the `sqlite3` shell must wait until the server stops
+    /// (they fail at once with a clear message). Default `false`. See
     /// SQLite docs: vfs.html (unix-excl), wal.html (shared memory).
     pub sqlite_exclusive: bool,
     /// File holding generated development keys (ignored by git).
