@@ -187,6 +187,59 @@ impl Reader {
         Ok(models)
     }
 
+    /// One keyset page of `E`: the rows matching `scope` and every filter
+    /// that has a value, with ids after `after`, in id order, at most
+    /// `limit` of them. Read through [`all_shaped`](Self::all_shaped): the
+    /// statement's values come from the same filters as its text, and
+    /// `shapes` holds one [`Shape`] per combination of present filters and
+    /// cursor, so `2^(filters + 1)` of them. Errors: another number of
+    /// shapes, or the query's.
+    pub async fn page<E, const N: usize>(
+        &self,
+        shapes: &[Shape],
+        scope: (E::Column, Value),
+        filters: [(E::Column, Option<Value>); N],
+        id: E::Column,
+        after: Option<uuid::Uuid>,
+        limit: u64,
+    ) -> Result<Vec<E::Model>, DbErr>
+    where
+        E: EntityTrait,
+        E::Model: FromSqliteRow,
+    {
+        use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
+        if shapes.len() != 1 << (N + 1) {
+            return Err(DbErr::Custom(format!(
+                "a page with {N} optional filters needs {} shapes, not {}",
+                1 << (N + 1),
+                shapes.len()
+            )));
+        }
+        let present = filters.iter().map(|(_, value)| value.is_some());
+        let shape = present
+            .chain([after.is_some()])
+            .enumerate()
+            .fold(0, |shape, (bit, on)| shape | usize::from(on) << bit);
+        let values = std::iter::once(scope.1.clone())
+            .chain(filters.iter().filter_map(|(_, value)| value.clone()))
+            .chain(after.map(Value::from))
+            .chain([Value::from(limit)])
+            .collect();
+        let select = || {
+            let mut q = E::find().filter(scope.0.eq(scope.1));
+            for (column, value) in filters {
+                if let Some(value) = value {
+                    q = q.filter(column.eq(value));
+                }
+            }
+            if let Some(after) = after {
+                q = q.filter(id.gt(after));
+            }
+            q.order_by_asc(id).limit(limit)
+        };
+        self.all_shaped(&shapes[shape], values, select).await
+    }
+
     /// The row `select` finds, or 404 `not_found`: a tenant-scoped lookup
     /// of one resource.
     pub async fn found<E>(&self, select: Select<E>) -> crate::error::Result<E::Model>

@@ -13,8 +13,7 @@ use entity::channel;
 use entity::enums::{ChannelStatus, Platform};
 use sea_orm::sea_query::{Expr, Value};
 use sea_orm::{
-    ActiveEnum, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ActiveEnum, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -202,39 +201,31 @@ pub async fn list(
         // Filtering by another business's company is a 404, like any id.
         companies::get(state, business_id, c).await?;
     }
-    // One statement text per combination of the optional filters.
+    // One statement text per combination of the optional filters and cursor.
     static SHAPES: [Shape; 16] = [const { Shape::new() }; 16];
-    let shape = usize::from(filter.company_id.is_some())
-        | usize::from(filter.platform.is_some()) << 1
-        | usize::from(filter.status.is_some()) << 2
-        | usize::from(page.after.is_some()) << 3;
-    let mut values = vec![Value::from(business_id)];
-    values.extend(filter.company_id.map(Value::from));
-    values.extend(filter.platform.map(|p| Value::from(p.to_value())));
-    values.extend(filter.status.map(|s| Value::from(s.to_value())));
-    values.extend(page.after.map(Value::from));
-    values.push(Value::from(page.limit + 1));
-    let select = || {
-        let mut q = channel::Entity::find()
-            .filter(channel::Column::BusinessId.eq(business_id))
-            .order_by_asc(channel::Column::Id);
-        if let Some(c) = filter.company_id {
-            q = q.filter(channel::Column::CompanyId.eq(c));
-        }
-        if let Some(p) = filter.platform {
-            q = q.filter(channel::Column::Platform.eq(p));
-        }
-        if let Some(s) = filter.status {
-            q = q.filter(channel::Column::Status.eq(s));
-        }
-        if let Some(after) = page.after {
-            q = q.filter(channel::Column::Id.gt(after));
-        }
-        q.limit(page.limit + 1)
-    };
     let rows = state
         .read
-        .all_shaped(&SHAPES[shape], values, select)
+        .page::<channel::Entity, _>(
+            &SHAPES,
+            (channel::Column::BusinessId, Value::from(business_id)),
+            [
+                (
+                    channel::Column::CompanyId,
+                    filter.company_id.map(Value::from),
+                ),
+                (
+                    channel::Column::Platform,
+                    filter.platform.map(|p| p.to_value().into()),
+                ),
+                (
+                    channel::Column::Status,
+                    filter.status.map(|s| s.to_value().into()),
+                ),
+            ],
+            channel::Column::Id,
+            page.after,
+            page.limit + 1,
+        )
         .await?;
     Ok(Page::from_rows(rows, page, |c| c.id, ChannelView::from))
 }

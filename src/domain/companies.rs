@@ -7,7 +7,7 @@ use entity::enums::{CompanyKind, CompanyStatus};
 use sea_orm::sea_query::{Expr, ExprTrait, Value};
 use sea_orm::{
     ActiveEnum, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    QueryFilter, QuerySelect, Set,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -153,28 +153,18 @@ pub async fn list(
     status: Option<CompanyStatus>,
     page: PageRequest,
 ) -> Result<Page<CompanyView>> {
-    // One statement text per combination of the optional filters.
+    // One statement text per combination of the optional filter and cursor.
     static SHAPES: [Shape; 4] = [const { Shape::new() }; 4];
-    let shape = usize::from(status.is_some()) | usize::from(page.after.is_some()) << 1;
-    let mut values = vec![Value::from(business_id)];
-    values.extend(status.map(|s| Value::from(s.to_value())));
-    values.extend(page.after.map(Value::from));
-    values.push(Value::from(page.limit + 1));
-    let select = || {
-        let mut q = company::Entity::find()
-            .filter(company::Column::BusinessId.eq(business_id))
-            .order_by_asc(company::Column::Id);
-        if let Some(s) = status {
-            q = q.filter(company::Column::Status.eq(s));
-        }
-        if let Some(after) = page.after {
-            q = q.filter(company::Column::Id.gt(after));
-        }
-        q.limit(page.limit + 1)
-    };
     let rows = state
         .read
-        .all_shaped(&SHAPES[shape], values, select)
+        .page::<company::Entity, _>(
+            &SHAPES,
+            (company::Column::BusinessId, Value::from(business_id)),
+            [(company::Column::Status, status.map(|s| s.to_value().into()))],
+            company::Column::Id,
+            page.after,
+            page.limit + 1,
+        )
         .await?;
     Ok(Page::from_rows(rows, page, |c| c.id, CompanyView::from))
 }

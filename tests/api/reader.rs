@@ -195,6 +195,21 @@ async fn the_sqlite_read_path_decodes_every_model_it_reads_like_sea_orm() {
         assert!(other_text.is_err(), "two statements in one shape");
     }
 
+    // A page needs a shape for each combination of filters and cursor.
+    let too_few = [Shape::new(), Shape::new()];
+    let page = state
+        .read
+        .page::<company::Entity, 1>(
+            &too_few,
+            (company::Column::BusinessId, Value::from(business)),
+            [(company::Column::Code, None)],
+            company::Column::Id,
+            None,
+            10,
+        )
+        .await;
+    assert!(page.unwrap_err().to_string().contains("needs 4 shapes"));
+
     // Every shape of the companies list: status and cursor together too.
     let first = app
         .get("/v1/companies?status=active&limit=1", Some(&owner))
