@@ -41,6 +41,8 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use sea_orm::DbErr;
 
+use super::reader::query_err;
+
 /// How long a read transaction may be reused, and how often the reaper ends
 /// those of idle connections.
 pub const MAX_AGE: Duration = Duration::from_millis(50);
@@ -243,8 +245,4 @@ impl WalIndex {
         let mut bytes = [0u8; WATCHED];
         self.0.read_exact_at(&mut bytes, 0).ok().map(|()| bytes)
     }
-}
-
-fn query_err(e: rusqlite::Error) -> DbErr {
-    DbErr::Query(sea_orm::RuntimeErr::Internal(e.to_string()))
 }

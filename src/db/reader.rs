@@ -353,7 +353,8 @@ fn same_columns<M: FromSqliteRow>(stmt: &Statement<'_>) -> Result<(), DbErr> {
     )))
 }
 
-fn query_err(e: rusqlite::Error) -> DbErr {
+/// A rusqlite error as sea-orm's query error.
+pub(super) fn query_err(e: rusqlite::Error) -> DbErr {
     DbErr::Query(sea_orm::RuntimeErr::Internal(e.to_string()))
 }
 

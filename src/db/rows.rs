@@ -24,6 +24,8 @@ use rusqlite::types::ValueRef;
 use sea_orm::{ActiveEnum, DbErr};
 use uuid::Uuid;
 
+use super::reader::query_err;
+
 /// A model the SQLite read path decodes from a row holding its entity's
 /// columns in declaration order.
 pub trait FromSqliteRow: Sized {
@@ -115,9 +117,7 @@ text_enums!(CompanyKind, CompanyStatus, Platform, ChannelStatus);
 
 /// Column `index` of `row`, named `name`, as a `T`.
 fn column<T: FromColumn>(row: &Row<'_>, index: usize, name: &str) -> Result<T, DbErr> {
-    let value = row
-        .get_ref(index)
-        .map_err(|e| DbErr::Query(sea_orm::RuntimeErr::Internal(e.to_string())))?;
+    let value = row.get_ref(index).map_err(query_err)?;
     T::from_column(value).ok_or_else(|| {
         DbErr::Type(format!(
             "column `{name}`: {} cannot hold a {:?} value",
