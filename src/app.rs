@@ -31,6 +31,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         NonZeroU32::new(config.rate_limit.reveal_per_minute).unwrap_or(NonZeroU32::MIN),
     );
     let Keys { master_keys, .. } = keys;
+    let jobs = crate::jobs::Queue::new(&config);
     Ok(AppState::new(Services {
         keyring: Arc::new(Keyring::new(master_keys)),
         reveal_limiter: Arc::new(governor::RateLimiter::keyed(reveal_quota)),
@@ -40,7 +41,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         authz: Arc::new(Authz::load().await?),
         tokens: Arc::new(tokens),
         passwords,
-        mailer: Mailer::from_config(&config)?,
+        mailer: Mailer::from_config(&config, jobs.clone())?,
+        jobs,
         plans: Arc::new(PlanCatalogue::new(config.plans.clone())),
         stripe: config
             .stripe
@@ -69,7 +71,7 @@ pub struct RunningApp {
     shutdown: Option<oneshot::Sender<()>>,
     handle: JoinHandle<std::io::Result<()>>,
     stop_jobs: watch::Sender<bool>,
-    jobs: Vec<JoinHandle<()>>,
+    jobs: JoinHandle<()>,
 }
 
 impl RunningApp {
@@ -79,7 +81,8 @@ impl RunningApp {
     }
 
     /// Graceful stop: stops accepting, lets in-flight requests finish, stops
-    /// the background jobs, then closes the database pool.
+    /// the job runner (running tasks finish or are released), then closes
+    /// the database pool.
     pub async fn stop(mut self) -> std::io::Result<()> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -88,9 +91,7 @@ impl RunningApp {
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         let _ = self.stop_jobs.send(true);
-        for job in self.jobs.drain(..) {
-            let _ = job.await;
-        }
+        let _ = (&mut self.jobs).await;
         let _ = self.state.db.clone().close().await;
         result
     }
@@ -112,11 +113,7 @@ pub fn spawn(state: AppState, listener: TcpListener) -> std::io::Result<RunningA
         .await
     });
     let (stop_jobs, stop) = watch::channel(false);
-    let jobs = vec![
-        tokio::spawn(crate::jobs::outbox::run(state.clone(), stop.clone())),
-        tokio::spawn(crate::jobs::cleanup::run(state.clone(), stop.clone())),
-        tokio::spawn(crate::jobs::billing::run(state.clone(), stop)),
-    ];
+    let jobs = tokio::spawn(crate::jobs::runner(&state).run(stop));
     Ok(RunningApp {
         addr,
         state,

@@ -61,6 +61,8 @@ pub enum Object {
     Stats,
     /// A business's subscription, invoices and Stripe sessions.
     Billing,
+    /// Background tasks of the job runner (platform).
+    Job,
 }
 
 impl Object {
@@ -76,6 +78,7 @@ impl Object {
             Object::Audit => "audit",
             Object::Stats => "stats",
             Object::Billing => "billing",
+            Object::Job => "job",
         }
     }
 }

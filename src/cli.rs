@@ -164,7 +164,7 @@ async fn reconcile(config: Config) -> anyhow::Result<()> {
         anyhow::bail!("billing is not configured (SWITCHBOARD_STRIPE__SECRET_KEY)");
     }
     let state = crate::app::build_state(config).await?;
-    let report = crate::jobs::billing::reconcile_and_record(&state)
+    let report = crate::domain::billing::reconcile::reconcile(&state)
         .await
         .map_err(|e| anyhow::anyhow!("reconciliation failed: {}", e.code()))?;
     for c in &report.changes {

@@ -92,6 +92,36 @@ pub struct Config {
     pub stripe: Option<StripeConfig>,
     /// Entitlement timings and billing jobs.
     pub billing: BillingConfig,
+    /// The background job runner.
+    pub jobs: JobsConfig,
+}
+
+/// The durable job runner (`SWITCHBOARD_JOBS__CONCURRENCY`, …).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Tasks one process runs at once; default 4.
+    pub concurrency: u32,
+    /// Seconds a claimed task stays leased to its worker without a
+    /// heartbeat; a worker that died loses its tasks after this; default 60.
+    pub lease_secs: u64,
+    /// Milliseconds between looks for due tasks when nothing woke the
+    /// runner (new tasks of this process wake it at once); default 250.
+    pub poll_ms: u64,
+    /// Seconds a stopping process lets running tasks finish before it
+    /// releases their leases (they run again elsewhere); default 10.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            concurrency: 4,
+            lease_secs: 60,
+            poll_ms: 250,
+            shutdown_grace_secs: 10,
+        }
+    }
 }
 
 /// Stripe API access (`SWITCHBOARD_STRIPE__SECRET_KEY`, …).
@@ -309,6 +339,7 @@ impl Default for Config {
             oauth_frontend_url: None,
             stripe: None,
             billing: BillingConfig::default(),
+            jobs: JobsConfig::default(),
         }
     }
 }
@@ -456,6 +487,15 @@ impl Config {
                 "rate_limit.reveal_per_minute",
                 "must be at least 1",
             ));
+        }
+        if self.jobs.concurrency == 0 {
+            return Err(invalid("jobs.concurrency", "must be at least 1"));
+        }
+        if self.jobs.lease_secs < 2 {
+            return Err(invalid("jobs.lease_secs", "must be at least 2"));
+        }
+        if self.jobs.poll_ms == 0 {
+            return Err(invalid("jobs.poll_ms", "must be at least 1"));
         }
         if self.billing.sweep_interval_secs == 0 {
             return Err(invalid("billing.sweep_interval_secs", "must be at least 1"));

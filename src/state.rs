@@ -50,6 +50,8 @@ pub struct Services {
     pub passwords: PasswordHasherPool,
     /// Outgoing email.
     pub mailer: Mailer,
+    /// The job runner's queue (enqueue inside the caller's transaction).
+    pub jobs: crate::jobs::Queue,
     /// The plan catalogue.
     pub plans: Arc<PlanCatalogue>,
     /// Key-encryption keys of the secret vault.

@@ -1,6 +1,5 @@
 //! Billing tables: `subscriptions` (Stripe subscriptions as last applied),
-//! `stripe_events` (the webhook event ledger) and `job_runs` (when a
-//! scheduled job last ran).
+//! and `stripe_events` (the webhook event ledger).
 
 /// `subscriptions`: one row per Stripe subscription of a business.
 pub mod subscription {
@@ -59,24 +58,6 @@ pub mod stripe_event {
         pub event_created: DateTimeUtc,
         pub received_at: DateTimeUtc,
         pub processed_at: Option<DateTimeUtc>,
-    }
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
-/// `job_runs`: the last run of each scheduled job, so schedules survive restarts.
-pub mod job_run {
-    use sea_orm::entity::prelude::*;
-
-    /// A job's last run and its report.
-    #[sea_orm::model]
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "job_runs")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub name: String,
-        pub last_run_at: DateTimeUtc,
-        pub last_report: Option<String>,
     }
 
     impl ActiveModelBehavior for ActiveModel {}

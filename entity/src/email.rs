@@ -5,9 +5,9 @@
 pub mod outbox {
     use sea_orm::entity::prelude::*;
 
-    /// A message. `status` is `pending`, `sent` or `failed`; a worker claims
-    /// a due message by setting `locked_until` (a lease, so several
-    /// instances can share the queue and a crashed worker's claim expires).
+    /// A message. `status` is `pending`, `sent` or `failed`; its delivery
+    /// is an `email.deliver` task of the job runner (`jobs`), which owns the
+    /// schedule, the lease and the retries.
     #[sea_orm::model]
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "email_outbox")]
@@ -22,8 +22,6 @@ pub mod outbox {
         pub html_body: String,
         pub status: String,
         pub attempts: i32,
-        pub next_attempt_at: DateTimeUtc,
-        pub locked_until: Option<DateTimeUtc>,
         pub last_error: Option<String>,
         pub created_at: DateTimeUtc,
         pub sent_at: Option<DateTimeUtc>,

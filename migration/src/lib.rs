@@ -9,6 +9,7 @@ mod m20261121_000002_vault_audit;
 mod m20261121_000003_email_outbox;
 mod m20261121_000004_oauth;
 mod m20261122_000005_billing;
+mod m20261202_000006_jobs;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000003_email_outbox::Migration),
             Box::new(m20261121_000004_oauth::Migration),
             Box::new(m20261122_000005_billing::Migration),
+            Box::new(m20261202_000006_jobs::Migration),
         ]
     }
 }

@@ -16,6 +16,7 @@ use crate::domain::pagination::{Page, PageQuery, PageRequest};
 use crate::domain::stats::{self, PlatformStats};
 use crate::domain::validate::Email;
 use crate::error::{Problem, Result};
+use crate::jobs::admin::{self as jobs_admin, JobState, JobView};
 use crate::state::AppState;
 use entity::enums::Role;
 
@@ -295,4 +296,81 @@ pub async fn platform_stats(
     access::platform(&state, caller, Object::Stats, Action::Read)?;
     admin_read(&state, caller, meta, None, "admin.stats.read", "stats").await?;
     Ok(Json(stats::platform(&state).await?))
+}
+
+/// Query of `GET /v1/admin/jobs`.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct JobsQuery {
+    /// Only tasks of this kind, e.g. `email.deliver`.
+    pub kind: Option<String>,
+    /// Only tasks in this state.
+    pub state: Option<JobState>,
+    /// Items per page, 1..=100 (default 20).
+    pub limit: Option<u64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Background tasks of the job runner: queued, running, retrying and
+/// failed ones (finished one-off tasks are deleted), oldest first.
+#[utoipa::path(get, path = "/v1/admin/jobs", tag = "admin", security(("bearer" = [])), params(JobsQuery),
+    responses(
+        (status = 200, body = Page<JobView>),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_jobs(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    meta: RequestMeta,
+    Query(q): Query<JobsQuery>,
+) -> Result<Json<Page<JobView>>> {
+    access::platform(&state, caller, Object::Job, Action::List)?;
+    let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
+    let result = jobs_admin::list(&state.db, q.kind.as_deref(), q.state, page).await?;
+    admin_read(&state, caller, meta, None, "admin.jobs.list", "jobs").await?;
+    Ok(Json(result))
+}
+
+/// Run a failed (or retrying) task again now, with a fresh count of attempts.
+#[utoipa::path(post, path = "/v1/admin/jobs/{id}/retry", tag = "admin", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Task id")),
+    responses(
+        (status = 200, body = JobView),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`job_not_retryable`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn retry_job(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    meta: RequestMeta,
+    Path(id): Path<Uuid>,
+) -> Result<Json<JobView>> {
+    access::platform(&state, caller, Object::Job, Action::Update)?;
+    let actor = Actor::user(caller, Role::Admin, meta);
+    let result = jobs_admin::retry(&state.db, id).await;
+    let outcome = if result.is_ok() {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    };
+    audit::record(
+        &state.db,
+        &actor,
+        None,
+        "admin.job.retry",
+        &format!("job/{id}"),
+        outcome,
+        serde_json::json!({}),
+    )
+    .await?;
+    let view = result?;
+    state.jobs.wake();
+    Ok(Json(view))
 }

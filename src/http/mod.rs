@@ -126,6 +126,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::assign_manager, admin::unassign_manager))
         .routes(routes!(admin::audit_log))
         .routes(routes!(admin::platform_stats))
+        .routes(routes!(admin::list_jobs))
+        .routes(routes!(admin::retry_job))
         .routes(routes!(manager::list_businesses))
         .routes(routes!(manager::get_business))
         .routes(routes!(manager::list_companies))

@@ -1,25 +1,30 @@
-//! Periodic purge of dead rows: expired sign-up codes, one-time tokens,
-//! OAuth states and refresh tokens, and per-email request counters past
-//! their window, once they are a day past use. Nothing here is needed after
-//! expiry; keeping it would only grow the tables and the data held.
-
-use std::time::Duration;
+//! `cleanup.purge` (hourly, first a minute after start): deletes dead rows —
+//! expired sign-up codes, one-time tokens, OAuth states and refresh tokens,
+//! and per-email request counters past their window — once they are a day
+//! past use. Nothing here is needed after expiry; keeping it would only
+//! grow the tables and the data held.
 
 use chrono::Utc;
 use entity::email::request;
 use entity::oauth::state as oauth_state;
 use entity::{one_time_token, refresh_token, registration};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-use tokio::sync::watch;
+use serde::{Deserialize, Serialize};
+
+use super::queue::{Task, kind};
+use super::runner::Failure;
 
 use crate::state::AppState;
 
 /// How long past expiry a row is kept (for support and debugging).
 pub const GRACE: chrono::Duration = chrono::Duration::days(1);
-/// Time between purges.
-const EVERY: Duration = Duration::from_secs(3600);
-/// Delay of the first purge after start.
-const FIRST: Duration = Duration::from_secs(60);
+/// The hourly purge (recurring; no payload).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Purge;
+
+impl Task for Purge {
+    const KIND: &'static str = kind::CLEANUP_PURGE;
+}
 
 /// What a purge deleted.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -72,24 +77,11 @@ pub async fn purge(state: &AppState) -> Result<Purged, sea_orm::DbErr> {
     })
 }
 
-/// Purges hourly until `stop` turns true. The first purge waits a minute:
-/// nothing is urgent (rows are already a day past expiry) and start-up
-/// stays quick.
-pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
-    let mut wait = FIRST;
-    loop {
-        tokio::select! {
-            _ = stop.changed() => {}
-            () = tokio::time::sleep(wait) => {}
-        }
-        if *stop.borrow() {
-            return;
-        }
-        match purge(&state).await {
-            Ok(p) if p != Purged::default() => tracing::info!(?p, "purged expired rows"),
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "purge failed"),
-        }
-        wait = EVERY;
+/// One purge, logged when it deleted anything.
+pub async fn run(state: AppState) -> Result<(), Failure> {
+    let p = purge(&state).await?;
+    if p != Purged::default() {
+        tracing::info!(?p, "purged expired rows");
     }
+    Ok(())
 }

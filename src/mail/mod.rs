@@ -1,7 +1,8 @@
 //! Outgoing email. Messages are written to a durable outbox in the database,
-//! inside the transaction of the change that causes them, and delivered by
-//! the outbox worker ([`crate::jobs::outbox`]) with retries and backoff, so
-//! sending never blocks a request and no message is lost across a restart.
+//! inside the transaction of the change that causes them together with their
+//! `email.deliver` task ([`crate::jobs::email`]), which the job runner
+//! retries with backoff, so sending never blocks a request and no message is
+//! lost across a restart.
 //!
 //! Delivery goes through SMTP when `smtp_host` is configured (STARTTLS by
 //! default; implicit TLS or plain for local servers), otherwise to the
@@ -49,12 +50,13 @@ pub struct Mailer {
     transport: Transport,
     from: Mailbox,
     mailbox: Arc<Mutex<Vec<Email>>>,
-    wake: Arc<tokio::sync::Notify>,
+    jobs: crate::jobs::Queue,
 }
 
 impl Mailer {
     /// SMTP when `smtp_host` is set, the console otherwise.
-    pub fn from_config(config: &Config) -> Result<Mailer, ConfigError> {
+    /// Deliveries are queued on `jobs`.
+    pub fn from_config(config: &Config, jobs: crate::jobs::Queue) -> Result<Mailer, ConfigError> {
         let invalid = |key, message: String| ConfigError::Invalid { key, message };
         let from: Mailbox = config
             .smtp_from
@@ -87,12 +89,12 @@ impl Mailer {
             transport,
             from,
             mailbox: Arc::default(),
-            wake: Arc::default(),
+            jobs,
         })
     }
 
-    /// Queues `message` for `to` through `db` (pass the transaction of the
-    /// change that causes it). Returns the outbox id.
+    /// Queues `message` for `to` and its delivery task through `db` (pass
+    /// the transaction of the change that causes it). Returns the outbox id.
     pub async fn enqueue<C: ConnectionTrait>(
         &self,
         db: &C,
@@ -110,21 +112,16 @@ impl Mailer {
             html_body: Set(message.html),
             status: Set("pending".into()),
             attempts: Set(0),
-            next_attempt_at: Set(now),
-            locked_until: Set(None),
             last_error: Set(None),
             created_at: Set(now),
             sent_at: Set(None),
         }
         .insert(db)
         .await?;
-        self.wake.notify_one();
+        self.jobs
+            .enqueue(db, &crate::jobs::email::DeliverEmail { email_id: id })
+            .await?;
         Ok(id)
-    }
-
-    /// Wakes the outbox worker (it also polls on its own).
-    pub(crate) fn notified(&self) -> tokio::sync::futures::Notified<'_> {
-        self.wake.notified()
     }
 
     /// Delivers one message now. Errors are the transport's, as text.

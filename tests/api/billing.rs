@@ -1307,7 +1307,7 @@ async fn reconcile_command_repairs_drift_and_reports_it() {
         ("single", BusinessStatus::OverLimit)
     );
     // Nothing left to repair.
-    let report = switchboard::jobs::billing::reconcile_and_record(&b.app.app.state)
+    let report = switchboard::domain::billing::reconcile::reconcile(&b.app.app.state)
         .await
         .unwrap();
     assert_eq!(

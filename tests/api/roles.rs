@@ -74,6 +74,17 @@ async fn role_matrix() {
     ];
 
     let new_manager = email("new-manager");
+    let job = {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        entity::job::Entity::find()
+            .filter(entity::job::Column::Kind.eq("billing.sweep"))
+            .one(&app.app.state.db)
+            .await
+            .unwrap()
+            .expect("the recurring sweep has its row")
+            .id
+            .to_string()
+    };
     #[rustfmt::skip]
     let table = vec![
         row(Method::GET, "/v1/me", None, [401, 200, 200, 200, 200, 200]),
@@ -93,6 +104,9 @@ async fn role_matrix() {
         row(Method::GET, "/v1/admin/businesses/{business}", None, [401, 403, 403, 403, 403, 200]),
         row(Method::POST, "/v1/admin/managers", Some(json!({ "email": new_manager, "full_name": "New" })), [401, 403, 403, 403, 403, 201]),
         row(Method::GET, "/v1/admin/managers", None, [401, 403, 403, 403, 403, 200]),
+        row(Method::GET, "/v1/admin/jobs", None, [401, 403, 403, 403, 403, 200]),
+        // The recurring sweep is queued, not failed: the admin may ask, and learns so.
+        row(Method::POST, "/v1/admin/jobs/{job}/retry", None, [401, 403, 403, 403, 403, 409]),
         row(Method::GET, "/v1/manager/businesses", None, [401, 403, 403, 200, 200, 403]),
         row(Method::GET, "/v1/manager/businesses/{business}", None, [401, 200, 404, 200, 404, 200]),
         row(Method::GET, "/v1/manager/businesses/{business}/companies", None, [401, 200, 404, 200, 404, 200]),
@@ -112,6 +126,7 @@ async fn role_matrix() {
             .replace("{spare_channel}", &spare_channel)
             .replace("{business}", &business)
             .replace("{assigned_id}", &assigned_id)
+            .replace("{job}", &job)
     };
     let mut failures = Vec::new();
     for row in &table {
