@@ -7,7 +7,7 @@
 # changes the plan). Runs on SQLite, then on PostgreSQL: the server of
 # DATABASE_URL when it is a postgres:// URL, else one started with
 # scripts/postgres-local.sh (skipped when that fails). Prints events/s, p50,
-# p99 and max per wave and combined, and checks the stripe_events ledger.
+# p99 and max per wave and combined, and checks the ledger (inbound_events).
 # Target: >= 2,000 events/s on SQLite.
 #
 #   benches/webhooks.sh [--businesses N] [--waves N] [--connections N]

@@ -13,7 +13,7 @@
 //!
 //! Reports events/s, p50, p99 and max latency per wave and combined as
 //! markdown table rows, checks that every response was 200
-//! `{"outcome":"processed"}` and that the `stripe_events` ledger holds one
+//! `{"outcome":"processed"}` and that the ledger (`inbound_events`) holds one
 //! `done` row per event sent, and that the businesses' plans and suspended
 //! channels are those the last wave asks for. Exits non-zero on any error.
 //! The load generator runs in the same process (same tokio runtime, same
@@ -31,8 +31,8 @@ use anyhow::{Context, bail};
 use axum::body::Bytes;
 use chrono::Utc;
 use clap::Parser;
-use entity::billing::stripe_event;
 use entity::enums::{BusinessStatus, ChannelStatus, CompanyKind, CompanyStatus, Platform, Role};
+use entity::inbound_event;
 use entity::{business, channel, company, user};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, Database, EntityTrait, PaginatorTrait, QueryFilter, Set,
@@ -41,7 +41,7 @@ use sea_orm::{
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use switchboard::config::{Config, StripeConfig};
-use switchboard::domain::billing::signature;
+use switchboard::inbound::stripe::signature;
 use uuid::Uuid;
 
 const WEBHOOK_SECRET: &str = "whsec_bench";
@@ -197,14 +197,14 @@ async fn run(
     println!();
 
     let db = &app.state.db;
-    let rows = stripe_event::Entity::find().count(db).await?;
-    let done = stripe_event::Entity::find()
-        .filter(stripe_event::Column::Status.eq("done"))
+    let rows = inbound_event::Entity::find().count(db).await?;
+    let done = inbound_event::Entity::find()
+        .filter(inbound_event::Column::Status.eq("done"))
         .count(db)
         .await?;
     let ledger_ok = rows == sent as u64 && done == sent as u64;
     println!(
-        "ledger check: {done} of {rows} stripe_events rows done, {sent} events sent: {}",
+        "ledger check: {done} of {rows} inbound_events rows done, {sent} events sent: {}",
         if ledger_ok { "OK" } else { "MISMATCH" }
     );
     // The last wave put business i on PRICES[(i + waves - 1) % 3].

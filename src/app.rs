@@ -37,7 +37,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         reveal_limiter: Arc::new(governor::RateLimiter::keyed(reveal_quota)),
         db,
         read,
-        ingest: Default::default(),
+        inbound: Default::default(),
         authz: Arc::new(Authz::load().await?),
         tokens: Arc::new(tokens),
         passwords,
@@ -55,7 +55,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
                 .stripe
                 .as_ref()
                 .and_then(|s| s.webhook_secrets.as_ref())
-                .map(crate::domain::billing::signature::secrets)
+                .map(crate::inbound::stripe::signature::secrets)
                 .unwrap_or_default(),
         ),
         config: Arc::new(config),

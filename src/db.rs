@@ -118,3 +118,37 @@ pub async fn begin_write<C: TransactionTrait>(db: &C) -> Result<C::Transaction, 
     })
     .await
 }
+
+/// Rows per multi-row write, below every backend's bound-value limit
+/// (SQLite allows 32,766 bound values; the widest table written this way
+/// binds 15 per row).
+const WRITE_CHUNK: usize = 500;
+
+/// Writes `rows` whole (every column set, `reset_all`) as multi-row
+/// `INSERT … ON CONFLICT` statements of at most 500 rows; returns the rows
+/// inserted or updated (a conflict whose `WHERE` refuses counts none).
+pub async fn upsert<C, M, A>(
+    txn: &C,
+    rows: impl IntoIterator<Item = M>,
+    conflict: sea_orm::sea_query::OnConflict,
+) -> Result<u64, DbErr>
+where
+    C: ConnectionTrait,
+    M: sea_orm::IntoActiveModel<A>,
+    A: sea_orm::ActiveModelTrait,
+{
+    use sea_orm::EntityTrait;
+    let mut written = 0;
+    let mut rows = rows
+        .into_iter()
+        .map(|row| row.into_active_model().reset_all())
+        .peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<A> = rows.by_ref().take(WRITE_CHUNK).collect();
+        written += <A::Entity as EntityTrait>::insert_many(chunk)
+            .on_conflict(conflict.clone())
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(written)
+}

@@ -1,10 +1,12 @@
 //! Switchboard: the control plane of a multichannel business-automation SaaS.
 //!
-//! Layout: `http` (routes, thin handlers, OpenAPI), `domain` (rules: plans,
-//! sign-up, sessions, tenants), `authz` (casbin), `auth` (credentials),
-//! `config`/`keys` (start-up), `db` (connection, migrations), `mail` and
-//! `jobs` (the email outbox and its worker), `crypto` (the secret vault's
-//! envelope encryption).
+//! Layout: `http` (routes, thin handlers, OpenAPI), `inbound` (webhooks from
+//! other systems: verify, ledger, group commit), `domain` (rules: plans,
+//! sign-up, sessions, tenants, billing), `authz` (casbin), `auth`
+//! (credentials), `config`/`keys` (start-up), `db` (connection, migrations,
+//! the SQLite read path), `mail` (templates, the outbox), `jobs` (the one
+//! durable job runner and its kinds), `crypto` (the secret vault's envelope
+//! encryption), `integrations` (one client per external system).
 #![warn(missing_docs)]
 
 pub mod app;
@@ -17,6 +19,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod inbound;
 pub mod integrations;
 pub mod jobs;
 pub mod keys;

@@ -60,8 +60,8 @@ pub struct Services {
     pub stripe: Option<crate::integrations::stripe::StripeApi>,
     /// Stripe webhook endpoint secrets (any of them signs a valid delivery).
     pub webhook_secrets: Arc<Vec<secrecy::SecretString>>,
-    /// The webhook writer (group commit of Stripe events).
-    pub ingest: crate::domain::billing::ingest::Ingest,
+    /// The inbound-webhook writers (group commit per source).
+    pub inbound: crate::inbound::Writers,
     /// Secret reveals per user (GCRA, `rate_limit.reveal_per_minute`).
     pub reveal_limiter: Arc<governor::DefaultKeyedRateLimiter<uuid::Uuid>>,
 }

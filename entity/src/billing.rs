@@ -1,5 +1,4 @@
-//! Billing tables: `subscriptions` (Stripe subscriptions as last applied),
-//! and `stripe_events` (the webhook event ledger).
+//! Billing tables: `subscriptions` (Stripe subscriptions as last applied).
 
 /// `subscriptions`: one row per Stripe subscription of a business.
 pub mod subscription {
@@ -32,32 +31,6 @@ pub mod subscription {
         pub watermark: i64,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
-    }
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
-/// `stripe_events`: every Stripe event received, by id.
-pub mod stripe_event {
-    use sea_orm::entity::prelude::*;
-
-    /// A ledger row. `status` is `done` (its effect is committed, in the same
-    /// transaction as this row) or `failed` (processing failed; Stripe's
-    /// retry will process it again).
-    #[sea_orm::model]
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "stripe_events")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub id: String,
-        pub event_type: String,
-        pub status: String,
-        pub attempts: i32,
-        pub last_error: Option<String>,
-        pub business_id: Option<Uuid>,
-        pub event_created: DateTimeUtc,
-        pub received_at: DateTimeUtc,
-        pub processed_at: Option<DateTimeUtc>,
     }
 
     impl ActiveModelBehavior for ActiveModel {}

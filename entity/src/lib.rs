@@ -10,6 +10,7 @@ pub mod channel;
 pub mod company;
 pub mod email;
 pub mod enums;
+pub mod inbound_event;
 pub mod job;
 pub mod oauth;
 pub mod one_time_token;

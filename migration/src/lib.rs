@@ -10,6 +10,7 @@ mod m20261121_000003_email_outbox;
 mod m20261121_000004_oauth;
 mod m20261122_000005_billing;
 mod m20261202_000006_jobs;
+mod m20261202_000007_inbound_events;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000004_oauth::Migration),
             Box::new(m20261122_000005_billing::Migration),
             Box::new(m20261202_000006_jobs::Migration),
+            Box::new(m20261202_000007_inbound_events::Migration),
         ]
     }
 }

@@ -12,10 +12,10 @@ use super::extract::{Auth, Json, Query};
 use crate::authz::{Action, Object};
 use crate::domain::access;
 use crate::domain::billing::owner::{self, BillingSummary, HostedSession, InvoicePage};
-use crate::domain::billing::webhook;
 use crate::domain::pagination::page_limit;
 use crate::domain::plans::PlanView;
 use crate::error::{Problem, Result};
+use crate::inbound::stripe as webhook;
 use crate::state::AppState;
 
 /// Body naming a plan of the catalogue.

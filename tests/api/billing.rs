@@ -10,8 +10,9 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{Duration, Utc};
-use entity::billing::{stripe_event, subscription};
+use entity::billing::subscription;
 use entity::enums::{BusinessStatus, ChannelStatus};
+use entity::inbound_event;
 use entity::{business, channel};
 use reqwest::StatusCode;
 use sea_orm::{
@@ -194,8 +195,8 @@ impl BillingApp {
             .unwrap();
     }
 
-    pub async fn ledger(&self) -> Vec<stripe_event::Model> {
-        stripe_event::Entity::find()
+    pub async fn ledger(&self) -> Vec<inbound_event::Model> {
+        inbound_event::Entity::find()
             .all(&self.app.app.state.db)
             .await
             .unwrap()
@@ -763,11 +764,14 @@ async fn unknown_types_are_acknowledged_and_processing_failures_answer_5xx_for_r
             "webhook_processing_failed"
         )
     );
-    let row = stripe_event::Entity::find_by_id(event["id"].as_str().unwrap().to_owned())
-        .one(&b.app.app.state.db)
-        .await
-        .unwrap()
-        .unwrap();
+    let row = inbound_event::Entity::find_by_id((
+        "stripe".to_owned(),
+        event["id"].as_str().unwrap().to_owned(),
+    ))
+    .one(&b.app.app.state.db)
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!((row.status.as_str(), row.attempts), ("failed", 1));
     assert!(row.last_error.is_some());
     assert_eq!(b.business(bid).await.plan, "trial", "nothing applied");
@@ -779,11 +783,14 @@ async fn unknown_types_are_acknowledged_and_processing_failures_answer_5xx_for_r
     let r = b.deliver(&event).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["outcome"], "processed");
-    let row = stripe_event::Entity::find_by_id(event["id"].as_str().unwrap().to_owned())
-        .one(&b.app.app.state.db)
-        .await
-        .unwrap()
-        .unwrap();
+    let row = inbound_event::Entity::find_by_id((
+        "stripe".to_owned(),
+        event["id"].as_str().unwrap().to_owned(),
+    ))
+    .one(&b.app.app.state.db)
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!((row.status.as_str(), row.attempts), ("done", 3));
     assert_eq!(row.business_id, Some(bid));
     assert_eq!(b.business(bid).await.plan, "growth");

@@ -7,7 +7,7 @@
 //! business, that deleting it is safe to repeat, and that the webhooks
 //! localstripe signs and delivers on its own (`customer.created`,
 //! `customer.deleted`) pass our signature check, are recorded once each in the
-//! `stripe_events` ledger and applied (the deleted customer is forgotten),
+//! ledger (`inbound_events`) and applied (the deleted customer is forgotten),
 //! while a delivery with a wrong signature is refused and not recorded.
 
 use std::fs::File;
@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use entity::billing::stripe_event;
+use entity::inbound_event;
 use reqwest::StatusCode;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use secrecy::SecretString;
@@ -131,8 +131,8 @@ impl Drop for LocalStripe {
     clippy::unwrap_used,
     reason = "a test helper: a failure here is a failed test"
 )]
-async fn ledger(app: &TestApp) -> Vec<stripe_event::Model> {
-    stripe_event::Entity::find()
+async fn ledger(app: &TestApp) -> Vec<inbound_event::Model> {
+    inbound_event::Entity::find()
         .all(&app.app.state.db)
         .await
         .unwrap()
@@ -276,7 +276,7 @@ async fn localstripe_customer_lifecycle_through_our_client_and_signed_webhooks()
             std::fs::read_to_string(app.dir().join("localstripe.log")).unwrap_or_default()
         );
         let e = of_type[0];
-        assert!(e.id.starts_with("evt_"), "{e:?}");
+        assert!(e.event_id.starts_with("evt_"), "{e:?}");
         assert_eq!(e.status, "done", "{e:?}");
         assert_eq!(e.attempts, 1, "{e:?}");
         assert_eq!(e.business_id, Some(business_id), "{e:?}");
@@ -308,8 +308,8 @@ async fn localstripe_customer_lifecycle_through_our_client_and_signed_webhooks()
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
     assert_eq!(r.code(), "signature_mismatch", "{}", r.text);
     assert!(
-        stripe_event::Entity::find()
-            .filter(stripe_event::Column::Id.eq("evt_forged"))
+        inbound_event::Entity::find()
+            .filter(inbound_event::Column::EventId.eq("evt_forged"))
             .one(&app.app.state.db)
             .await
             .unwrap()

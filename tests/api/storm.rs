@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
-use entity::billing::{stripe_event, subscription};
+use entity::billing::subscription;
 use entity::enums::{BusinessStatus, ChannelStatus, CompanyKind, CompanyStatus, Platform, Role};
+use entity::inbound_event;
 use entity::{business, channel, company, user};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -292,9 +293,9 @@ async fn a_storm_of_shuffled_duplicated_concurrent_events_ends_as_in_order_deliv
     );
 
     // Concurrent deliveries were committed in groups; one at a time, alone.
-    let grouped = storm.app.state.ingest.stats();
+    let grouped = storm.app.state.inbound.stripe.stats();
     assert!(grouped.batches < grouped.events, "{grouped:?}");
-    let alone = in_order.app.state.ingest.stats();
+    let alone = in_order.app.state.inbound.stripe.stats();
     assert_eq!(alone.batches, alone.events, "{alone:?}");
 
     // Same final state.
@@ -315,7 +316,7 @@ async fn a_storm_of_shuffled_duplicated_concurrent_events_ends_as_in_order_deliv
 
     // Every event once in each ledger, done; none lost.
     for app in [&in_order, &storm] {
-        let rows = stripe_event::Entity::find()
+        let rows = inbound_event::Entity::find()
             .all(&app.app.state.db)
             .await
             .unwrap();
@@ -379,7 +380,7 @@ async fn a_failing_event_fails_alone_and_its_batchmates_commit() {
     let blocker = switchboard::db::begin_write(db).await.unwrap();
     if !sqlite {
         blocker
-            .execute_unprepared("LOCK TABLE stripe_events IN ACCESS EXCLUSIVE MODE")
+            .execute_unprepared("LOCK TABLE inbound_events IN ACCESS EXCLUSIVE MODE")
             .await
             .unwrap();
     }
@@ -397,7 +398,7 @@ async fn a_failing_event_fails_alone_and_its_batchmates_commit() {
     for d in deliveries {
         replies.push(d.await.unwrap());
     }
-    let stats = app.app.state.ingest.stats();
+    let stats = app.app.state.inbound.stripe.stats();
     assert!(stats.batches < stats.events, "not grouped: {stats:?}");
 
     for (i, (status, reply)) in replies.iter().enumerate() {
@@ -421,15 +422,20 @@ async fn a_failing_event_fails_alone_and_its_batchmates_commit() {
         let expected = if i == N / 2 { "growth" } else { "double" };
         assert_eq!(plan(*id).await, expected, "business {i}");
     }
-    let ledger = stripe_event::Entity::find().all(db).await.unwrap();
+    let ledger = inbound_event::Entity::find().all(db).await.unwrap();
     assert_eq!(ledger.len(), N);
     for row in &ledger {
-        let expected = if row.id == poison_event {
+        let expected = if row.event_id == poison_event {
             ("failed", 1)
         } else {
             ("done", 1)
         };
-        assert_eq!((row.status.as_str(), row.attempts), expected, "{}", row.id);
+        assert_eq!(
+            (row.status.as_str(), row.attempts),
+            expected,
+            "{}",
+            row.event_id
+        );
     }
 
     // The cause goes away; Stripe's retry succeeds.
@@ -440,7 +446,7 @@ async fn a_failing_event_fails_alone_and_its_batchmates_commit() {
         (StatusCode::OK, Some("processed"))
     );
     assert_eq!(plan(businesses[N / 2]).await, "double");
-    let row = stripe_event::Entity::find_by_id(poison_event)
+    let row = inbound_event::Entity::find_by_id(("stripe".to_owned(), poison_event))
         .one(db)
         .await
         .unwrap()

@@ -35,6 +35,7 @@ use sea_orm::{
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::subscriptions::SubscriptionState;
 use crate::domain::plans::{PlanCatalogue, TRIAL};
 use crate::error::{Error, Result};
 use crate::mail::templates;
@@ -50,10 +51,7 @@ pub fn is_live(status: &str) -> bool {
     matches!(status, "trialing" | "active" | "past_due")
 }
 
-/// Whether a Stripe status is final: Stripe never revives such a subscription.
-pub fn is_terminal(status: &str) -> bool {
-    matches!(status, "canceled" | "incomplete_expired")
-}
+pub use super::subscriptions::is_terminal;
 
 /// What the business may use now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -361,6 +359,44 @@ pub async fn send_notices<C: ConnectionTrait>(
             )
             .await?;
     }
+    Ok(())
+}
+
+/// A billing notice a Stripe event calls for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// The Stripe trial ends soon (`customer.subscription.trial_will_end`).
+    TrialEnding,
+    /// A payment failed (`invoice.payment_failed`).
+    PaymentFailed,
+}
+
+/// Queues `notice` for the owner of `b` (at `to`) in `txn`. A payment
+/// failure on a subscription that has already ended says nothing.
+pub async fn send_notice<C: ConnectionTrait>(
+    state: &AppState,
+    txn: &C,
+    b: &business::Model,
+    to: &str,
+    notice: Notice,
+    sub: Option<&SubscriptionState>,
+) -> Result<()> {
+    let billing_url = state.config.billing_url();
+    let message = match notice {
+        Notice::TrialEnding => {
+            let end = sub.and_then(|s| s.trial_end).unwrap_or(b.trial_ends_at);
+            let days = days_left(end, Utc::now());
+            templates::subscription_trial_ending(days, &billing_url)
+        }
+        Notice::PaymentFailed => {
+            if sub.is_some_and(|s| is_terminal(&s.status)) {
+                return Ok(());
+            }
+            let days = (i64::from(state.config.billing.grace_hours) + 23) / 24;
+            templates::payment_failed(days, &billing_url)
+        }
+    };
+    state.mailer.enqueue(txn, to, message).await?;
     Ok(())
 }
 

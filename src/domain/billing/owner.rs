@@ -10,8 +10,9 @@
 
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use entity::billing::{stripe_event, subscription};
+use entity::billing::subscription;
 use entity::enums::{BusinessStatus, Platform};
+use entity::inbound_event;
 use entity::{business, channel, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -208,9 +209,10 @@ async fn customer_of(state: &AppState, b: &business::Model) -> Result<String> {
         .one(&state.db)
         .await?
         .ok_or_else(Error::not_found)?;
-    let deleted_before = stripe_event::Entity::find()
-        .filter(stripe_event::Column::BusinessId.eq(business_id))
-        .filter(stripe_event::Column::EventType.eq("customer.deleted"))
+    let deleted_before = inbound_event::Entity::find()
+        .filter(inbound_event::Column::Source.eq("stripe"))
+        .filter(inbound_event::Column::BusinessId.eq(business_id))
+        .filter(inbound_event::Column::EventType.eq("customer.deleted"))
         .count(&state.db)
         .await?;
     let key = match deleted_before {

@@ -17,10 +17,14 @@ use sea_orm::{
 use stripe_shared::Subscription;
 use uuid::Uuid;
 
-use crate::domain::billing::entitlement::is_terminal;
 use crate::domain::plans::PlanCatalogue;
 use crate::error::{Error, Result};
 use crate::integrations::stripe::BUSINESS_METADATA_KEY;
+
+/// Whether a Stripe status is final: Stripe never revives such a subscription.
+pub fn is_terminal(status: &str) -> bool {
+    matches!(status, "canceled" | "incomplete_expired")
+}
 
 /// The part of a Stripe subscription Switchboard acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]

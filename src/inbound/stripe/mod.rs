@@ -1,66 +1,48 @@
-//! Stripe webhook ingestion: verify, then process each event exactly once,
-//! in any order (SPEC §5; Stripe docs: webhooks, "Handle duplicate events",
-//! "Event ordering").
+//! The Stripe source: `POST /v1/billing/webhooks`. Verify, then process
+//! each event exactly once, in any order (SPEC §5; Stripe docs: webhooks,
+//! "Handle duplicate events", "Event ordering").
 //!
 //! - The signature is checked over the raw body before anything is parsed
-//!   ([`super::signature`]); a bad one changes nothing.
-//! - The event then goes to the webhook writer ([`super::ingest`]), which
-//!   commits it (grouped with concurrent deliveries) together with its id in
-//!   the `stripe_events` ledger, so a duplicate finds it `done` and is a
-//!   no-op, and a failure rolls both back. The failure is then recorded
-//!   (`failed`, attempts, error) and answered 5xx so Stripe retries.
+//!   ([`signature`]); a bad one changes nothing and is answered 400.
+//! - The event then goes to the source's writer ([`crate::inbound::writer`]),
+//!   which commits it ([`commit`], grouped with concurrent deliveries)
+//!   together with its row in the ledger (source `stripe`), so a duplicate
+//!   finds it `done` and is a no-op, and a failure rolls both back. The
+//!   failure is then recorded (`failed`, attempts, error) and answered 5xx
+//!   so Stripe retries.
 //! - Subscription state obeys the per-subscription watermark
-//!   ([`super::subscriptions`]); events that carry no subscription state
-//!   (`checkout.session.completed`, `invoice.*`) re-fetch the subscription
-//!   from Stripe, and the fetched state is the truth as of now.
-//! - Every effect ends in [`super::entitlement::settle`], a function of the
-//!   stored state: any order and any number of duplicates converge.
+//!   ([`crate::domain::billing::subscriptions`]); events that carry no
+//!   subscription state (`checkout.session.completed`, `invoice.*`)
+//!   re-fetch the subscription from Stripe, and the fetched state is the
+//!   truth as of now.
+//! - Every effect ends in [`crate::domain::billing::entitlement::settle`], a
+//!   function of the stored state: any order and any number of duplicates
+//!   converge.
 //!
 //! Handled: `checkout.session.completed`, `customer.subscription.created`,
 //! `…updated`, `…deleted`, `…paused`, `…resumed`, `…trial_will_end`,
 //! `invoice.paid`, `invoice.payment_failed`, `customer.created`,
 //! `customer.deleted`. Other types are acknowledged and recorded, without
+//! effect. Connect events (they carry `account`) concern a connected
+//! account's own objects, never a business's subscription: recorded, no
 //! effect.
 
+pub mod commit;
+pub mod event;
+pub mod signature;
+
 use axum::http::StatusCode;
-use chrono::Utc;
-use entity::billing::stripe_event;
-use entity::business;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, IntoActiveModel};
+use chrono::{TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use uuid::Uuid;
 
-use crate::domain::billing::entitlement::{self, is_terminal};
-use crate::domain::billing::ingest::{Item, Step, ledger_conflict, ledger_row};
-use crate::domain::billing::signature;
+use self::event::{Effect, Item, Step};
+use crate::domain::billing::entitlement::Notice;
 use crate::domain::billing::subscriptions::{self, SubscriptionState, Version};
 use crate::error::{Error, Result};
+use crate::inbound::{Outcome, ledger};
 use crate::integrations::stripe::{BUSINESS_METADATA_KEY, StripeApi};
-use crate::mail::templates;
 use crate::state::AppState;
-
-/// What happened to a delivery that was accepted (answered 200).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Its effect is committed.
-    Processed,
-    /// Already processed: nothing done.
-    Duplicate,
-    /// A type Switchboard does not act on (or no business of ours): recorded.
-    Ignored,
-}
-
-impl Outcome {
-    /// Lower-case name for the response body.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Processed => "processed",
-            Outcome::Duplicate => "duplicate",
-            Outcome::Ignored => "ignored",
-        }
-    }
-}
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
@@ -87,32 +69,6 @@ struct CustomerObject {
     id: String,
     #[serde(default)]
     metadata: std::collections::HashMap<String, String>,
-}
-
-/// A billing notice an event calls for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Notice {
-    TrialEnding,
-    PaymentFailed,
-}
-
-/// The effect an event asks for, worked out before the transaction.
-#[derive(Default, Clone)]
-pub(super) struct Effect {
-    /// Customer the event concerns.
-    pub(super) customer: Option<String>,
-    /// Business named by our metadata or `client_reference_id`.
-    pub(super) hint: Option<Uuid>,
-    /// Subscription state to apply.
-    pub(super) sub: Option<(SubscriptionState, Version)>,
-    /// Subscription to fetch from Stripe first.
-    pub(super) fetch: Option<String>,
-    /// The customer was deleted in Stripe.
-    pub(super) customer_deleted: bool,
-    /// Notice to send.
-    pub(super) notice: Option<Notice>,
-    /// Whether the type is one we act on.
-    pub(super) known: bool,
 }
 
 fn invalid_event(what: &str) -> Error {
@@ -148,7 +104,13 @@ pub async fn receive(state: &AppState, signature: Option<&str>, body: &[u8]) -> 
     match process(state, stripe, &env).await {
         Ok(outcome) => Ok(outcome),
         Err(e) => {
-            if let Err(record) = record_failure(state, &env, &e).await {
+            let created = Utc
+                .timestamp_opt(env.created, 0)
+                .single()
+                .unwrap_or_else(Utc::now);
+            if let Err(record) =
+                ledger::record_failure(&state.db, SOURCE, &env.id, &env.type_, created, &e).await
+            {
                 tracing::error!(error = %record, event = %env.id, "could not record a failed Stripe event");
             }
             tracing::warn!(event = %env.id, kind = %env.type_, code = e.code(), "Stripe event processing failed");
@@ -233,13 +195,12 @@ async fn process(state: &AppState, stripe: &StripeApi, env: &Envelope<'_>) -> Re
     // Stripe calls happen before the write transaction, never inside it;
     // a duplicate of an event already done is not worth a call. (Without a
     // call ahead, the ledger read in the transaction spots duplicates.)
-    if effect.fetch.is_some() {
-        let seen = stripe_event::Entity::find_by_id(env.id.clone())
-            .one(&state.db)
-            .await?;
-        if seen.is_some_and(|e| e.status == "done") {
-            return Ok(Outcome::Duplicate);
-        }
+    if effect.fetch.is_some()
+        && !ledger::done(&state.db, SOURCE, &[&env.id])
+            .await?
+            .is_empty()
+    {
+        return Ok(Outcome::Duplicate);
     }
     if let Some(id) = effect.fetch.take() {
         effect.sub = Some(fetch(stripe, &id).await?);
@@ -250,16 +211,30 @@ async fn process(state: &AppState, stripe: &StripeApi, env: &Envelope<'_>) -> Re
         created: env.created,
         effect,
     };
-    match state.ingest.submit(state, item(effect.clone())).await? {
+    match submit(state, item(effect.clone())).await? {
         Step::Done(outcome) => Ok(outcome),
         Step::Ambiguous(id) => {
             effect.sub = Some(fetch(stripe, &id).await?);
-            match state.ingest.submit(state, item(effect)).await? {
+            match submit(state, item(effect)).await? {
                 Step::Done(outcome) => Ok(outcome),
                 Step::Ambiguous(_) => Err(Error::internal("a fetched state was ambiguous")),
             }
         }
     }
+}
+
+/// Hands `item` to the source's writer (started with [`commit::commit`] on
+/// first use) and waits for its verdict.
+async fn submit(state: &AppState, item: Item) -> Result<Step> {
+    let ctx = state.clone();
+    state
+        .inbound
+        .stripe
+        .submit(item, move |items| {
+            let ctx = ctx.clone();
+            Box::pin(async move { commit::commit(&ctx, items).await })
+        })
+        .await
 }
 
 /// Subscription `id` as Stripe has it now: authoritative state.
@@ -271,54 +246,5 @@ async fn fetch(stripe: &StripeApi, id: &str) -> Result<(SubscriptionState, Versi
     ))
 }
 
-/// Queues `notice` for the owner of `b` (at `to`) in `txn`. A payment
-/// failure on a subscription that has already ended says nothing.
-pub(super) async fn send_notice<C: ConnectionTrait>(
-    state: &AppState,
-    txn: &C,
-    b: &business::Model,
-    to: &str,
-    notice: Notice,
-    sub: Option<&SubscriptionState>,
-) -> Result<()> {
-    let billing_url = state.config.billing_url();
-    let message = match notice {
-        Notice::TrialEnding => {
-            let end = sub.and_then(|s| s.trial_end).unwrap_or(b.trial_ends_at);
-            let days = entitlement::days_left(end, Utc::now());
-            templates::subscription_trial_ending(days, &billing_url)
-        }
-        Notice::PaymentFailed => {
-            if sub.is_some_and(|s| is_terminal(&s.status)) {
-                return Ok(());
-            }
-            let days = (i64::from(state.config.billing.grace_hours) + 23) / 24;
-            templates::payment_failed(days, &billing_url)
-        }
-    };
-    state.mailer.enqueue(txn, to, message).await?;
-    Ok(())
-}
-
-/// Marks the event `failed` (unless a concurrent delivery finished it),
-/// counting the attempt and keeping the error for operators.
-async fn record_failure(state: &AppState, env: &Envelope<'_>, error: &Error) -> Result<()> {
-    let message = format!("{}: {}", error.code(), error.status());
-    let row = stripe_event::Model {
-        status: "failed".into(),
-        last_error: Some(message.clone()),
-        processed_at: None,
-        ..ledger_row(&env.id, &env.type_, env.created, None, Utc::now())
-    };
-    let txn = crate::db::begin_write(&state.db).await?;
-    stripe_event::Entity::insert(row.into_active_model().reset_all())
-        .on_conflict(
-            ledger_conflict("failed")
-                .value(stripe_event::Column::LastError, message)
-                .to_owned(),
-        )
-        .exec_without_returning(&txn)
-        .await?;
-    txn.commit().await?;
-    Ok(())
-}
+/// The source's name in the ledger.
+pub const SOURCE: &str = "stripe";

@@ -1,16 +1,8 @@
-//! The webhook writer: verified Stripe events are committed in groups.
-//!
-//! Request handlers verify and parse a delivery (and fetch from Stripe what
-//! an event does not carry), then hand the event to one writer task per
-//! process and wait for its verdict. The writer drains whatever has queued
-//! up (at most [`MAX_BATCH`] events) and commits it in one transaction with
-//! a fixed number of set-based statements, whatever the batch size: one
-//! ledger read, one read each of the businesses, subscriptions and channels
-//! concerned, the same rules as a single event applied in memory, in
-//! arrival order, then one multi-row write per table. Group commit is the
-//! classic answer to a database with one writer at a time (SQLite) and
-//! saves PostgreSQL a round trip per row. Under no load a batch is one event
-//! and nothing waits.
+//! The Stripe source's commit: one transaction for a batch of verified
+//! events, with a fixed number of set-based statements whatever the batch
+//! size: one ledger read, one read each of the businesses, subscriptions
+//! and channels concerned, the same rules as a single event applied in
+//! memory, in arrival order, then one multi-row write per table.
 //!
 //! Guarantees are those of one event per transaction:
 //! - the ledger row of each event is written in the transaction of its
@@ -23,173 +15,29 @@
 //! - every business touched is re-settled from its final rows
 //!   ([`entitlement::settle`]), so the result equals any one-by-one order.
 //!
-//! If the transaction fails, each event of the batch is retried alone, so
-//! one bad event fails only its own delivery (answered 5xx, recorded for
-//! Stripe's retry). On PostgreSQL the businesses concerned are locked
-//! (`FOR UPDATE`, in id order, so batches never deadlock); if another
-//! process finished one of the events meanwhile, the claim sees it and the
-//! batch is retried.
+//! On PostgreSQL the businesses concerned are locked (`FOR UPDATE`, in id
+//! order, so batches never deadlock); if another process finished one of
+//! the events meanwhile, the claim sees it and the batch is retried.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, TimeZone, Utc};
-use entity::billing::{stripe_event, subscription};
-use entity::{business, channel, user};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use entity::billing::subscription;
+use entity::{business, channel, inbound_event, user};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
-use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::entitlement::{self, Timings};
-use super::subscriptions::{self, Applied};
-use super::webhook::{Effect, Notice, Outcome, send_notice};
-use crate::error::{Error, Result};
+use super::SOURCE;
+use super::event::{Effect, Item, Step};
+use crate::db::upsert;
+use crate::domain::billing::entitlement::{self, Notice, Timings, send_notice};
+use crate::domain::billing::subscriptions::{self, Applied};
+use crate::error::Result;
+use crate::inbound::{Outcome, ledger};
 use crate::state::AppState;
-
-/// Most events committed in one transaction. Bounds the statement sizes
-/// (SQLite allows 32,766 bound values; the widest write here binds 15 per
-/// row) and the latency a batch adds.
-pub const MAX_BATCH: usize = 256;
-
-/// Rows per multi-row write, below every backend's bound-value limit.
-const WRITE_CHUNK: usize = 500;
-
-/// A verified event, ready to commit.
-pub(super) struct Item {
-    /// Stripe's event id (`evt_…`).
-    pub(super) id: String,
-    /// Stripe's event type.
-    pub(super) kind: String,
-    /// Stripe's `created`, Unix seconds.
-    pub(super) created: i64,
-    /// What the event asks for.
-    pub(super) effect: Effect,
-}
-
-/// The writer's verdict on one event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Step {
-    /// Committed (or a duplicate, or ignored).
-    Done(Outcome),
-    /// Same second as the stored state but different: fetch subscription
-    /// `.0` from Stripe and submit the fetched state. Nothing was written.
-    Ambiguous(String),
-}
-
-struct Job {
-    item: Item,
-    reply: oneshot::Sender<Result<Step>>,
-}
-
-/// Handle to the process's webhook writer, started on first use (and again
-/// if it ever stopped: the events it held are answered 5xx, so Stripe
-/// retries them). Cheap to clone. The writer lives as long as the runtime.
-/// Its queue is unbounded: each queued event is a request waiting for its
-/// answer, so HTTP concurrency bounds it.
-#[derive(Clone, Default)]
-pub struct Ingest {
-    queue: Arc<Mutex<Option<mpsc::UnboundedSender<Job>>>>,
-    counters: Arc<Counters>,
-}
-
-#[derive(Default)]
-struct Counters {
-    batches: AtomicU64,
-    events: AtomicU64,
-}
-
-/// What the writer has done since start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IngestStats {
-    /// Transactions attempted (batches).
-    pub batches: u64,
-    /// Events handed to the writer.
-    pub events: u64,
-}
-
-impl Ingest {
-    /// Batches and events so far (events per batch shows the grouping).
-    pub fn stats(&self) -> IngestStats {
-        IngestStats {
-            batches: self.counters.batches.load(Ordering::Relaxed),
-            events: self.counters.events.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Commits `item` with whatever else is queued; waits for the verdict.
-    /// Errors: the event's processing failed (nothing of it was written).
-    pub(super) async fn submit(&self, state: &AppState, item: Item) -> Result<Step> {
-        let queue = {
-            let mut slot = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            match slot.as_ref() {
-                Some(tx) if !tx.is_closed() => tx.clone(),
-                _ => {
-                    let (tx, rx) = mpsc::unbounded_channel();
-                    tokio::spawn(writer(state.clone(), rx));
-                    *slot = Some(tx.clone());
-                    tx
-                }
-            }
-        };
-        let (reply, verdict) = oneshot::channel();
-        queue
-            .send(Job { item, reply })
-            .map_err(|_| Error::internal("the webhook writer has stopped"))?;
-        verdict
-            .await
-            .map_err(|_| Error::internal("the webhook writer dropped an event"))?
-    }
-}
-
-async fn writer(state: AppState, mut rx: mpsc::UnboundedReceiver<Job>) {
-    let mut jobs = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let items: Vec<&Item> = jobs.iter().map(|j| &j.item).collect();
-        let counters = &state.ingest.counters;
-        counters.batches.fetch_add(1, Ordering::Relaxed);
-        counters
-            .events
-            .fetch_add(items.len() as u64, Ordering::Relaxed);
-        let verdicts = match commit_with_retry(&state, &items).await {
-            Ok(steps) => steps.into_iter().map(Ok).collect(),
-            Err(e) if items.len() == 1 => vec![Err(e)],
-            Err(e) => {
-                tracing::warn!(error = %e, events = items.len(), "webhook batch failed; committing its events one by one");
-                let mut verdicts = Vec::with_capacity(items.len());
-                for item in &items {
-                    verdicts.push(
-                        commit_with_retry(&state, std::slice::from_ref(item))
-                            .await
-                            .map(|mut steps| steps.remove(0)),
-                    );
-                }
-                verdicts
-            }
-        };
-        for (job, verdict) in jobs.drain(..).zip(verdicts) {
-            // The handler may have gone (client disconnected): Stripe retries.
-            let _ = job.reply.send(verdict);
-        }
-    }
-}
-
-/// Commits `items`; retries when another process claimed one of them
-/// between our ledger read and our claim (PostgreSQL only).
-async fn commit_with_retry(state: &AppState, items: &[&Item]) -> Result<Vec<Step>> {
-    for _ in 0..3 {
-        if let Some(steps) = commit(state, items).await? {
-            return Ok(steps);
-        }
-    }
-    Err(Error::internal(
-        "webhook batch kept racing another process for its events",
-    ))
-}
 
 /// The in-memory picture of everything a batch touches.
 #[derive(Default)]
@@ -206,25 +54,16 @@ struct Picture {
 
 /// One transaction for `items`. `None`: a claim raced another process and
 /// everything was rolled back.
-async fn commit(state: &AppState, items: &[&Item]) -> Result<Option<Vec<Step>>> {
+pub(super) async fn commit(state: &AppState, items: &[&Item]) -> Result<Option<Vec<Step>>> {
     let now = Utc::now();
     let txn = crate::db::begin_write(&state.db).await?;
 
     let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
-    let done: HashSet<String> = stripe_event::Entity::find()
-        .select_only()
-        .column(stripe_event::Column::Id)
-        .filter(stripe_event::Column::Id.is_in(ids))
-        .filter(stripe_event::Column::Status.eq("done"))
-        .into_tuple()
-        .all(&txn)
-        .await?
-        .into_iter()
-        .collect();
+    let done = ledger::done(&txn, SOURCE, &ids).await?;
     let mut picture = load(&txn, items).await?;
 
     let mut steps = Vec::with_capacity(items.len());
-    let mut claims: Vec<stripe_event::ActiveModel> = Vec::new();
+    let mut claims: Vec<inbound_event::Model> = Vec::new();
     let mut seen: HashSet<&str> = HashSet::new();
     let mut touched: Vec<Uuid> = Vec::new();
     let mut notices: Vec<(Uuid, Notice, Option<subscriptions::SubscriptionState>)> = Vec::new();
@@ -309,13 +148,7 @@ async fn commit(state: &AppState, items: &[&Item]) -> Result<Option<Vec<Step>>> 
     // A new row never meets its conflict target (fresh id), so one upsert
     // per table serves inserts and updates alike.
     let expected = claims.len() as u64;
-    let claim = ledger_conflict("done")
-        .update_columns([
-            stripe_event::Column::ProcessedAt,
-            stripe_event::Column::BusinessId,
-        ])
-        .to_owned();
-    if upsert(&txn, claims, claim).await? != expected {
+    if ledger::claim(&txn, claims).await? != expected {
         txn.rollback().await?;
         return Ok(None);
     }
@@ -477,53 +310,9 @@ impl Picture {
     }
 }
 
-/// The ledger upsert of an event id: on conflict the row takes `status`
-/// and counts one more attempt, unless it is already `done` (then nothing
-/// changes and the write counts no row).
-pub(super) fn ledger_conflict(status: &str) -> OnConflict {
-    OnConflict::column(stripe_event::Column::Id)
-        .value(stripe_event::Column::Status, status)
-        .value(
-            stripe_event::Column::Attempts,
-            Expr::col((stripe_event::Entity, stripe_event::Column::Attempts)).add(1),
-        )
-        .action_and_where(
-            Expr::col((stripe_event::Entity, stripe_event::Column::Status)).ne("done"),
-        )
-        .to_owned()
-}
-
-/// A new ledger row for event `id` of `kind` (Stripe's `created`, Unix
-/// seconds): `done` with one attempt, processed `now`. Callers adjust it for
-/// other outcomes.
-pub(super) fn ledger_row(
-    id: &str,
-    kind: &str,
-    created: i64,
-    business_id: Option<Uuid>,
-    now: DateTime<Utc>,
-) -> stripe_event::Model {
-    stripe_event::Model {
-        id: id.to_owned(),
-        event_type: kind.to_owned(),
-        status: "done".into(),
-        attempts: 1,
-        last_error: None,
-        business_id,
-        event_created: Utc.timestamp_opt(created, 0).single().unwrap_or(now),
-        received_at: now,
-        processed_at: Some(now),
-    }
-}
-
-fn claim_row(
-    item: &Item,
-    business_id: Option<Uuid>,
-    now: DateTime<Utc>,
-) -> stripe_event::ActiveModel {
-    ledger_row(&item.id, &item.kind, item.created, business_id, now)
-        .into_active_model()
-        .reset_all()
+fn claim_row(item: &Item, business_id: Option<Uuid>, now: DateTime<Utc>) -> inbound_event::Model {
+    let created = Utc.timestamp_opt(item.created, 0).single().unwrap_or(now);
+    ledger::row(SOURCE, &item.id, &item.kind, created, business_id, now)
 }
 
 /// The subscription columns a newer state overwrites.
@@ -539,34 +328,6 @@ const SUBSCRIPTION_STATE_COLUMNS: [subscription::Column; 10] = [
     subscription::Column::Watermark,
     subscription::Column::UpdatedAt,
 ];
-
-/// Writes `rows` whole (every column set, `reset_all`) as multi-row
-/// `INSERT … ON CONFLICT` statements of at most [`WRITE_CHUNK`] rows;
-/// returns the rows inserted or updated.
-async fn upsert<C, M, A>(
-    txn: &C,
-    rows: impl IntoIterator<Item = M>,
-    conflict: OnConflict,
-) -> Result<u64>
-where
-    C: ConnectionTrait,
-    M: IntoActiveModel<A>,
-    A: ActiveModelTrait,
-{
-    let mut written = 0;
-    let mut rows = rows
-        .into_iter()
-        .map(|row| row.into_active_model().reset_all())
-        .peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<A> = rows.by_ref().take(WRITE_CHUNK).collect();
-        written += <A::Entity as EntityTrait>::insert_many(chunk)
-            .on_conflict(conflict.clone())
-            .exec_without_returning(txn)
-            .await?;
-    }
-    Ok(written)
-}
 
 async fn owner_emails<C: ConnectionTrait>(
     txn: &C,
