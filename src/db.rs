@@ -37,7 +37,11 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, DbErr> {
         // through the connection's worker thread before every use.
         options.test_before_acquire(false);
         options.map_sqlx_sqlite_opts(move |o| {
-            let o = if exclusive { o.vfs(EXCLUSIVE_VFS) } else { o };
+            let o = if exclusive {
+                o.vfs(reader::EXCLUSIVE_VFS)
+            } else {
+                o
+            };
             o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .foreign_keys(true)
@@ -51,9 +55,6 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, DbErr> {
     }
     Database::connect(options).await
 }
-
-/// SQLite's VFS that holds the database file for this process alone.
-pub(crate) const EXCLUSIVE_VFS: &str = "unix-excl";
 
 /// Fails fast, and says why, when another process holds the SQLite file
 /// at `path` exclusively (a server with `sqlite_exclusive`): otherwise every

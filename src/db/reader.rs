@@ -20,10 +20,8 @@
 //! Only for statements that finish in microseconds (indexed lookups, small
 //! pages): they hold the calling runtime thread while they run.
 //!
-//! Reads run in SQLite read transactions that a connection keeps while
-//! nothing is committed, so that a read rarely pays for beginning one; every
-//! commit, from any process, still shows in the next read
-//! ([`super::read_pool`]).
+//! Each read is one statement in autocommit mode ([`super::read_pool`]):
+//! it sees every commit, from any process, that finished before it began.
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -36,8 +34,11 @@ use rusqlite::{Connection, OpenFlags, Statement};
 use sea_orm::sea_query::Value;
 use sea_orm::{DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryTrait, Select};
 
-use super::read_pool::ReadPool;
+use super::read_pool::{ReadPool, query_err};
 use super::rows::FromSqliteRow;
+
+/// SQLite's VFS that holds the database file for this process alone.
+pub(crate) const EXCLUSIVE_VFS: &str = "unix-excl";
 
 /// The SQL text of one shape of a hot query (which of its optional filters
 /// are present), kept once sea-orm has built it; see [`Reader::all_shaped`].
@@ -61,8 +62,7 @@ impl Default for Shape {
 pub enum Reader {
     /// PostgreSQL (or an in-memory SQLite database): the sea-orm pool.
     Pool(DatabaseConnection),
-    /// A SQLite file: in place, over read-only rusqlite connections that
-    /// keep their read transactions while nothing is committed
+    /// A SQLite file: in place, over read-only rusqlite connections
     /// ([`ReadPool`]).
     Sqlite(Arc<ReadPool>),
 }
@@ -87,31 +87,21 @@ impl Reader {
             return Ok(Reader::Pool(db.clone()));
         };
         let (target, flags) = read_target(&path, exclusive);
-        // SQLite names it so (SQLite docs: walformat.html); with the file
-        // held exclusively, the wal-index lives in memory instead.
-        let shm = (!exclusive).then(|| {
-            let mut shm = path.clone().into_os_string();
-            shm.push("-shm");
-            PathBuf::from(shm)
-        });
-        let pool = ReadPool::new(
-            move || {
-                let conn = Connection::open_with_flags(&target, flags)?;
-                if exclusive {
-                    conn.pragma_update(None, "query_only", true)?;
-                }
-                conn.busy_timeout(Duration::from_secs(1))?;
-                // Plans must not depend on bound values: otherwise SQLite
-                // re-prepares a statement whenever a value it peeked at
-                // (such as `LIMIT ?`) is bound again, i.e. on every use of
-                // the cached statement (SQLite docs: c3ref/c_dbconfig_
-                // defensive, SQLITE_DBCONFIG_ENABLE_QPSG).
-                conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
-                conn.set_prepared_statement_cache_capacity(64);
-                Ok(conn)
-            },
-            shm,
-        )?;
+        let pool = ReadPool::new(move || {
+            let conn = Connection::open_with_flags(&target, flags)?;
+            if exclusive {
+                conn.pragma_update(None, "query_only", true)?;
+            }
+            conn.busy_timeout(Duration::from_secs(1))?;
+            // Plans must not depend on bound values: otherwise SQLite
+            // re-prepares a statement whenever a value it peeked at
+            // (such as `LIMIT ?`) is bound again, i.e. on every use of
+            // the cached statement (SQLite docs: c3ref/c_dbconfig_
+            // defensive, SQLITE_DBCONFIG_ENABLE_QPSG).
+            conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+            conn.set_prepared_statement_cache_capacity(64);
+            Ok(conn)
+        })?;
         Ok(Reader::Sqlite(pool))
     }
 
@@ -286,7 +276,7 @@ fn exclusive_uri(path: &std::path::Path) -> String {
         }
     }
     uri.push_str("?vfs=");
-    uri.push_str(super::EXCLUSIVE_VFS);
+    uri.push_str(EXCLUSIVE_VFS);
     uri
 }
 
@@ -351,11 +341,6 @@ fn same_columns<M: FromSqliteRow>(stmt: &Statement<'_>) -> Result<(), DbErr> {
          the model's columns are {:?}",
         M::COLUMNS
     )))
-}
-
-/// A rusqlite error as sea-orm's query error.
-pub(super) fn query_err(e: rusqlite::Error) -> DbErr {
-    DbErr::Query(sea_orm::RuntimeErr::Internal(e.to_string()))
 }
 
 /// A bound value, encoded as sqlx encodes it for SQLite (sqlx-sqlite

@@ -24,7 +24,7 @@ use rusqlite::types::ValueRef;
 use sea_orm::{ActiveEnum, DbErr};
 use uuid::Uuid;
 
-use super::reader::query_err;
+use super::read_pool::query_err;
 
 /// A model the SQLite read path decodes from a row holding its entity's
 /// columns in declaration order.
