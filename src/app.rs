@@ -14,7 +14,7 @@ use crate::auth::tokens::TokenSigner;
 use crate::authz::Authz;
 use crate::config::Config;
 use crate::crypto::Keyring;
-use crate::domain::plans::PlanCatalogue;
+use crate::domain::billing::plans::PlanCatalogue;
 use crate::keys::Keys;
 use crate::mail::Mailer;
 use crate::state::{AppState, Services};

@@ -154,7 +154,7 @@ async fn create_admin(config: Config, email: &str, name: &str) -> anyhow::Result
     };
     let password = Password::parse("password", SecretString::from(password))?;
     let state = crate::app::build_state(config).await?;
-    let id = crate::domain::managers::create_admin(&state, &email, name, password).await?;
+    let id = crate::domain::tenancy::managers::create_admin(&state, &email, name, password).await?;
     println!("admin {} created with id {id}", email.as_str());
     Ok(())
 }
@@ -212,7 +212,7 @@ async fn rotate_keys(config: Config) -> anyhow::Result<()> {
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} secrets ({eta} left)")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let summary = crate::domain::secrets::rotate(&db, &keyring, |done, total| {
+    let summary = crate::domain::vault::secrets::rotate(&db, &keyring, |done, total| {
         bar.set_length(total);
         bar.set_position(done);
     })

@@ -372,6 +372,9 @@ impl Default for RateLimitConfig {
     }
 }
 
+/// Id of the plan every registration starts on; the catalogue must hold it.
+pub const TRIAL: &str = "trial";
+
 /// The plan catalogue of SPEC §2.
 pub fn default_plans() -> BTreeMap<String, PlanConfig> {
     let plan = |name: &str, price: Option<i64>, limit: Option<u32>| PlanConfig {
@@ -382,7 +385,7 @@ pub fn default_plans() -> BTreeMap<String, PlanConfig> {
         stripe_price_id: None,
     };
     BTreeMap::from([
-        ("trial".into(), plan("Trial", Some(0), Some(1))),
+        (TRIAL.into(), plan("Trial", Some(0), Some(1))),
         ("free".into(), plan("Free", Some(0), Some(1))),
         ("single".into(), plan("Single", Some(999), Some(1))),
         ("double".into(), plan("Double", Some(1999), Some(2))),
@@ -516,7 +519,7 @@ impl Config {
                 ));
             }
         }
-        if !self.plans.contains_key(crate::domain::plans::TRIAL) {
+        if !self.plans.contains_key(TRIAL) {
             return Err(invalid("plans", "the catalogue must contain `trial`"));
         }
         if self.environment == Environment::Production {

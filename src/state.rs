@@ -10,7 +10,7 @@ use crate::auth::tokens::TokenSigner;
 use crate::authz::Authz;
 use crate::config::Config;
 use crate::crypto::Keyring;
-use crate::domain::plans::PlanCatalogue;
+use crate::domain::billing::plans::PlanCatalogue;
 use crate::mail::Mailer;
 
 /// Application state: one [`Services`] behind an `Arc`, so the clone axum
@@ -64,4 +64,24 @@ pub struct Services {
     pub inbound: crate::inbound::Writers,
     /// Secret reveals per user (GCRA, `rate_limit.reveal_per_minute`).
     pub reveal_limiter: Arc<governor::DefaultKeyedRateLimiter<uuid::Uuid>>,
+}
+
+impl Services {
+    /// The secret vault's handles.
+    pub fn vault(&self) -> crate::domain::vault::secrets::Vault<'_> {
+        crate::domain::vault::secrets::Vault {
+            db: &self.db,
+            keyring: &self.keyring,
+        }
+    }
+
+    /// What re-evaluating a business's entitlement needs.
+    pub fn rules(&self) -> crate::domain::billing::entitlement::Rules<'_> {
+        crate::domain::billing::entitlement::Rules {
+            plans: &self.plans,
+            billing: &self.config.billing,
+            mailer: &self.mailer,
+            public_base: self.config.public_base(),
+        }
+    }
 }

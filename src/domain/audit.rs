@@ -12,17 +12,16 @@ use chrono::{DateTime, Utc};
 use entity::audit_event;
 use entity::enums::Role;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::access::Caller;
 use crate::domain::pagination::{Page, PageRequest};
+use crate::domain::tenancy::access::Caller;
 use crate::error::{Error, Result};
-use crate::state::AppState;
 
 /// Where a request came from: client IP and request id (`x-request-id`).
 #[derive(Debug, Clone, Default)]
@@ -195,7 +194,7 @@ pub struct AuditFilter {
 
 /// A page of records matching `filter`, oldest first.
 pub async fn list(
-    state: &AppState,
+    db: &DatabaseConnection,
     filter: &AuditFilter,
     page: PageRequest,
 ) -> Result<Page<AuditView>> {
@@ -218,7 +217,7 @@ pub async fn list(
     if let Some(after) = page.after {
         q = q.filter(audit_event::Column::Id.gt(after));
     }
-    let rows = q.limit(page.limit + 1).all(&state.db).await?;
+    let rows = q.limit(page.limit + 1).all(db).await?;
     Ok(Page::from_rows(rows, page, |e| e.id, AuditView::from))
 }
 

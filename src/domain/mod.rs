@@ -1,24 +1,23 @@
-//! Business rules, independent of HTTP: plans and entitlements, sign-up and
-//! sessions, tenants, companies, channels and manager assignment. Every
-//! lookup of a tenant-owned row takes the business it must belong to.
+//! Business rules, independent of HTTP, grouped by capability. Every lookup
+//! of a tenant-owned row takes the business it must belong to.
+//!
+//! - [`identity`]: accounts and signing in (sign-up, sessions, password
+//!   recovery, magic links, OAuth sign-in, one-time tokens, per-email limits).
+//! - [`tenancy`]: businesses, companies, managers, and who may reach which
+//!   business ([`tenancy::access`]); platform statistics.
+//! - [`channels`]: a business's messaging channels under its plan's limit
+//!   (connectors land here).
+//! - [`billing`]: plans, Stripe subscriptions and the entitlements derived
+//!   from them.
+//! - [`vault`]: integration secrets, envelope-encrypted.
+//! - Shared by all: [`audit`] (the append-only log), [`pagination`],
+//!   [`validate`] (newtypes checked at the edge).
 
-pub mod access;
 pub mod audit;
 pub mod billing;
-pub mod businesses;
 pub mod channels;
-pub mod companies;
-pub mod magic_link;
-pub mod managers;
-pub mod oauth;
-pub mod one_time;
+pub mod identity;
 pub mod pagination;
-pub mod plans;
-pub mod quota;
-pub mod recovery;
-pub mod secrets;
-pub mod sessions;
-pub mod signup;
-pub mod stats;
-pub mod users;
+pub mod tenancy;
 pub mod validate;
+pub mod vault;

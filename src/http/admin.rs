@@ -8,12 +8,12 @@ use uuid::Uuid;
 
 use super::extract::{Auth, Json, Path, Query};
 use crate::authz::{Action, Object};
-use crate::domain::access;
 use crate::domain::audit::{self, Actor, AuditFilter, AuditView, Outcome, RequestMeta};
-use crate::domain::businesses::{self, BusinessView};
-use crate::domain::managers::{self, ManagerView};
 use crate::domain::pagination::{Page, PageQuery, PageRequest};
-use crate::domain::stats::{self, PlatformStats};
+use crate::domain::tenancy::access;
+use crate::domain::tenancy::businesses::{self, BusinessView};
+use crate::domain::tenancy::managers::{self, ManagerView};
+use crate::domain::tenancy::stats::{self, PlatformStats};
 use crate::domain::validate::Email;
 use crate::error::{Problem, Result};
 use crate::jobs::admin::{self as jobs_admin, JobState, JobView};
@@ -53,7 +53,7 @@ pub async fn list_businesses(
     meta: RequestMeta,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<Page<BusinessView>>> {
-    access::platform(&state, caller, Object::Business, Action::List)?;
+    access::platform(&state.authz, caller, Object::Business, Action::List)?;
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
     admin_read(
         &state,
@@ -64,7 +64,9 @@ pub async fn list_businesses(
         "businesses",
     )
     .await?;
-    Ok(Json(businesses::list(&state, None, page).await?))
+    Ok(Json(
+        businesses::list(&state.db, &state.plans, None, page).await?,
+    ))
 }
 
 /// One business.
@@ -82,8 +84,16 @@ pub async fn get_business(
     meta: RequestMeta,
     Path(id): Path<Uuid>,
 ) -> Result<Json<BusinessView>> {
-    access::platform(&state, caller, Object::Business, Action::List)?;
-    let b = access::business(&state, caller, id, Object::Business, Action::Read).await?;
+    access::platform(&state.authz, caller, Object::Business, Action::List)?;
+    let (b, _) = access::business(
+        &state.db,
+        &state.authz,
+        caller,
+        id,
+        Object::Business,
+        Action::Read,
+    )
+    .await?;
     admin_read(
         &state,
         caller,
@@ -93,7 +103,7 @@ pub async fn get_business(
         &format!("business/{}", b.id),
     )
     .await?;
-    Ok(Json(businesses::view(&state, b).await?))
+    Ok(Json(businesses::view(&state.db, &state.plans, b).await?))
 }
 
 /// Create a manager account and email them a set-password link.
@@ -111,7 +121,7 @@ pub async fn create_manager(
     meta: RequestMeta,
     Json(body): Json<CreateManager>,
 ) -> Result<(StatusCode, Json<ManagerView>)> {
-    access::platform(&state, caller, Object::Manager, Action::Create)?;
+    access::platform(&state.authz, caller, Object::Manager, Action::Create)?;
     let email = Email::parse("email", &body.email)?;
     let actor = Actor::user(caller, Role::Admin, meta);
     Ok((
@@ -135,7 +145,7 @@ pub async fn list_managers(
     meta: RequestMeta,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<Page<ManagerView>>> {
-    access::platform(&state, caller, Object::Manager, Action::List)?;
+    access::platform(&state.authz, caller, Object::Manager, Action::List)?;
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
     admin_read(
         &state,
@@ -166,17 +176,18 @@ pub async fn assign_manager(
     Path(id): Path<Uuid>,
     Json(body): Json<AssignManager>,
 ) -> Result<Json<BusinessView>> {
-    let (b, role) = access::scoped(
-        &state,
+    let (b, scope) = access::business(
+        &state.db,
+        &state.authz,
         caller,
         id,
         Object::ManagerAssignment,
         Action::Update,
     )
     .await?;
-    let actor = Actor::user(caller, role, meta);
+    let actor = Actor::user(caller, scope.role(), meta);
     Ok(Json(
-        managers::assign(&state, &actor, b, body.manager_id).await?,
+        managers::assign(&state.db, &state.plans, &actor, b, body.manager_id).await?,
     ))
 }
 
@@ -195,23 +206,24 @@ pub async fn unassign_manager(
     meta: RequestMeta,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode> {
-    let (b, role) = access::scoped(
-        &state,
+    let (b, scope) = access::business(
+        &state.db,
+        &state.authz,
         caller,
         id,
         Object::ManagerAssignment,
         Action::Update,
     )
     .await?;
-    let actor = Actor::user(caller, role, meta);
-    managers::unassign(&state, &actor, b).await?;
+    let actor = Actor::user(caller, scope.role(), meta);
+    managers::unassign(&state.db, &actor, b).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Records an admin's read (SPEC: every admin action is audited).
 async fn admin_read(
     state: &AppState,
-    caller: crate::domain::access::Caller,
+    caller: crate::domain::tenancy::access::Caller,
     meta: RequestMeta,
     business: Option<Uuid>,
     action: &str,
@@ -266,7 +278,7 @@ pub async fn audit_log(
     meta: RequestMeta,
     Query(q): Query<AdminAuditQuery>,
 ) -> Result<Json<Page<AuditView>>> {
-    access::platform(&state, caller, Object::Audit, Action::List)?;
+    access::platform(&state.authz, caller, Object::Audit, Action::List)?;
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
     let filter = AuditFilter {
         business_id: q.business_id,
@@ -275,7 +287,7 @@ pub async fn audit_log(
         from: q.from,
         to: q.to,
     };
-    let result = audit::list(&state, &filter, page).await?;
+    let result = audit::list(&state.db, &filter, page).await?;
     admin_read(&state, caller, meta, None, "admin.audit.list", "audit_log").await?;
     Ok(Json(result))
 }
@@ -293,7 +305,7 @@ pub async fn platform_stats(
     Auth(caller): Auth,
     meta: RequestMeta,
 ) -> Result<Json<PlatformStats>> {
-    access::platform(&state, caller, Object::Stats, Action::Read)?;
+    access::platform(&state.authz, caller, Object::Stats, Action::Read)?;
     admin_read(&state, caller, meta, None, "admin.stats.read", "stats").await?;
     Ok(Json(stats::platform(&state).await?))
 }
@@ -329,7 +341,7 @@ pub async fn list_jobs(
     meta: RequestMeta,
     Query(q): Query<JobsQuery>,
 ) -> Result<Json<Page<JobView>>> {
-    access::platform(&state, caller, Object::Job, Action::List)?;
+    access::platform(&state.authz, caller, Object::Job, Action::List)?;
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
     let result = jobs_admin::list(&state.db, q.kind.as_deref(), q.state, page).await?;
     admin_read(&state, caller, meta, None, "admin.jobs.list", "jobs").await?;
@@ -352,7 +364,7 @@ pub async fn retry_job(
     meta: RequestMeta,
     Path(id): Path<Uuid>,
 ) -> Result<Json<JobView>> {
-    access::platform(&state, caller, Object::Job, Action::Update)?;
+    access::platform(&state.authz, caller, Object::Job, Action::Update)?;
     let actor = Actor::user(caller, Role::Admin, meta);
     let result = jobs_admin::retry(&state.db, id).await;
     let outcome = if result.is_ok() {

@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::{Auth, Json};
-use crate::domain::sessions::{self, TokenPair};
-use crate::domain::signup::{self, Completion};
+use crate::domain::identity::sessions::{self, TokenPair};
+use crate::domain::identity::signup::{self, Completion};
 use crate::domain::validate::{Email, Password};
-use crate::domain::{magic_link, managers, recovery};
+use crate::domain::{identity::magic_link, identity::recovery, tenancy::managers};
 use crate::error::{Problem, Result};
 use crate::state::AppState;
 

@@ -10,10 +10,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{Auth, Json, Query};
 use crate::authz::{Action, Object};
-use crate::domain::access;
-use crate::domain::billing::owner::{self, BillingSummary, HostedSession, InvoicePage};
+use crate::domain::billing::customer::{self, BillingSummary, HostedSession, InvoicePage};
+use crate::domain::billing::plans::PlanView;
 use crate::domain::pagination::page_limit;
-use crate::domain::plans::PlanView;
+use crate::domain::tenancy::access;
 use crate::error::{Problem, Result};
 use crate::inbound::stripe as webhook;
 use crate::state::AppState;
@@ -69,9 +69,9 @@ pub async fn checkout_session(
     Auth(caller): Auth,
     Json(body): Json<PlanChoice>,
 ) -> Result<Json<HostedSession>> {
-    let business_id = access::own_business_id(&state, caller, Object::Billing, Action::Update)?;
+    let scope = access::own_scope(&state.authz, caller, Object::Billing, Action::Update)?;
     Ok(Json(
-        owner::checkout_session(&state, business_id, &body.plan).await?,
+        customer::checkout_session(&state, &scope, &body.plan).await?,
     ))
 }
 
@@ -88,8 +88,8 @@ pub async fn portal_session(
     State(state): State<AppState>,
     Auth(caller): Auth,
 ) -> Result<Json<HostedSession>> {
-    let business_id = access::own_business_id(&state, caller, Object::Billing, Action::Update)?;
-    Ok(Json(owner::portal_session(&state, business_id).await?))
+    let scope = access::own_scope(&state.authz, caller, Object::Billing, Action::Update)?;
+    Ok(Json(customer::portal_session(&state, &scope).await?))
 }
 
 /// Change plan. An upgrade applies at once and Stripe prorates; a downgrade
@@ -110,9 +110,9 @@ pub async fn change_plan(
     Auth(caller): Auth,
     Json(body): Json<PlanChoice>,
 ) -> Result<Json<BillingSummary>> {
-    let business_id = access::own_business_id(&state, caller, Object::Billing, Action::Update)?;
+    let scope = access::own_scope(&state.authz, caller, Object::Billing, Action::Update)?;
     Ok(Json(
-        owner::change_plan(&state, business_id, &body.plan).await?,
+        customer::change_plan(&state, &scope, &body.plan).await?,
     ))
 }
 
@@ -130,8 +130,8 @@ pub async fn cancel(
     State(state): State<AppState>,
     Auth(caller): Auth,
 ) -> Result<Json<BillingSummary>> {
-    let business_id = access::own_business_id(&state, caller, Object::Billing, Action::Update)?;
-    Ok(Json(owner::set_cancel(&state, business_id, true).await?))
+    let scope = access::own_scope(&state.authz, caller, Object::Billing, Action::Update)?;
+    Ok(Json(customer::set_cancel(&state, &scope, true).await?))
 }
 
 /// Take back a cancellation at period end.
@@ -148,8 +148,8 @@ pub async fn resume(
     State(state): State<AppState>,
     Auth(caller): Auth,
 ) -> Result<Json<BillingSummary>> {
-    let business_id = access::own_business_id(&state, caller, Object::Billing, Action::Update)?;
-    Ok(Json(owner::set_cancel(&state, business_id, false).await?))
+    let scope = access::own_scope(&state.authz, caller, Object::Billing, Action::Update)?;
+    Ok(Json(customer::set_cancel(&state, &scope, false).await?))
 }
 
 /// Plan, Stripe status, current period end, cancel at period end, grace and
@@ -164,8 +164,8 @@ pub async fn subscription(
     State(state): State<AppState>,
     Auth(caller): Auth,
 ) -> Result<Json<BillingSummary>> {
-    let business_id = access::own_business_id(&state, caller, Object::Billing, Action::Read)?;
-    Ok(Json(owner::summary(&state, business_id).await?))
+    let scope = access::own_scope(&state.authz, caller, Object::Billing, Action::Read)?;
+    Ok(Json(customer::summary(&state, &scope).await?))
 }
 
 /// The business's invoices from Stripe, newest first.
@@ -184,10 +184,10 @@ pub async fn invoices(
     Auth(caller): Auth,
     Query(q): Query<InvoiceQuery>,
 ) -> Result<Json<InvoicePage>> {
-    let business_id = access::own_business_id(&state, caller, Object::Billing, Action::Read)?;
+    let scope = access::own_scope(&state.authz, caller, Object::Billing, Action::Read)?;
     let limit = page_limit(q.limit, 10)?;
     Ok(Json(
-        owner::invoices(&state, business_id, limit, q.starting_after.as_deref()).await?,
+        customer::invoices(&state, &scope, limit, q.starting_after.as_deref()).await?,
     ))
 }
 

@@ -7,10 +7,10 @@ use utoipa::ToSchema;
 use super::extract::Query;
 use super::extract::{Auth, Json};
 use crate::authz::{Action, Object};
-use crate::domain::access;
 use crate::domain::audit::{self, AuditFilter, AuditView};
-use crate::domain::businesses::{self, BusinessView};
 use crate::domain::pagination::{Page, PageQuery, PageRequest};
+use crate::domain::tenancy::access;
+use crate::domain::tenancy::businesses::{self, BusinessView};
 use crate::error::{Problem, Result};
 use crate::state::AppState;
 
@@ -33,8 +33,15 @@ pub async fn get_business(
     State(state): State<AppState>,
     Auth(caller): Auth,
 ) -> Result<Json<BusinessView>> {
-    let b = access::own_business(&state, caller, Object::Business, Action::Read).await?;
-    Ok(Json(businesses::view(&state, b).await?))
+    let (b, _) = access::own_business(
+        &state.db,
+        &state.authz,
+        caller,
+        Object::Business,
+        Action::Read,
+    )
+    .await?;
+    Ok(Json(businesses::view(&state.db, &state.plans, b).await?))
 }
 
 /// Rename the caller's business.
@@ -50,9 +57,16 @@ pub async fn update_business(
     Auth(caller): Auth,
     Json(body): Json<UpdateBusiness>,
 ) -> Result<Json<BusinessView>> {
-    let b = access::own_business(&state, caller, Object::Business, Action::Update).await?;
+    let (b, _) = access::own_business(
+        &state.db,
+        &state.authz,
+        caller,
+        Object::Business,
+        Action::Update,
+    )
+    .await?;
     Ok(Json(
-        businesses::update(&state, b, body.name.as_deref()).await?,
+        businesses::update(&state.db, &state.plans, b, body.name.as_deref()).await?,
     ))
 }
 
@@ -72,10 +86,10 @@ pub async fn business_audit(
     Query(q): Query<PageQuery>,
 ) -> Result<Json<Page<AuditView>>> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
-    let business_id = access::own_business_id(&state, caller, Object::Audit, Action::List)?;
+    let scope = access::own_scope(&state.authz, caller, Object::Audit, Action::List)?;
     let filter = AuditFilter {
-        business_id: Some(business_id),
+        business_id: Some(scope.id()),
         ..AuditFilter::default()
     };
-    Ok(Json(audit::list(&state, &filter, page).await?))
+    Ok(Json(audit::list(&state.db, &filter, page).await?))
 }

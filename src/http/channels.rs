@@ -9,9 +9,9 @@ use uuid::Uuid;
 
 use super::extract::{Auth, Json, Path, Query};
 use crate::authz::{Action, Object};
-use crate::domain::access;
 use crate::domain::channels::{self, ChannelFilter, ChannelView, NewChannel};
 use crate::domain::pagination::{Page, PageRequest};
+use crate::domain::tenancy::access;
 use crate::error::{Problem, Result};
 use crate::state::AppState;
 
@@ -75,10 +75,11 @@ pub async fn create_channel(
     Auth(caller): Auth,
     Json(body): Json<CreateChannel>,
 ) -> Result<(StatusCode, Json<ChannelView>)> {
-    let business_id = access::own_business_id(&state, caller, Object::Channel, Action::Create)?;
+    let scope = access::own_scope(&state.authz, caller, Object::Channel, Action::Create)?;
     let channel = channels::create(
-        &state,
-        business_id,
+        &state.db,
+        &state.plans,
+        &scope,
         NewChannel {
             company_id: body.company_id,
             platform: body.platform,
@@ -106,9 +107,9 @@ pub async fn list_channels(
     Query(q): Query<ListChannels>,
 ) -> Result<Json<Page<ChannelView>>> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
-    let business_id = access::own_business_id(&state, caller, Object::Channel, Action::List)?;
+    let scope = access::own_scope(&state.authz, caller, Object::Channel, Action::List)?;
     Ok(Json(
-        channels::list(&state, business_id, q.filter(), page).await?,
+        channels::list(&state.read, &scope, q.filter(), page).await?,
     ))
 }
 
@@ -126,8 +127,8 @@ pub async fn get_channel(
     Auth(caller): Auth,
     Path(id): Path<Uuid>,
 ) -> Result<Json<ChannelView>> {
-    let business_id = access::own_business_id(&state, caller, Object::Channel, Action::Read)?;
-    Ok(Json(channels::get(&state, business_id, id).await?))
+    let scope = access::own_scope(&state.authz, caller, Object::Channel, Action::Read)?;
+    Ok(Json(channels::get(&state.read, &scope, id).await?))
 }
 
 /// Delete a channel, freeing its plan slot.
@@ -144,7 +145,7 @@ pub async fn delete_channel(
     Auth(caller): Auth,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode> {
-    let business_id = access::own_business_id(&state, caller, Object::Channel, Action::Delete)?;
-    channels::delete(&state, business_id, id).await?;
+    let scope = access::own_scope(&state.authz, caller, Object::Channel, Action::Delete)?;
+    channels::delete(&state.db, &state.rules(), &scope, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

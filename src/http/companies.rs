@@ -9,9 +9,9 @@ use uuid::Uuid;
 
 use super::extract::{Auth, Json, Path, Query};
 use crate::authz::{Action, Object};
-use crate::domain::access;
-use crate::domain::companies::{self, CompanyChanges, CompanyView, NewCompany};
 use crate::domain::pagination::{Page, PageRequest};
+use crate::domain::tenancy::access;
+use crate::domain::tenancy::companies::{self, CompanyChanges, CompanyView, NewCompany};
 use crate::error::{Problem, Result};
 use crate::state::AppState;
 
@@ -67,10 +67,10 @@ pub async fn create_company(
     Auth(caller): Auth,
     Json(body): Json<CreateCompany>,
 ) -> Result<(StatusCode, Json<CompanyView>)> {
-    let business_id = access::own_business_id(&state, caller, Object::Company, Action::Create)?;
+    let scope = access::own_scope(&state.authz, caller, Object::Company, Action::Create)?;
     let company = companies::create(
-        &state,
-        business_id,
+        &state.db,
+        &scope,
         NewCompany {
             name: body.name,
             kind: body.kind,
@@ -96,9 +96,9 @@ pub async fn list_companies(
     Query(q): Query<ListCompanies>,
 ) -> Result<Json<Page<CompanyView>>> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
-    let business_id = access::own_business_id(&state, caller, Object::Company, Action::List)?;
+    let scope = access::own_scope(&state.authz, caller, Object::Company, Action::List)?;
     Ok(Json(
-        companies::list(&state, business_id, q.status, page).await?,
+        companies::list(&state.read, &scope, q.status, page).await?,
     ))
 }
 
@@ -116,8 +116,8 @@ pub async fn get_company(
     Auth(caller): Auth,
     Path(id): Path<Uuid>,
 ) -> Result<Json<CompanyView>> {
-    let business_id = access::own_business_id(&state, caller, Object::Company, Action::Read)?;
-    Ok(Json(companies::get(&state, business_id, id).await?))
+    let scope = access::own_scope(&state.authz, caller, Object::Company, Action::Read)?;
+    Ok(Json(companies::get(&state.read, &scope, id).await?))
 }
 
 /// Change a company.
@@ -136,7 +136,7 @@ pub async fn update_company(
     Path(id): Path<Uuid>,
     Json(body): Json<UpdateCompany>,
 ) -> Result<Json<CompanyView>> {
-    let business_id = access::own_business_id(&state, caller, Object::Company, Action::Update)?;
+    let scope = access::own_scope(&state.authz, caller, Object::Company, Action::Update)?;
     let changes = CompanyChanges {
         name: body.name,
         kind: body.kind,
@@ -144,7 +144,7 @@ pub async fn update_company(
         status: body.status,
     };
     Ok(Json(
-        companies::update(&state, business_id, id, changes).await?,
+        companies::update(&state.db, &scope, id, changes).await?,
     ))
 }
 
@@ -162,7 +162,7 @@ pub async fn delete_company(
     Auth(caller): Auth,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode> {
-    let business_id = access::own_business_id(&state, caller, Object::Company, Action::Delete)?;
-    companies::delete(&state, business_id, id).await?;
+    let scope = access::own_scope(&state.authz, caller, Object::Company, Action::Delete)?;
+    companies::delete(&state.db, &scope, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

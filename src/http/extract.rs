@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::domain::access::Caller;
+use crate::domain::tenancy::access::Caller;
 use crate::error::Error;
 use crate::state::AppState;
 

@@ -11,12 +11,12 @@ use super::channels::ListChannels;
 use super::companies::ListCompanies;
 use super::extract::{Auth, Json, Path, Query};
 use crate::authz::{Action, Object};
-use crate::domain::access;
 use crate::domain::audit;
-use crate::domain::businesses::{self, BusinessView};
 use crate::domain::channels::{self, ChannelView};
-use crate::domain::companies::{self, CompanyView};
 use crate::domain::pagination::{Page, PageQuery, PageRequest};
+use crate::domain::tenancy::access;
+use crate::domain::tenancy::businesses::{self, BusinessView};
+use crate::domain::tenancy::companies::{self, CompanyView};
 use crate::error::{Problem, Result};
 use crate::state::AppState;
 
@@ -34,10 +34,10 @@ pub async fn list_businesses(
     Auth(caller): Auth,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<Page<BusinessView>>> {
-    access::platform(&state, caller, Object::AssignedBusiness, Action::List)?;
+    access::platform(&state.authz, caller, Object::AssignedBusiness, Action::List)?;
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
     Ok(Json(
-        businesses::list(&state, Some(caller.user_id), page).await?,
+        businesses::list(&state.db, &state.plans, Some(caller.user_id), page).await?,
     ))
 }
 
@@ -52,7 +52,7 @@ pub struct ManagedBusinessView {
     #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub last_activity_at: DateTime<Utc>,
     /// The Stripe subscription: status and renewal date (`current_period_end`).
-    pub subscription: Option<crate::domain::billing::owner::SubscriptionDetails>,
+    pub subscription: Option<crate::domain::billing::customer::SubscriptionDetails>,
 }
 
 /// One assigned business: plan, status, trial end, channel usage, last
@@ -70,12 +70,21 @@ pub async fn get_business(
     Auth(caller): Auth,
     Path(id): Path<Uuid>,
 ) -> Result<Json<ManagedBusinessView>> {
-    let b = access::business(&state, caller, id, Object::Business, Action::Read).await?;
+    let (b, scope) = access::business(
+        &state.db,
+        &state.authz,
+        caller,
+        id,
+        Object::Business,
+        Action::Read,
+    )
+    .await?;
     let audited = audit::last_activity(&state.db, b.id).await?;
     let last_activity_at = audited.map_or(b.updated_at, |a| a.max(b.updated_at));
-    let subscription = crate::domain::billing::owner::subscription_details(&state, b.id).await?;
+    let subscription =
+        crate::domain::billing::customer::subscription_details(&state, &scope).await?;
     Ok(Json(ManagedBusinessView {
-        business: businesses::view(&state, b).await?,
+        business: businesses::view(&state.db, &state.plans, b).await?,
         last_activity_at,
         subscription,
     }))
@@ -98,8 +107,18 @@ pub async fn list_companies(
     Query(q): Query<ListCompanies>,
 ) -> Result<Json<Page<CompanyView>>> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
-    let b = access::business(&state, caller, id, Object::Company, Action::List).await?;
-    Ok(Json(companies::list(&state, b.id, q.status, page).await?))
+    let (_, scope) = access::business(
+        &state.db,
+        &state.authz,
+        caller,
+        id,
+        Object::Company,
+        Action::List,
+    )
+    .await?;
+    Ok(Json(
+        companies::list(&state.read, &scope, q.status, page).await?,
+    ))
 }
 
 /// Channels of an assigned business.
@@ -119,6 +138,16 @@ pub async fn list_channels(
     Query(q): Query<ListChannels>,
 ) -> Result<Json<Page<ChannelView>>> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
-    let b = access::business(&state, caller, id, Object::Channel, Action::List).await?;
-    Ok(Json(channels::list(&state, b.id, q.filter(), page).await?))
+    let (_, scope) = access::business(
+        &state.db,
+        &state.authz,
+        caller,
+        id,
+        Object::Channel,
+        Action::List,
+    )
+    .await?;
+    Ok(Json(
+        channels::list(&state.read, &scope, q.filter(), page).await?,
+    ))
 }

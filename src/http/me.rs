@@ -5,7 +5,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::extract::{Auth, Json};
-use crate::domain::users::{self, MeView};
+use crate::domain::identity::users::{self, MeView};
 use crate::error::{Problem, Result};
 use crate::state::AppState;
 

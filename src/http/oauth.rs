@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{Auth, Json, Path, Query};
-use crate::domain::oauth::{self, Provider, SignInMethod};
-use crate::domain::sessions::TokenPair;
+use crate::domain::identity::oauth::{self, Provider, SignInMethod};
+use crate::domain::identity::sessions::TokenPair;
 use crate::error::{Error, Problem, Result};
 use crate::state::AppState;
 

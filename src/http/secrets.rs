@@ -12,10 +12,10 @@ use uuid::Uuid;
 
 use super::extract::{Auth, Json, Path, Query};
 use crate::authz::{Action, Object};
-use crate::domain::access;
 use crate::domain::audit::{Actor, RequestMeta};
 use crate::domain::pagination::{Page, PageQuery, PageRequest};
-use crate::domain::secrets::{self, Provider, SecretMetadata, SecretView};
+use crate::domain::tenancy::access;
+use crate::domain::vault::secrets::{self, Provider, SecretMetadata, SecretView};
 use crate::error::{Error, Problem, Result};
 use crate::state::AppState;
 
@@ -60,8 +60,16 @@ pub async fn list_secrets(
     Query(q): Query<PageQuery>,
 ) -> Result<Json<Page<SecretView>>> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
-    let b = access::business(&state, caller, business_id, Object::Secret, Action::List).await?;
-    Ok(Json(secrets::list(&state, b.id, page).await?))
+    let (_, scope) = access::business(
+        &state.db,
+        &state.authz,
+        caller,
+        business_id,
+        Object::Secret,
+        Action::List,
+    )
+    .await?;
+    Ok(Json(secrets::list(&state.db, &scope, page).await?))
 }
 
 /// Create or replace a secret. The value is sealed with a fresh data key.
@@ -84,14 +92,21 @@ pub async fn put_secret(
     Path((business_id, provider, name)): Path<(Uuid, Provider, String)>,
     Json(body): Json<PutSecret>,
 ) -> Result<Json<SecretView>> {
-    let (b, role) =
-        access::scoped(&state, caller, business_id, Object::Secret, Action::Update).await?;
-    let actor = Actor::user(caller, role, meta);
+    let (_, scope) = access::business(
+        &state.db,
+        &state.authz,
+        caller,
+        business_id,
+        Object::Secret,
+        Action::Update,
+    )
+    .await?;
+    let actor = Actor::user(caller, scope.role(), meta);
     Ok(Json(
         secrets::put(
-            &state,
+            state.vault(),
             &actor,
-            b.id,
+            &scope,
             provider,
             &name,
             body.value,
@@ -120,8 +135,15 @@ pub async fn reveal_secret(
     meta: RequestMeta,
     Path((business_id, provider, name)): Path<(Uuid, Provider, String)>,
 ) -> Result<Json<RevealedSecret>> {
-    let (b, role) =
-        access::scoped(&state, caller, business_id, Object::Secret, Action::Reveal).await?;
+    let (_, scope) = access::business(
+        &state.db,
+        &state.authz,
+        caller,
+        business_id,
+        Object::Secret,
+        Action::Reveal,
+    )
+    .await?;
     if let Err(not_until) = state.reveal_limiter.check_key(&caller.user_id) {
         let wait = not_until.wait_time_from(governor::clock::Clock::now(
             &governor::clock::DefaultClock::default(),
@@ -134,8 +156,8 @@ pub async fn reveal_secret(
         .with_detail("Secret reveals are limited per user.")
         .with_retry_after(wait.as_secs().max(1)));
     }
-    let actor = Actor::user(caller, role, meta);
-    let value = secrets::reveal(&state, &actor, b.id, provider, &name).await?;
+    let actor = Actor::user(caller, scope.role(), meta);
+    let value = secrets::reveal(state.vault(), &actor, &scope, provider, &name).await?;
     Ok(Json(RevealedSecret {
         provider,
         name,
@@ -159,9 +181,16 @@ pub async fn delete_secret(
     meta: RequestMeta,
     Path((business_id, provider, name)): Path<(Uuid, Provider, String)>,
 ) -> Result<StatusCode> {
-    let (b, role) =
-        access::scoped(&state, caller, business_id, Object::Secret, Action::Delete).await?;
-    let actor = Actor::user(caller, role, meta);
-    secrets::delete(&state, &actor, b.id, provider, &name).await?;
+    let (_, scope) = access::business(
+        &state.db,
+        &state.authz,
+        caller,
+        business_id,
+        Object::Secret,
+        Action::Delete,
+    )
+    .await?;
+    let actor = Actor::user(caller, scope.role(), meta);
+    secrets::delete(&state.db, &actor, &scope, provider, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

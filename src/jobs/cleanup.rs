@@ -69,7 +69,8 @@ pub async fn purge(state: &AppState) -> Result<Purged, sea_orm::DbErr> {
         email_requests: request::Entity::delete_many()
             .filter(
                 request::Column::CreatedAt
-                    .lt(cutoff - chrono::Duration::seconds(crate::domain::quota::WINDOW_SECS)),
+                    .lt(cutoff
+                        - chrono::Duration::seconds(crate::domain::identity::quota::WINDOW_SECS)),
             )
             .exec(db)
             .await?

@@ -243,7 +243,7 @@ impl TestApp {
         let password =
             switchboard::domain::validate::Password::parse("password", PASSWORD.to_owned().into())
                 .unwrap();
-        switchboard::domain::managers::create_admin(state, &email_v, "Admin", password)
+        switchboard::domain::tenancy::managers::create_admin(state, &email_v, "Admin", password)
             .await
             .unwrap();
         self.login(email).await

@@ -1,10 +1,47 @@
-//! Tenant isolation: every route with an id, called by one business with
-//! another business's ids, answers 404 and shows none of its data.
+//! Tenant isolation: every route of the OpenAPI document that carries an id,
+//! called by one business (and by its manager) with another business's ids,
+//! answers 404 and shows none of its data. The routes come from
+//! `openapi/openapi.json`, so a new route is covered the day it is added: a
+//! path parameter this test cannot fill, or a body route without a body
+//! here, fails the test and names the route.
+
+use std::collections::BTreeMap;
 
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::common::{TestApp, email};
+
+/// Routes with ids that are not tenant-scoped, and why.
+const NOT_TENANT_SCOPED: [(&str, &str); 4] = [
+    (
+        "/v1/admin/",
+        "platform staff act on every business by design (SPEC §1); roles.rs covers who may",
+    ),
+    (
+        "/v1/auth/oauth/{provider}/",
+        "the provider names a sign-in method, not a business's resource",
+    ),
+    (
+        "/v1/me/sign-in-methods/{provider}",
+        "the caller's own account, not a business's resource",
+    ),
+    ("/v1/webhooks/", "verified by signature, not by caller"),
+];
+
+/// A request body valid for the route, so that only the ids can fail it.
+fn body_for(method: &Method, template: &str, a_company: &str) -> Option<Value> {
+    match (method.as_str(), template) {
+        ("PATCH", "/v1/companies/{id}") => Some(json!({ "name": "pwned" })),
+        ("PUT", "/v1/businesses/{business_id}/secrets/{provider}/{name}") => {
+            Some(json!({ "value": "stolen" }))
+        }
+        ("POST", "/v1/channels") => {
+            Some(json!({ "company_id": a_company, "platform": "telegram" }))
+        }
+        _ => None,
+    }
+}
 
 #[tokio::test]
 async fn every_route_with_an_id_answers_404_across_businesses() {
@@ -16,15 +53,22 @@ async fn every_route_with_an_id_answers_404_across_businesses() {
     let r = app.channel(&a, &a_company, "whatsapp").await;
     assert_eq!(r.status, StatusCode::CREATED);
     let a_channel = r.body["id"].as_str().unwrap().to_owned();
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/v1/businesses/{a_business}/secrets/telegram/alpha_bot"),
+            Some(&a),
+            Some(json!({ "value": "Alpha-token-123456" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 
     // B's own resources so that B's calls are otherwise valid.
     let b_company = app.company(&b, "Beta Company").await;
 
     let admin = app.admin(&email("admin")).await;
-    let (_, manager_b) = app.manager(&admin, &email("manager-b")).await;
+    let (manager_b_id, manager_b) = app.manager(&admin, &email("manager-b")).await;
     let b_business = app.business_id(&b).await;
-    let me = app.get("/v1/me", Some(&manager_b)).await;
-    let manager_b_id = me.body["id"].as_str().unwrap().to_owned();
     let r = app
         .call(
             Method::PUT,
@@ -35,102 +79,101 @@ async fn every_route_with_an_id_answers_404_across_businesses() {
         .await;
     assert_eq!(r.status, StatusCode::OK);
 
-    let cases: Vec<(&str, Method, String, Option<serde_json::Value>)> = vec![
-        (
-            "owner B",
-            Method::GET,
-            format!("/v1/companies/{a_company}"),
-            None,
-        ),
-        (
-            "owner B",
-            Method::PATCH,
-            format!("/v1/companies/{a_company}"),
-            Some(json!({ "name": "pwned" })),
-        ),
-        (
-            "owner B",
-            Method::DELETE,
-            format!("/v1/companies/{a_company}"),
-            None,
-        ),
-        (
-            "owner B",
-            Method::GET,
-            format!("/v1/channels/{a_channel}"),
-            None,
-        ),
-        (
-            "owner B",
-            Method::DELETE,
-            format!("/v1/channels/{a_channel}"),
-            None,
-        ),
-        (
-            "owner B",
-            Method::POST,
-            "/v1/channels".into(),
-            Some(json!({ "company_id": a_company, "platform": "telegram" })),
-        ),
-        (
-            "owner B",
-            Method::GET,
-            format!("/v1/channels?company_id={a_company}"),
-            None,
-        ),
-        (
-            "owner B",
-            Method::GET,
-            format!("/v1/manager/businesses/{a_business}"),
-            None,
-        ),
-        (
-            "owner B",
-            Method::GET,
-            format!("/v1/manager/businesses/{a_business}/companies"),
-            None,
-        ),
-        (
-            "owner B",
-            Method::GET,
-            format!("/v1/manager/businesses/{a_business}/channels"),
-            None,
-        ),
-        (
-            "manager of B",
-            Method::GET,
-            format!("/v1/manager/businesses/{a_business}"),
-            None,
-        ),
-        (
-            "manager of B",
-            Method::GET,
-            format!("/v1/manager/businesses/{a_business}/companies"),
-            None,
-        ),
-        (
-            "manager of B",
-            Method::GET,
-            format!("/v1/manager/businesses/{a_business}/channels"),
-            None,
-        ),
-    ];
-    for (who, method, path, body) in cases {
-        let token = if who == "owner B" { &b } else { &manager_b };
-        let r = app.call(method.clone(), &path, Some(token), body).await;
-        assert_eq!(
-            r.status,
-            StatusCode::NOT_FOUND,
-            "{who} {method} {path}: {}",
-            r.text
-        );
-        assert!(r.is_problem(), "{method} {path}");
-        for secret in ["Alpha", &a_company, &a_channel, &a_business] {
-            assert!(
-                !r.text.contains(secret),
-                "{method} {path} leaked {secret}: {}",
+    // Every operation of the document whose path or body names an id.
+    let doc: Value = serde_json::from_str(include_str!("../../openapi/openapi.json")).unwrap();
+    let mut routes: BTreeMap<String, Vec<Method>> = BTreeMap::new();
+    for (template, ops) in doc["paths"].as_object().unwrap() {
+        for m in ops.as_object().unwrap().keys() {
+            if let Ok(method) = m.to_uppercase().parse::<Method>() {
+                routes.entry(template.clone()).or_default().push(method);
+            }
+        }
+    }
+    let mut cases: Vec<(Method, String, Option<Value>)> = Vec::new();
+    let mut uncovered = Vec::new();
+    for (template, methods) in &routes {
+        if NOT_TENANT_SCOPED
+            .iter()
+            .any(|(p, _)| template.starts_with(p))
+        {
+            continue;
+        }
+        for method in methods {
+            let body = body_for(method, template, &a_company);
+            let carries_id = template.contains('{')
+                || body
+                    .as_ref()
+                    .is_some_and(|b| b.to_string().contains(&a_company));
+            if !carries_id {
+                continue;
+            }
+            // Fill each parameter with A's resource of that kind.
+            let mut path = template.clone();
+            for (param, value) in [
+                ("{business_id}", a_business.as_str()),
+                ("{provider}", "telegram"),
+                ("{name}", "alpha_bot"),
+            ] {
+                path = path.replace(param, value);
+            }
+            let id = if template.starts_with("/v1/companies/") {
+                Some(a_company.as_str())
+            } else if template.starts_with("/v1/channels/") {
+                Some(a_channel.as_str())
+            } else if template.starts_with("/v1/manager/businesses/") {
+                Some(a_business.as_str())
+            } else {
+                None
+            };
+            if let Some(id) = id {
+                path = path.replace("{id}", id);
+            }
+            let needs_body = doc["paths"][template][method.as_str().to_lowercase()]
+                .get("requestBody")
+                .is_some();
+            if path.contains('{') || (needs_body && body.is_none()) {
+                uncovered.push(format!("{method} {template}"));
+                continue;
+            }
+            cases.push((method.clone(), path, body));
+        }
+    }
+    assert!(
+        uncovered.is_empty(),
+        "routes this isolation test cannot fill (teach it their ids or body): {uncovered:?}"
+    );
+    // Ids in the query too.
+    cases.push((
+        Method::GET,
+        format!("/v1/channels?company_id={a_company}"),
+        None,
+    ));
+    assert!(cases.len() >= 14, "{} cases: {cases:?}", cases.len());
+
+    for (method, path, body) in &cases {
+        // Owner B always; B's manager too on the routes managers use.
+        let mut callers = vec![("owner B", &b)];
+        if path.starts_with("/v1/manager/") || path.starts_with("/v1/businesses/") {
+            callers.push(("manager of B", &manager_b));
+        }
+        for (who, token) in callers {
+            let r = app
+                .call(method.clone(), path, Some(token), body.clone())
+                .await;
+            assert_eq!(
+                r.status,
+                StatusCode::NOT_FOUND,
+                "{who} {method} {path}: {}",
                 r.text
             );
+            assert!(r.is_problem(), "{method} {path}");
+            for secret in ["Alpha", &a_company, &a_channel, &a_business] {
+                assert!(
+                    !r.text.contains(secret),
+                    "{method} {path} leaked {secret}: {}",
+                    r.text
+                );
+            }
         }
     }
 
@@ -147,6 +190,14 @@ async fn every_route_with_an_id_answers_404_across_businesses() {
     );
     let r = app.get("/v1/business", Some(&a)).await;
     assert_eq!(r.body["channels"]["used"], 1);
+    let r = app
+        .post(
+            &format!("/v1/businesses/{a_business}/secrets/telegram/alpha_bot/reveal"),
+            Some(&a),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.body["value"], "Alpha-token-123456", "{}", r.text);
 
     // B's lists hold only B's rows.
     let r = app.get("/v1/companies", Some(&b)).await;

@@ -191,8 +191,23 @@ async fn localstripe_customer_lifecycle_through_our_client_and_signed_webhooks()
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
 
-    // 3. The customer is created once and stored on the business.
-    let customer = switchboard::domain::billing::owner::ensure_customer(state, business_id)
+    // 3. The customer is created once and stored on the business (the
+    // scope as the owner's access check mints it).
+    let owner = entity::business::Entity::find_by_id(business_id)
+        .one(&state.db)
+        .await
+        .unwrap()
+        .unwrap()
+        .owner_id;
+    use switchboard::authz::{Action, Object};
+    use switchboard::domain::tenancy::access;
+    let caller = access::Caller {
+        user_id: owner,
+        role: entity::enums::Role::Owner,
+        owned_business: Some(business_id),
+    };
+    let scope = access::own_scope(&state.authz, caller, Object::Billing, Action::Update).unwrap();
+    let customer = switchboard::domain::billing::customer::ensure_customer(state, &scope)
         .await
         .unwrap();
     assert!(customer.starts_with("cus_"), "{customer}");
@@ -200,7 +215,7 @@ async fn localstripe_customer_lifecycle_through_our_client_and_signed_webhooks()
         stored_customer(&app, business_id).await.as_deref(),
         Some(customer.as_str())
     );
-    let again = switchboard::domain::billing::owner::ensure_customer(state, business_id)
+    let again = switchboard::domain::billing::customer::ensure_customer(state, &scope)
         .await
         .unwrap();
     assert_eq!(again, customer, "a second call reuses the stored customer");

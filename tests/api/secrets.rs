@@ -574,10 +574,13 @@ async fn rotation_runs_online_and_the_old_key_can_then_be_removed() {
     assert_eq!(numbers[2], 0, "failed 0: {summary}");
 
     // Idempotent: a second run has nothing to do.
-    let summary =
-        switchboard::domain::secrets::rotate(&app.app.state.db, &app.app.state.keyring, |_, _| {})
-            .await
-            .unwrap();
+    let summary = switchboard::domain::vault::secrets::rotate(
+        &app.app.state.db,
+        &app.app.state.keyring,
+        |_, _| {},
+    )
+    .await
+    .unwrap();
     assert_eq!(summary.rewrapped, 0);
     assert_eq!(summary.failed, 0);
     assert_eq!(summary.already_current, 31);

@@ -1,4 +1,4 @@
-//! What an owner does with billing: the Stripe customer (created once),
+//! The business as a Stripe customer: its customer (created once),
 //! Checkout and portal sessions, plan changes with the downgrade rule
 //! (SPEC §2), cancel and resume at period end, the subscription summary and
 //! the invoice list.
@@ -22,9 +22,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::billing::entitlement::{self, Timings, is_live};
+use crate::domain::billing::plans::{PlanView, TRIAL};
 use crate::domain::billing::subscriptions::{self, SubscriptionState, Version};
-use crate::domain::businesses::{Usage, channel_count};
-use crate::domain::plans::{PlanView, TRIAL};
+use crate::domain::tenancy::access::BusinessScope;
+use crate::domain::tenancy::businesses::{Usage, channel_count};
 use crate::error::{Error, Result};
 use crate::integrations::stripe::{StripeApi, customer_idempotency_key};
 use crate::state::AppState;
@@ -195,7 +196,8 @@ async fn live_subscription(state: &AppState, business_id: Uuid) -> Result<subscr
 /// id in metadata and an idempotency key derived from the business id (and
 /// the number of its customers deleted before, so a new customer after a
 /// deletion gets a new key).
-pub async fn ensure_customer(state: &AppState, business_id: Uuid) -> Result<String> {
+pub async fn ensure_customer(state: &AppState, scope: &BusinessScope) -> Result<String> {
+    let business_id = scope.id();
     customer_of(state, &load(state, business_id).await?).await
 }
 
@@ -244,9 +246,10 @@ async fn customer_of(state: &AppState, b: &business::Model) -> Result<String> {
 /// `subscription_exists` when a subscription is already in force.
 pub async fn checkout_session(
     state: &AppState,
-    business_id: Uuid,
+    scope: &BusinessScope,
     plan: &str,
 ) -> Result<HostedSession> {
+    let business_id = scope.id();
     let api = stripe(state)?;
     let price = price_of(state, plan)?;
     let subs = subscriptions_of(state, business_id).await?;
@@ -283,9 +286,9 @@ pub async fn checkout_session(
 }
 
 /// A customer-portal session (manage payment methods, invoices, plan).
-pub async fn portal_session(state: &AppState, business_id: Uuid) -> Result<HostedSession> {
+pub async fn portal_session(state: &AppState, scope: &BusinessScope) -> Result<HostedSession> {
     let api = stripe(state)?;
-    let customer = ensure_customer(state, business_id).await?;
+    let customer = ensure_customer(state, scope).await?;
     let return_url = state
         .config
         .stripe
@@ -305,9 +308,10 @@ pub async fn portal_session(state: &AppState, business_id: Uuid) -> Result<Hoste
 /// when the business is gone.
 pub async fn apply_fetched(
     state: &AppState,
-    business_id: Uuid,
+    scope: &BusinessScope,
     subs: &[Subscription],
 ) -> Result<(u64, entitlement::Change)> {
+    let business_id = scope.id();
     let txn = crate::db::begin_write(&state.db).await?;
     if !entitlement::lock_business(&txn, business_id).await? {
         return Err(Error::not_found());
@@ -327,7 +331,7 @@ pub async fn apply_fetched(
             repaired += 1;
         }
     }
-    let change = entitlement::apply(state, &txn, business_id, now).await?;
+    let change = entitlement::apply(&state.rules(), &txn, business_id, now).await?;
     txn.commit().await?;
     Ok((repaired, change))
 }
@@ -338,14 +342,15 @@ pub async fn apply_fetched(
 /// (the newest ones, as a Stripe-side downgrade would suspend).
 pub async fn change_plan(
     state: &AppState,
-    business_id: Uuid,
+    scope: &BusinessScope,
     plan: &str,
 ) -> Result<BillingSummary> {
+    let business_id = scope.id();
     let api = stripe(state)?;
     let price = price_of(state, plan)?;
     let sub = live_subscription(state, business_id).await?;
     if sub.price_id.as_deref() == Some(price) {
-        return summary(state, business_id).await;
+        return summary(state, scope).await;
     }
     let used = channel_count(&state.db, business_id).await?;
     if let Some(limit) = state.plans.channel_limit(plan)
@@ -399,8 +404,8 @@ pub async fn change_plan(
             upgrade,
         )
         .await?;
-    apply_fetched(state, business_id, std::slice::from_ref(&updated)).await?;
-    summary(state, business_id).await
+    apply_fetched(state, scope, std::slice::from_ref(&updated)).await?;
+    summary(state, scope).await
 }
 
 /// Whether `to` is worth more than `from`: a higher price, else more channels.
@@ -415,24 +420,26 @@ fn is_upgrade(state: &AppState, from: &str, to: &str) -> bool {
 /// Cancels at the end of the paid period (`cancel = true`) or takes that back.
 pub async fn set_cancel(
     state: &AppState,
-    business_id: Uuid,
+    scope: &BusinessScope,
     cancel: bool,
 ) -> Result<BillingSummary> {
+    let business_id = scope.id();
     let api = stripe(state)?;
     let sub = live_subscription(state, business_id).await?;
     let updated = api
         .set_cancel_at_period_end(&sub.stripe_subscription_id, cancel)
         .await?;
-    apply_fetched(state, business_id, std::slice::from_ref(&updated)).await?;
-    summary(state, business_id).await
+    apply_fetched(state, scope, std::slice::from_ref(&updated)).await?;
+    summary(state, scope).await
 }
 
 /// The subscription that decides the business's plan, if any (what a
 /// manager sees: status and renewal date).
 pub async fn subscription_details(
     state: &AppState,
-    business_id: Uuid,
+    scope: &BusinessScope,
 ) -> Result<Option<SubscriptionDetails>> {
+    let business_id = scope.id();
     let subs = subscriptions_of(state, business_id).await?;
     Ok(entitlement::current(&subs).map(details))
 }
@@ -448,14 +455,15 @@ fn details(s: &subscription::Model) -> SubscriptionDetails {
 }
 
 /// Plan, entitlement, subscription and usage, from the database.
-pub async fn summary(state: &AppState, business_id: Uuid) -> Result<BillingSummary> {
+pub async fn summary(state: &AppState, scope: &BusinessScope) -> Result<BillingSummary> {
+    let business_id = scope.id();
     let b = load(state, business_id).await?;
     let subs = subscriptions_of(state, business_id).await?;
     let now = Utc::now();
     let t = Timings::from_config(&state.config.billing);
     let e = entitlement::evaluate(&b, &subs, now, t);
     let used = channel_count(&state.db, business_id).await?;
-    let status = crate::domain::businesses::effective_status(&b, now);
+    let status = crate::domain::tenancy::businesses::effective_status(&b, now);
     Ok(BillingSummary {
         plan: state.plans.view(&b.plan),
         status,
@@ -473,10 +481,11 @@ pub async fn summary(state: &AppState, business_id: Uuid) -> Result<BillingSumma
 /// before the business has a Stripe customer.
 pub async fn invoices(
     state: &AppState,
-    business_id: Uuid,
+    scope: &BusinessScope,
     limit: u64,
     starting_after: Option<&str>,
 ) -> Result<InvoicePage> {
+    let business_id = scope.id();
     let api = stripe(state)?;
     let b = load(state, business_id).await?;
     let Some(customer) = b.stripe_customer_id else {

@@ -30,16 +30,18 @@ use entity::enums::{BusinessStatus, ChannelStatus};
 use entity::{business, channel, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    IntoActiveModel, QueryFilter,
 };
 use serde::Serialize;
 use uuid::Uuid;
 
 use super::subscriptions::SubscriptionState;
-use crate::domain::plans::{PlanCatalogue, TRIAL};
+use crate::config::BillingConfig;
+use crate::domain::billing::plans::{PlanCatalogue, TRIAL};
 use crate::error::{Error, Result};
+use crate::mail::Mailer;
 use crate::mail::templates;
-use crate::state::AppState;
 
 /// Suspension reason: more channels than the plan allows.
 pub const OVER_PLAN_LIMIT: &str = "over_plan_limit";
@@ -79,11 +81,37 @@ pub struct Timings {
 
 impl Timings {
     /// From the configuration.
-    pub fn from_config(config: &crate::config::BillingConfig) -> Timings {
+    pub fn from_config(config: &BillingConfig) -> Timings {
         Timings {
             grace: Duration::hours(i64::from(config.grace_hours)),
             trial_notice: Duration::hours(i64::from(config.trial_notice_hours)),
         }
+    }
+}
+
+/// What re-evaluating a business needs: the plan catalogue, the billing
+/// timings, and where its notices go. The composition root builds it
+/// (`Services::rules`).
+#[derive(Clone, Copy)]
+pub struct Rules<'a> {
+    /// The plan catalogue.
+    pub plans: &'a PlanCatalogue,
+    /// Grace period, trial reminder lead.
+    pub billing: &'a BillingConfig,
+    /// Where notices are queued (in the caller's transaction).
+    pub mailer: &'a Mailer,
+    /// Base of the links in notices (`{public_base}/billing`).
+    pub public_base: &'a str,
+}
+
+impl Rules<'_> {
+    fn billing_url(&self) -> String {
+        format!("{}/billing", self.public_base)
+    }
+
+    /// The timings of [`settle`].
+    pub fn timings(&self) -> Timings {
+        Timings::from_config(self.billing)
     }
 }
 
@@ -337,20 +365,20 @@ pub fn settle(
 
 /// Queues the notices of `settlement` to `owner_email` in `txn`.
 pub async fn send_notices<C: ConnectionTrait>(
-    state: &AppState,
+    rules: &Rules<'_>,
     txn: &C,
     settlement: &Settlement,
     owner_email: &str,
 ) -> Result<()> {
-    let billing_url = state.config.billing_url();
+    let billing_url = rules.billing_url();
     if settlement.restricted_notice {
-        state
+        rules
             .mailer
             .enqueue(txn, owner_email, templates::restricted(&billing_url))
             .await?;
     }
     if let Some(days) = settlement.trial_notice_days {
-        state
+        rules
             .mailer
             .enqueue(
                 txn,
@@ -374,14 +402,14 @@ pub enum Notice {
 /// Queues `notice` for the owner of `b` (at `to`) in `txn`. A payment
 /// failure on a subscription that has already ended says nothing.
 pub async fn send_notice<C: ConnectionTrait>(
-    state: &AppState,
+    rules: &Rules<'_>,
     txn: &C,
     b: &business::Model,
     to: &str,
     notice: Notice,
     sub: Option<&SubscriptionState>,
 ) -> Result<()> {
-    let billing_url = state.config.billing_url();
+    let billing_url = rules.billing_url();
     let message = match notice {
         Notice::TrialEnding => {
             let end = sub.and_then(|s| s.trial_end).unwrap_or(b.trial_ends_at);
@@ -392,11 +420,11 @@ pub async fn send_notice<C: ConnectionTrait>(
             if sub.is_some_and(|s| is_terminal(&s.status)) {
                 return Ok(());
             }
-            let days = (i64::from(state.config.billing.grace_hours) + 23) / 24;
+            let days = (i64::from(rules.billing.grace_hours) + 23) / 24;
             templates::payment_failed(days, &billing_url)
         }
     };
-    state.mailer.enqueue(txn, to, message).await?;
+    rules.mailer.enqueue(txn, to, message).await?;
     Ok(())
 }
 
@@ -405,7 +433,7 @@ pub async fn send_notice<C: ConnectionTrait>(
 /// change calls for (queued in the same transaction). Call inside a write
 /// transaction that holds the business lock ([`lock_business`]).
 pub async fn apply<C: ConnectionTrait>(
-    state: &AppState,
+    rules: &Rules<'_>,
     txn: &C,
     business_id: Uuid,
     now: DateTime<Utc>,
@@ -429,8 +457,7 @@ pub async fn apply<C: ConnectionTrait>(
         .filter(channel::Column::BusinessId.eq(business_id))
         .all(txn)
         .await?;
-    let t = Timings::from_config(&state.config.billing);
-    let settlement = settle(&b, &subs, &channels, &state.plans, now, t);
+    let settlement = settle(&b, &subs, &channels, rules.plans, now, rules.timings());
     for row in &settlement.channels {
         let mut a = row.clone().into_active_model();
         CHANNEL_COLUMNS.into_iter().for_each(|c| a.reset(c));
@@ -444,18 +471,22 @@ pub async fn apply<C: ConnectionTrait>(
     if (settlement.restricted_notice || settlement.trial_notice_days.is_some())
         && let Some(owner) = user::Entity::find_by_id(b.owner_id).one(txn).await?
     {
-        send_notices(state, txn, &settlement, &owner.email).await?;
+        send_notices(rules, txn, &settlement, &owner.email).await?;
     }
     Ok(settlement.change)
 }
 
 /// Locks and re-evaluates one business in its own write transaction.
-pub async fn refresh(state: &AppState, business_id: Uuid) -> Result<Change> {
-    let txn = crate::db::begin_write(&state.db).await?;
+pub async fn refresh(
+    db: &DatabaseConnection,
+    rules: &Rules<'_>,
+    business_id: Uuid,
+) -> Result<Change> {
+    let txn = crate::db::begin_write(db).await?;
     if !lock_business(&txn, business_id).await? {
         return Err(Error::not_found());
     }
-    let change = apply(state, &txn, business_id, chrono::Utc::now()).await?;
+    let change = apply(rules, &txn, business_id, chrono::Utc::now()).await?;
     txn.commit().await?;
     Ok(change)
 }
@@ -468,7 +499,7 @@ pub fn days_left(end: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
 /// First re-check time of a new business: when its trial reminder is due
 /// (or the end of the trial, for a trial shorter than the reminder's lead).
 pub fn first_recheck(
-    config: &crate::config::BillingConfig,
+    config: &BillingConfig,
     now: DateTime<Utc>,
     trial_ends_at: DateTime<Utc>,
 ) -> DateTime<Utc> {

@@ -10,8 +10,7 @@ use utoipa::ToSchema;
 use crate::config::PlanConfig;
 use crate::error::Error;
 
-/// Id of the plan every registration starts on.
-pub const TRIAL: &str = "trial";
+pub use crate::config::TRIAL;
 
 /// The plans of the configuration.
 pub struct PlanCatalogue {

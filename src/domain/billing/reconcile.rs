@@ -15,8 +15,9 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::domain::billing::customer::{apply_fetched, stripe};
 use crate::domain::billing::entitlement::{self, Change};
-use crate::domain::billing::owner::{apply_fetched, stripe};
+use crate::domain::tenancy::access::BusinessScope;
 use crate::error::Result;
 use crate::state::AppState;
 
@@ -40,7 +41,7 @@ pub async fn sweep(state: &AppState) -> Result<Vec<Change>> {
             .await?;
         let full = due.len() as u64 == SWEEP_BATCH;
         for id in due {
-            let change = entitlement::refresh(state, id).await?;
+            let change = entitlement::refresh(&state.db, &state.rules(), id).await?;
             if !change.is_empty() {
                 changes.push(change);
             }
@@ -91,7 +92,7 @@ pub async fn reconcile(state: &AppState) -> Result<Report> {
             }
         };
         report.subscriptions_seen += subs.len() as u64;
-        match apply_fetched(state, business_id, &subs).await {
+        match apply_fetched(state, &BusinessScope::platform(business_id), &subs).await {
             Ok((repaired, change)) => {
                 report.subscriptions_repaired += repaired;
                 if !change.is_empty() {

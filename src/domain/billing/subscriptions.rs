@@ -17,7 +17,7 @@ use sea_orm::{
 use stripe_shared::Subscription;
 use uuid::Uuid;
 
-use crate::domain::plans::PlanCatalogue;
+use crate::domain::billing::plans::PlanCatalogue;
 use crate::error::{Error, Result};
 use crate::integrations::stripe::BUSINESS_METADATA_KEY;
 

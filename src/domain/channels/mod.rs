@@ -13,20 +13,21 @@ use entity::channel;
 use entity::enums::{ChannelStatus, Platform};
 use sea_orm::sea_query::{Expr, Value};
 use sea_orm::{
-    ActiveEnum, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set,
+    ActiveEnum, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    QueryFilter, Set,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::db::reader::Shape;
+use crate::db::reader::{Reader, Shape};
 use crate::domain::billing::entitlement;
-use crate::domain::businesses::channel_count;
+use crate::domain::billing::plans::{PlanCatalogue, ensure_may_add_channels, plan_limit_reached};
 use crate::domain::pagination::{Page, PageRequest};
-use crate::domain::plans::{ensure_may_add_channels, plan_limit_reached};
-use crate::domain::{companies, validate};
+use crate::domain::tenancy::access::BusinessScope;
+use crate::domain::tenancy::businesses::channel_count;
+use crate::domain::{tenancy::companies, validate};
 use crate::error::{Error, Result};
-use crate::state::AppState;
 
 /// Largest non-secret channel configuration, serialized (bytes).
 pub const CONFIG_MAX_BYTES: usize = 16 * 1024;
@@ -108,30 +109,35 @@ pub struct ChannelFilter {
     pub status: Option<ChannelStatus>,
 }
 
-/// The channel `id` of `business_id`, or 404.
+/// The channel `id` of the scope's business, or 404.
 pub async fn find<C: ConnectionTrait>(
     db: &C,
-    business_id: Uuid,
+    scope: &BusinessScope,
     id: Uuid,
 ) -> Result<channel::Model> {
     channel::Entity::find_by_id(id)
-        .filter(channel::Column::BusinessId.eq(business_id))
+        .filter(channel::Column::BusinessId.eq(scope.id()))
         .one(db)
         .await?
         .ok_or_else(Error::not_found)
 }
 
-/// Channel `id` of `business_id`, through the read path. 404 otherwise.
-pub async fn get(state: &AppState, business_id: Uuid, id: Uuid) -> Result<ChannelView> {
-    let select =
-        channel::Entity::find_by_id(id).filter(channel::Column::BusinessId.eq(business_id));
-    Ok(state.read.found(select).await?.into())
+/// Channel `id` of the scope's business, through the read path. 404 otherwise.
+pub async fn get(read: &Reader, scope: &BusinessScope, id: Uuid) -> Result<ChannelView> {
+    let select = channel::Entity::find_by_id(id).filter(channel::Column::BusinessId.eq(scope.id()));
+    Ok(read.found(select).await?.into())
 }
 
 /// Creates a channel within the plan's limit. 402 `subscription_required`
 /// when the business is restricted, 402 `plan_limit_reached` at the limit,
 /// 404 when the company is not the business's.
-pub async fn create(state: &AppState, business_id: Uuid, input: NewChannel) -> Result<ChannelView> {
+pub async fn create(
+    db: &DatabaseConnection,
+    plans: &PlanCatalogue,
+    scope: &BusinessScope,
+    input: NewChannel,
+) -> Result<ChannelView> {
+    let business_id = scope.id();
     let account_name = validate::optional_name(
         "account_name",
         input.account_name.as_deref(),
@@ -145,7 +151,7 @@ pub async fn create(state: &AppState, business_id: Uuid, input: NewChannel) -> R
         ));
     }
     let now = Utc::now();
-    let txn = crate::db::begin_write(&state.db).await?;
+    let txn = crate::db::begin_write(db).await?;
     // First statement: take the business's write lock (see module docs).
     let locked = entity::business::Entity::update_many()
         .col_expr(entity::business::Column::UpdatedAt, Expr::value(now))
@@ -161,9 +167,9 @@ pub async fn create(state: &AppState, business_id: Uuid, input: NewChannel) -> R
         .ok_or_else(Error::not_found)?;
     ensure_may_add_channels(&business, now)?;
     // Another business's company is indistinguishable from none: 404.
-    companies::find(&txn, business_id, input.company_id).await?;
+    companies::find(&txn, scope, input.company_id).await?;
     let used = channel_count(&txn, business_id).await?;
-    if let Some(limit) = state.plans.channel_limit(&business.plan)
+    if let Some(limit) = plans.channel_limit(&business.plan)
         && used >= u64::from(limit)
     {
         return Err(plan_limit_reached(&business.plan, limit, used));
@@ -192,22 +198,21 @@ pub async fn create(state: &AppState, business_id: Uuid, input: NewChannel) -> R
 
 /// A page of the business's channels matching `filter`.
 pub async fn list(
-    state: &AppState,
-    business_id: Uuid,
+    read: &Reader,
+    scope: &BusinessScope,
     filter: ChannelFilter,
     page: PageRequest,
 ) -> Result<Page<ChannelView>> {
     if let Some(c) = filter.company_id {
         // Filtering by another business's company is a 404, like any id.
-        companies::get(state, business_id, c).await?;
+        companies::get(read, scope, c).await?;
     }
     // One statement text per combination of the optional filters and cursor.
     static SHAPES: [Shape; 16] = [const { Shape::new() }; 16];
-    let rows = state
-        .read
+    let rows = read
         .page::<channel::Entity, _>(
             &SHAPES,
-            (channel::Column::BusinessId, Value::from(business_id)),
+            (channel::Column::BusinessId, Value::from(scope.id())),
             [
                 (
                     channel::Column::CompanyId,
@@ -230,11 +235,17 @@ pub async fn list(
     Ok(Page::from_rows(rows, page, |c| c.id, ChannelView::from))
 }
 
-/// Deletes channel `id` of `business_id`, freeing its plan slot. The
+/// Deletes channel `id` of the scope's business, freeing its plan slot. The
 /// entitlement is re-evaluated in the same transaction: once the channels
 /// fit the plan again, those suspended as `over_plan_limit` come back.
-pub async fn delete(state: &AppState, business_id: Uuid, id: Uuid) -> Result<()> {
-    let txn = crate::db::begin_write(&state.db).await?;
+pub async fn delete(
+    db: &DatabaseConnection,
+    rules: &entitlement::Rules<'_>,
+    scope: &BusinessScope,
+    id: Uuid,
+) -> Result<()> {
+    let business_id = scope.id();
+    let txn = crate::db::begin_write(db).await?;
     if !entitlement::lock_business(&txn, business_id).await? {
         return Err(Error::not_found());
     }
@@ -246,7 +257,7 @@ pub async fn delete(state: &AppState, business_id: Uuid, id: Uuid) -> Result<()>
     if res.rows_affected == 0 {
         return Err(Error::not_found());
     }
-    entitlement::apply(state, &txn, business_id, Utc::now()).await?;
+    entitlement::apply(rules, &txn, business_id, Utc::now()).await?;
     txn.commit().await?;
     Ok(())
 }

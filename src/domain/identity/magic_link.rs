@@ -3,8 +3,8 @@
 
 use entity::enums::TokenPurpose;
 
-use crate::domain::one_time;
-use crate::domain::sessions::{self, TokenPair};
+use crate::domain::identity::one_time;
+use crate::domain::identity::sessions::{self, TokenPair};
 use crate::domain::validate::Email;
 use crate::error::Result;
 use crate::mail::templates;

@@ -24,9 +24,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::tokens::sha256_hex;
-use crate::domain::access::Caller;
-use crate::domain::sessions::{self, TokenPair};
-use crate::domain::{businesses, one_time, users, validate};
+use crate::domain::identity::sessions::{self, TokenPair};
+use crate::domain::tenancy::access::Caller;
+use crate::domain::{identity::one_time, identity::users, tenancy::businesses, validate};
 use crate::error::{Error, Result};
 use crate::integrations::{self, Authorization, ExternalIdentity};
 use crate::mail::templates;

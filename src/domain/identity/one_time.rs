@@ -10,7 +10,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use uuid::Uuid;
 
 use crate::auth::tokens::{opaque_token, sha256_hex};
-use crate::domain::quota;
+use crate::domain::identity::quota;
 use crate::domain::validate::Email;
 use crate::error::{Error, Result};
 use crate::mail::Rendered;

@@ -9,9 +9,9 @@ use entity::user;
 use sea_orm::{ActiveModelTrait, IntoActiveModel, Set};
 use secrecy::SecretString;
 
-use crate::domain::access::Caller;
+use crate::domain::tenancy::access::Caller;
 use crate::domain::validate::{Email, Password};
-use crate::domain::{one_time, sessions, users};
+use crate::domain::{identity::one_time, identity::sessions, identity::users};
 use crate::error::{Error, Result};
 use crate::mail::templates;
 use crate::state::AppState;

@@ -11,9 +11,9 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrde
 use uuid::Uuid;
 
 use crate::auth::tokens::{digest_eq, six_digit_code};
-use crate::domain::sessions::{self, TokenPair};
+use crate::domain::identity::sessions::{self, TokenPair};
 use crate::domain::validate::{self, Email, Password};
-use crate::domain::{businesses, one_time, quota, users};
+use crate::domain::{identity::one_time, identity::quota, identity::users, tenancy::businesses};
 use crate::error::{Error, Result};
 use crate::mail::templates;
 use crate::state::AppState;

@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::access::Caller;
+use crate::domain::tenancy::access::Caller;
 use crate::domain::validate;
 use crate::error::{Error, Result};
 use crate::state::AppState;

@@ -1,16 +1,22 @@
 //! Who is calling and on which business they may act. Every tenant-scoped
-//! handler starts here: the business comes back only if the casbin policy
-//! allows the caller's roles in it, and a business the caller has no role in
-//! answers 404, exactly like one that does not exist (SPEC §5).
+//! handler starts here: a [`BusinessScope`] comes back only if the casbin
+//! policy allows one of the caller's roles in that business, and a business
+//! the caller has no role in answers 404, exactly like one that does not
+//! exist (SPEC §5).
+//!
+//! Every finder of a tenant-owned table takes a `&BusinessScope`, and a
+//! scope is minted only here (or by [`BusinessScope::platform`] for the
+//! platform's own work: jobs and verified webhooks), so an unscoped lookup
+//! of a company, channel or secret cannot be written, and a business id and
+//! a resource id cannot be swapped.
 
 use entity::business;
 use entity::enums::Role;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
-use crate::authz::{Action, Domain, Object, roles_in_business};
+use crate::authz::{Action, Authz, Domain, Object, roles_in_business};
 use crate::error::{Error, Result};
-use crate::state::AppState;
 
 /// The authenticated caller, from a verified access token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +29,39 @@ pub struct Caller {
     pub owned_business: Option<Uuid>,
 }
 
+/// Proof that the caller may act in one business: minted by the access
+/// checks below after the casbin decision, and taken by every finder of a
+/// tenant-owned table. Carries the role that granted the action (for the
+/// audit log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusinessScope {
+    business_id: Uuid,
+    role: Role,
+}
+
+impl BusinessScope {
+    /// The business this scope is for.
+    pub fn id(&self) -> Uuid {
+        self.business_id
+    }
+
+    /// The role that granted the action (`owner`, `manager`, `admin`; the
+    /// platform's own work acts as `admin`).
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// A scope for work the platform does on its own behalf on business
+    /// `business_id`: background jobs and verified inbound webhooks, never a
+    /// request's caller (those go through the checks below).
+    pub(crate) fn platform(business_id: Uuid) -> BusinessScope {
+        BusinessScope {
+            business_id,
+            role: Role::Admin,
+        }
+    }
+}
+
 fn no_business() -> Error {
     Error::new(
         axum::http::StatusCode::FORBIDDEN,
@@ -32,87 +71,81 @@ fn no_business() -> Error {
     .with_detail("Use the admin or manager endpoints, under /v1/admin or /v1/manager.")
 }
 
-/// Id of the business the caller owns, if the policy lets an owner do
-/// `action` on `object`: no database round trip, since ownership is fixed at
-/// registration and carried by the signed access token. Lookups that follow
-/// must be scoped by this id (they are: every finder takes it).
+/// The scope of the business the caller owns, if the policy lets an owner
+/// do `action` on `object`: no database round trip, since ownership is fixed
+/// at registration and carried by the signed access token.
 /// 403 `no_business` for accounts that own none (admins, managers).
-pub fn own_business_id(
-    state: &AppState,
+pub fn own_scope(
+    authz: &Authz,
     caller: Caller,
     object: Object,
     action: Action,
-) -> Result<Uuid> {
+) -> Result<BusinessScope> {
     let business_id = caller.owned_business.ok_or_else(no_business)?;
-    if state
-        .authz
-        .enforce(Role::Owner, Domain::Business(business_id), object, action)?
-    {
-        Ok(business_id)
+    if authz.enforce(Role::Owner, Domain::Business(business_id), object, action)? {
+        Ok(BusinessScope {
+            business_id,
+            role: Role::Owner,
+        })
     } else {
         Err(Error::forbidden())
     }
 }
 
-/// The business the caller owns, if the policy lets its owner do `action` on
-/// `object`. 403 `no_business` for accounts that own none (admins, managers).
+/// The business the caller owns and its scope, if the policy lets its owner
+/// do `action` on `object`. 403 `no_business` for accounts that own none
+/// (admins, managers).
 pub async fn own_business(
-    state: &AppState,
+    db: &DatabaseConnection,
+    authz: &Authz,
     caller: Caller,
     object: Object,
     action: Action,
-) -> Result<business::Model> {
+) -> Result<(business::Model, BusinessScope)> {
     let business = business::Entity::find()
         .filter(business::Column::OwnerId.eq(caller.user_id))
-        .one(&state.db)
+        .one(db)
         .await?
         .ok_or_else(no_business)?;
-    authorize(state, caller, business, object, action)
+    authorize(authz, caller, business, object, action)
 }
 
-/// Business `business_id`, if the caller holds a role in it that may do
-/// `action` on `object`. 404 when it does not exist or the caller has no
-/// role there; 403 when they have a role the policy does not allow.
+/// Business `business_id` and its scope, if the caller holds a role in it
+/// that may do `action` on `object` (the scope names that role, for the
+/// audit log). 404 when it does not exist or the caller has no role there;
+/// 403 when they have a role the policy does not allow.
 pub async fn business(
-    state: &AppState,
+    db: &DatabaseConnection,
+    authz: &Authz,
     caller: Caller,
     business_id: Uuid,
     object: Object,
     action: Action,
-) -> Result<business::Model> {
-    Ok(scoped(state, caller, business_id, object, action).await?.0)
-}
-
-/// Like [`business`], also returning the role that granted the action (for
-/// the audit log).
-pub async fn scoped(
-    state: &AppState,
-    caller: Caller,
-    business_id: Uuid,
-    object: Object,
-    action: Action,
-) -> Result<(business::Model, Role)> {
+) -> Result<(business::Model, BusinessScope)> {
     let business = business::Entity::find_by_id(business_id)
-        .one(&state.db)
+        .one(db)
         .await?
         .ok_or_else(Error::not_found)?;
-    let role = granting_role(state, caller, &business, object, action)?;
-    Ok((business, role))
+    authorize(authz, caller, business, object, action)
 }
 
 fn authorize(
-    state: &AppState,
+    authz: &Authz,
     caller: Caller,
     business: business::Model,
     object: Object,
     action: Action,
-) -> Result<business::Model> {
-    granting_role(state, caller, &business, object, action)?;
-    Ok(business)
+) -> Result<(business::Model, BusinessScope)> {
+    let role = granting_role(authz, caller, &business, object, action)?;
+    let scope = BusinessScope {
+        business_id: business.id,
+        role,
+    };
+    Ok((business, scope))
 }
 
 fn granting_role(
-    state: &AppState,
+    authz: &Authz,
     caller: Caller,
     business: &business::Model,
     object: Object,
@@ -123,10 +156,7 @@ fn granting_role(
         return Err(Error::not_found());
     }
     for role in roles {
-        if state
-            .authz
-            .enforce(role, Domain::Business(business.id), object, action)?
-        {
+        if authz.enforce(role, Domain::Business(business.id), object, action)? {
             return Ok(role);
         }
     }
@@ -134,11 +164,8 @@ fn granting_role(
 }
 
 /// Platform-wide permission of the caller's role, else 403.
-pub fn platform(state: &AppState, caller: Caller, object: Object, action: Action) -> Result<()> {
-    if state
-        .authz
-        .enforce(caller.role, Domain::Platform, object, action)?
-    {
+pub fn platform(authz: &Authz, caller: Caller, object: Object, action: Action) -> Result<()> {
+    if authz.enforce(caller.role, Domain::Platform, object, action)? {
         Ok(())
     } else {
         Err(Error::forbidden())

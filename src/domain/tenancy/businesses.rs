@@ -7,8 +7,8 @@ use chrono::{DateTime, Duration, Utc};
 use entity::business;
 use entity::enums::BusinessStatus;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -16,11 +16,10 @@ use uuid::Uuid;
 
 use crate::config::Config;
 use crate::domain::billing::entitlement::first_recheck;
+use crate::domain::billing::plans::{PlanCatalogue, PlanView, TRIAL};
 use crate::domain::pagination::{Page, PageRequest};
-use crate::domain::plans::{PlanView, TRIAL};
 use crate::domain::validate;
 use crate::error::Result;
-use crate::state::AppState;
 
 /// Channel usage against the plan.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
@@ -106,21 +105,25 @@ pub async fn channel_count<C: ConnectionTrait>(db: &C, business_id: Uuid) -> Res
 }
 
 /// The view of `b`.
-pub async fn view(state: &AppState, b: business::Model) -> Result<BusinessView> {
-    let used = channel_count(&state.db, b.id).await?;
-    Ok(view_with_usage(state, b, used))
+pub async fn view<C: ConnectionTrait>(
+    db: &C,
+    plans: &PlanCatalogue,
+    b: business::Model,
+) -> Result<BusinessView> {
+    let used = channel_count(db, b.id).await?;
+    Ok(view_with_usage(plans, b, used))
 }
 
-fn view_with_usage(state: &AppState, b: business::Model, used: u64) -> BusinessView {
+fn view_with_usage(plans: &PlanCatalogue, b: business::Model, used: u64) -> BusinessView {
     BusinessView {
         id: b.id,
         name: b.name.clone(),
-        plan: state.plans.view(&b.plan),
+        plan: plans.view(&b.plan),
         status: effective_status(&b, Utc::now()),
         trial_ends_at: b.trial_ends_at,
         channels: Usage {
             used,
-            limit: state.plans.channel_limit(&b.plan),
+            limit: plans.channel_limit(&b.plan),
         },
         manager_id: b.manager_id,
         owner_id: b.owner_id,
@@ -131,7 +134,8 @@ fn view_with_usage(state: &AppState, b: business::Model, used: u64) -> BusinessV
 
 /// Renames a business.
 pub async fn update(
-    state: &AppState,
+    db: &DatabaseConnection,
+    plans: &PlanCatalogue,
     b: business::Model,
     name: Option<&str>,
 ) -> Result<BusinessView> {
@@ -140,13 +144,14 @@ pub async fn update(
         active.name = Set(name);
     }
     active.updated_at = Set(Utc::now());
-    let b = active.update(&state.db).await?;
-    view(state, b).await
+    let b = active.update(db).await?;
+    view(db, plans, b).await
 }
 
 /// A page of businesses, optionally only those managed by `manager_id`.
 pub async fn list(
-    state: &AppState,
+    db: &DatabaseConnection,
+    plans: &PlanCatalogue,
     manager_id: Option<Uuid>,
     page: PageRequest,
 ) -> Result<Page<BusinessView>> {
@@ -157,7 +162,7 @@ pub async fn list(
     if let Some(after) = page.after {
         q = q.filter(business::Column::Id.gt(after));
     }
-    let rows = q.limit(page.limit + 1).all(&state.db).await?;
+    let rows = q.limit(page.limit + 1).all(db).await?;
     // One grouped count for the whole page, not one query per business.
     let ids: Vec<Uuid> = rows.iter().map(|b| b.id).collect();
     let counts: HashMap<Uuid, i64> = entity::channel::Entity::find()
@@ -167,7 +172,7 @@ pub async fn list(
         .filter(entity::channel::Column::BusinessId.is_in(ids))
         .group_by(entity::channel::Column::BusinessId)
         .into_tuple::<(Uuid, i64)>()
-        .all(&state.db)
+        .all(db)
         .await?
         .into_iter()
         .collect();
@@ -177,7 +182,7 @@ pub async fn list(
         |b| b.id,
         |b| {
             let used = counts.get(&b.id).copied().unwrap_or(0).max(0) as u64;
-            view_with_usage(state, b, used)
+            view_with_usage(plans, b, used)
         },
     ))
 }

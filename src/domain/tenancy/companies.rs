@@ -1,23 +1,24 @@
 //! Companies of a business: numbered `COMP001`, `COMP002`, … per business.
-//! Every function takes the business the company must belong to.
+//! Every function takes the scope of the business the company must belong
+//! to ([`BusinessScope`]).
 
 use chrono::{DateTime, Utc};
 use entity::company;
 use entity::enums::{CompanyKind, CompanyStatus};
 use sea_orm::sea_query::{Expr, ExprTrait, Value};
 use sea_orm::{
-    ActiveEnum, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    QueryFilter, QuerySelect, Set,
+    ActiveEnum, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    IntoActiveModel, QueryFilter, QuerySelect, Set,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::db::reader::Shape;
+use crate::db::reader::{Reader, Shape};
 use crate::domain::pagination::{Page, PageRequest};
+use crate::domain::tenancy::access::BusinessScope;
 use crate::domain::validate;
 use crate::error::{Error, Result};
-use crate::state::AppState;
 
 /// A company.
 #[derive(Debug, Serialize, ToSchema)]
@@ -85,34 +86,38 @@ pub struct CompanyChanges {
 
 const SHOP_TYPE_MAX: usize = 100;
 
-/// The company `id` of `business_id`, or 404.
+/// The company `id` of the scope's business, or 404.
 pub async fn find<C: ConnectionTrait>(
     db: &C,
-    business_id: Uuid,
+    scope: &BusinessScope,
     id: Uuid,
 ) -> Result<company::Model> {
     company::Entity::find_by_id(id)
-        .filter(company::Column::BusinessId.eq(business_id))
+        .filter(company::Column::BusinessId.eq(scope.id()))
         .one(db)
         .await?
         .ok_or_else(Error::not_found)
 }
 
-/// Company `id` of `business_id`, through the read path. 404 otherwise.
-pub async fn get(state: &AppState, business_id: Uuid, id: Uuid) -> Result<CompanyView> {
-    let select =
-        company::Entity::find_by_id(id).filter(company::Column::BusinessId.eq(business_id));
-    Ok(state.read.found(select).await?.into())
+/// Company `id` of the scope's business, through the read path. 404 otherwise.
+pub async fn get(read: &Reader, scope: &BusinessScope, id: Uuid) -> Result<CompanyView> {
+    let select = company::Entity::find_by_id(id).filter(company::Column::BusinessId.eq(scope.id()));
+    Ok(read.found(select).await?.into())
 }
 
 /// Creates a company with the next code of the business. The counter is
 /// incremented by an atomic `UPDATE … SET company_seq = company_seq + 1`
 /// inside the transaction, so concurrent creations get distinct codes.
-pub async fn create(state: &AppState, business_id: Uuid, input: NewCompany) -> Result<CompanyView> {
+pub async fn create(
+    db: &DatabaseConnection,
+    scope: &BusinessScope,
+    input: NewCompany,
+) -> Result<CompanyView> {
+    let business_id = scope.id();
     let name = validate::name("name", &input.name, validate::NAME_MAX)?;
     let shop_type =
         validate::optional_name("shop_type", input.shop_type.as_deref(), SHOP_TYPE_MAX)?;
-    let txn = crate::db::begin_write(&state.db).await?;
+    let txn = crate::db::begin_write(db).await?;
     entity::business::Entity::update_many()
         .col_expr(
             entity::business::Column::CompanySeq,
@@ -148,18 +153,17 @@ pub async fn create(state: &AppState, business_id: Uuid, input: NewCompany) -> R
 
 /// A page of the business's companies, optionally of one status.
 pub async fn list(
-    state: &AppState,
-    business_id: Uuid,
+    read: &Reader,
+    scope: &BusinessScope,
     status: Option<CompanyStatus>,
     page: PageRequest,
 ) -> Result<Page<CompanyView>> {
     // One statement text per combination of the optional filter and cursor.
     static SHAPES: [Shape; 4] = [const { Shape::new() }; 4];
-    let rows = state
-        .read
+    let rows = read
         .page::<company::Entity, _>(
             &SHAPES,
-            (company::Column::BusinessId, Value::from(business_id)),
+            (company::Column::BusinessId, Value::from(scope.id())),
             [(company::Column::Status, status.map(|s| s.to_value().into()))],
             company::Column::Id,
             page.after,
@@ -169,14 +173,14 @@ pub async fn list(
     Ok(Page::from_rows(rows, page, |c| c.id, CompanyView::from))
 }
 
-/// Applies `changes` to company `id` of `business_id`.
+/// Applies `changes` to company `id` of the scope's business.
 pub async fn update(
-    state: &AppState,
-    business_id: Uuid,
+    db: &DatabaseConnection,
+    scope: &BusinessScope,
     id: Uuid,
     changes: CompanyChanges,
 ) -> Result<CompanyView> {
-    let company = find(&state.db, business_id, id).await?;
+    let company = find(db, scope, id).await?;
     let mut active = company.into_active_model();
     if let Some(name) =
         validate::optional_name("name", changes.name.as_deref(), validate::NAME_MAX)?
@@ -202,13 +206,13 @@ pub async fn update(
         None => {}
     }
     active.updated_at = Set(Utc::now());
-    Ok(active.update(&state.db).await?.into())
+    Ok(active.update(db).await?.into())
 }
 
-/// Deletes company `id` of `business_id` and, by cascade, its channels.
-pub async fn delete(state: &AppState, business_id: Uuid, id: Uuid) -> Result<()> {
-    let txn = crate::db::begin_write(&state.db).await?;
-    let company = find(&txn, business_id, id).await?;
+/// Deletes company `id` of the scope's business and, by cascade, its channels.
+pub async fn delete(db: &DatabaseConnection, scope: &BusinessScope, id: Uuid) -> Result<()> {
+    let txn = crate::db::begin_write(db).await?;
+    let company = find(&txn, scope, id).await?;
     entity::channel::Entity::delete_many()
         .filter(entity::channel::Column::CompanyId.eq(company.id))
         .exec(&txn)

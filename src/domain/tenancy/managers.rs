@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use entity::enums::{Role, TokenPurpose};
 use entity::{business, user};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, Set,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -20,10 +20,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::audit::{self, Actor, Outcome};
-use crate::domain::businesses::{self, BusinessView};
+use crate::domain::billing::plans::PlanCatalogue;
 use crate::domain::pagination::{Page, PageRequest};
+use crate::domain::tenancy::businesses::{self, BusinessView};
 use crate::domain::validate::{self, Email, Password};
-use crate::domain::{one_time, users};
+use crate::domain::{identity::one_time, identity::users};
 use crate::error::{Error, Result};
 use crate::mail::templates;
 use crate::state::AppState;
@@ -113,7 +114,7 @@ pub async fn create(
 /// verified and every existing session of the account ends.
 pub async fn set_password(state: &AppState, token: &str, password: Password) -> Result<()> {
     let user = one_time::consume_for_user(&state.db, TokenPurpose::SetPassword, token).await?;
-    crate::domain::recovery::store_password(state, user, password, false).await
+    crate::domain::identity::recovery::store_password(state, user, password, false).await
 }
 
 /// A page of manager accounts with their assigned counts.
@@ -156,12 +157,13 @@ pub async fn list(state: &AppState, page: PageRequest) -> Result<Page<ManagerVie
 /// Makes `manager_id` the manager of `b`, replacing any other. 422
 /// `not_a_manager` when the user is not a manager account.
 pub async fn assign(
-    state: &AppState,
+    db: &DatabaseConnection,
+    plans: &PlanCatalogue,
     actor: &Actor,
     b: business::Model,
     manager_id: Uuid,
 ) -> Result<BusinessView> {
-    let manager = user::Entity::find_by_id(manager_id).one(&state.db).await?;
+    let manager = user::Entity::find_by_id(manager_id).one(db).await?;
     if manager.map(|m| m.role) != Some(Role::Manager) {
         return Err(Error::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -171,7 +173,7 @@ pub async fn assign(
         .with("manager_id", manager_id.to_string()));
     }
     let previous = b.manager_id;
-    let txn = crate::db::begin_write(&state.db).await?;
+    let txn = crate::db::begin_write(db).await?;
     let mut active = b.into_active_model();
     active.manager_id = Set(Some(manager_id));
     active.updated_at = Set(Utc::now());
@@ -187,16 +189,16 @@ pub async fn assign(
     )
     .await?;
     txn.commit().await?;
-    businesses::view(state, b).await
+    businesses::view(db, plans, b).await
 }
 
 /// Removes the manager of `b` (idempotent; recorded only when one was
 /// assigned).
-pub async fn unassign(state: &AppState, actor: &Actor, b: business::Model) -> Result<()> {
+pub async fn unassign(db: &DatabaseConnection, actor: &Actor, b: business::Model) -> Result<()> {
     let Some(previous) = b.manager_id else {
         return Ok(());
     };
-    let txn = crate::db::begin_write(&state.db).await?;
+    let txn = crate::db::begin_write(db).await?;
     let business_id = b.id;
     let mut active = b.into_active_model();
     active.manager_id = Set(None);

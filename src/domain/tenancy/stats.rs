@@ -11,7 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::plans::TRIAL;
+use crate::domain::billing::plans::TRIAL;
 use crate::error::Result;
 use crate::state::AppState;
 

@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use entity::secret;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -21,8 +21,8 @@ use uuid::Uuid;
 use crate::crypto::{Binding, CryptoError, Keyring, Sealed};
 use crate::domain::audit::{self, Actor, Outcome};
 use crate::domain::pagination::{Page, PageRequest};
+use crate::domain::tenancy::access::BusinessScope;
 use crate::error::{Error, Result};
-use crate::state::AppState;
 
 /// Largest secret value in bytes (certificates and JSON credentials fit).
 pub const VALUE_MAX_BYTES: usize = 64 * 1024;
@@ -156,45 +156,55 @@ fn target(provider: &str, name: &str) -> String {
 
 async fn find<C: ConnectionTrait>(
     db: &C,
-    business_id: Uuid,
+    scope: &BusinessScope,
     provider: Provider,
     name: &str,
 ) -> Result<Option<secret::Model>> {
     Ok(secret::Entity::find()
-        .filter(secret::Column::BusinessId.eq(business_id))
+        .filter(secret::Column::BusinessId.eq(scope.id()))
         .filter(secret::Column::Provider.eq(provider.as_str()))
         .filter(secret::Column::Name.eq(name))
         .one(db)
         .await?)
 }
 
+/// What sealing and opening secrets needs: the database and the keyring.
+#[derive(Clone, Copy)]
+pub struct Vault<'a> {
+    /// Where the sealed secrets are.
+    pub db: &'a DatabaseConnection,
+    /// The key-encryption keys.
+    pub keyring: &'a Keyring,
+}
+
 /// A page of the business's secrets, masked, ordered by creation.
 pub async fn list(
-    state: &AppState,
-    business_id: Uuid,
+    db: &DatabaseConnection,
+    scope: &BusinessScope,
     page: PageRequest,
 ) -> Result<Page<SecretView>> {
     let mut q = secret::Entity::find()
-        .filter(secret::Column::BusinessId.eq(business_id))
+        .filter(secret::Column::BusinessId.eq(scope.id()))
         .order_by_asc(secret::Column::Id);
     if let Some(after) = page.after {
         q = q.filter(secret::Column::Id.gt(after));
     }
-    let rows = q.limit(page.limit + 1).all(&state.db).await?;
+    let rows = q.limit(page.limit + 1).all(db).await?;
     Ok(Page::from_rows(rows, page, |s| s.id, SecretView::from))
 }
 
 /// Creates or replaces a secret (a fresh data key every time) and records
 /// `secret.write` in the same transaction.
 pub async fn put(
-    state: &AppState,
+    vault: Vault<'_>,
     actor: &Actor,
-    business_id: Uuid,
+    scope: &BusinessScope,
     provider: Provider,
     name: &str,
     value: SecretString,
     metadata: SecretMetadata,
 ) -> Result<SecretView> {
+    let Vault { db, keyring } = vault;
     let name = parse_name(name)?;
     let plaintext = value.expose_secret();
     if plaintext.is_empty() || plaintext.len() > VALUE_MAX_BYTES {
@@ -218,8 +228,9 @@ pub async fn put(
         .then(|| chars[chars.len() - 4..].iter().collect::<String>());
     let metadata_json = serde_json::to_value(&metadata).map_err(Error::internal)?;
     let now = Utc::now();
-    let txn = crate::db::begin_write(&state.db).await?;
-    let existing = find(&txn, business_id, provider, &name).await?;
+    let business_id = scope.id();
+    let txn = crate::db::begin_write(db).await?;
+    let existing = find(&txn, scope, provider, &name).await?;
     let id = existing.as_ref().map_or_else(Uuid::now_v7, |s| s.id);
     let binding = Binding {
         business_id,
@@ -227,8 +238,7 @@ pub async fn put(
         provider: provider.as_str(),
         name: &name,
     };
-    let sealed = state
-        .keyring
+    let sealed = keyring
         .seal(&binding, plaintext.as_bytes())
         .map_err(Error::internal)?;
     let created = existing.is_none();
@@ -294,7 +304,7 @@ pub async fn put(
 /// 500 `secret_integrity_failure`: the stored secret did not open. Recorded
 /// as a security event (`secret.decrypt_failed`) before answering.
 async fn integrity_failure(
-    state: &AppState,
+    db: &DatabaseConnection,
     actor: &Actor,
     row: &secret::Model,
     err: CryptoError,
@@ -308,7 +318,7 @@ async fn integrity_failure(
         "secret failed to decrypt"
     );
     if let Err(e) = audit::record(
-        &state.db,
+        db,
         actor,
         Some(row.business_id),
         "secret.decrypt_failed",
@@ -333,25 +343,26 @@ async fn integrity_failure(
 /// The plaintext of a secret. The `secret.reveal` record is committed before
 /// the value is returned, so no reveal goes unrecorded.
 pub async fn reveal(
-    state: &AppState,
+    vault: Vault<'_>,
     actor: &Actor,
-    business_id: Uuid,
+    scope: &BusinessScope,
     provider: Provider,
     name: &str,
 ) -> Result<SecretString> {
-    let row = find(&state.db, business_id, provider, name)
+    let Vault { db, keyring } = vault;
+    let row = find(db, scope, provider, name)
         .await?
         .ok_or_else(Error::not_found)?;
-    let plaintext = match state.keyring.open(&binding_of(&row), &sealed_of(&row)) {
+    let plaintext = match keyring.open(&binding_of(&row), &sealed_of(&row)) {
         Ok(p) => p,
-        Err(err) => return Err(integrity_failure(state, actor, &row, err).await),
+        Err(err) => return Err(integrity_failure(db, actor, &row, err).await),
     };
     let value = String::from_utf8(plaintext.to_vec())
         .map_err(|_| Error::internal("secret is not UTF-8"))?;
     audit::record(
-        &state.db,
+        db,
         actor,
-        Some(business_id),
+        Some(scope.id()),
         "secret.reveal",
         &target(&row.provider, &row.name),
         Outcome::Success,
@@ -364,13 +375,14 @@ pub async fn reveal(
 /// Destroys a secret: the row and its wrapped data key go together
 /// (crypto-shredding), recorded as `secret.delete` in the same transaction.
 pub async fn delete(
-    state: &AppState,
+    db: &DatabaseConnection,
     actor: &Actor,
-    business_id: Uuid,
+    scope: &BusinessScope,
     provider: Provider,
     name: &str,
 ) -> Result<()> {
-    let txn = crate::db::begin_write(&state.db).await?;
+    let business_id = scope.id();
+    let txn = crate::db::begin_write(db).await?;
     let res = secret::Entity::delete_many()
         .filter(secret::Column::BusinessId.eq(business_id))
         .filter(secret::Column::Provider.eq(provider.as_str()))

@@ -185,14 +185,14 @@ pub(super) async fn commit(state: &AppState, items: &[&Item]) -> Result<Option<V
         let owners: HashMap<Uuid, String> = owner_emails(&txn, &picture, &touched).await?;
         for s in settlements.iter().filter(wants_mail) {
             if let Some(to) = owners.get(&s.change.business_id) {
-                entitlement::send_notices(state, &txn, s, to).await?;
+                entitlement::send_notices(&state.rules(), &txn, s, to).await?;
             }
         }
         for (business_id, notice, sub) in &notices {
             if let (Some(b), Some(to)) =
                 (picture.businesses.get(business_id), owners.get(business_id))
             {
-                send_notice(state, &txn, b, to, *notice, sub.as_ref()).await?;
+                send_notice(&state.rules(), &txn, b, to, *notice, sub.as_ref()).await?;
             }
         }
     }
