@@ -31,7 +31,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         NonZeroU32::new(config.rate_limit.reveal_per_minute).unwrap_or(NonZeroU32::MIN),
     );
     let Keys { master_keys, .. } = keys;
-    let jobs = crate::jobs::Queue::new(&config);
+    let jobs = crate::jobs::queue::Queue::new(&config);
     Ok(AppState::new(Services {
         keyring: Arc::new(Keyring::new(master_keys)),
         reveal_limiter: Arc::new(governor::RateLimiter::keyed(reveal_quota)),

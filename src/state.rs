@@ -51,7 +51,7 @@ pub struct Services {
     /// Outgoing email.
     pub mailer: Mailer,
     /// The job runner's queue (enqueue inside the caller's transaction).
-    pub jobs: crate::jobs::Queue,
+    pub jobs: crate::jobs::queue::Queue,
     /// The plan catalogue.
     pub plans: Arc<PlanCatalogue>,
     /// Key-encryption keys of the secret vault.

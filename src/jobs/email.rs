@@ -10,27 +10,12 @@ use chrono::Utc;
 use entity::email::{attempt, outbox};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::queue::{Task, kind};
 use super::runner::Failure;
 use crate::state::AppState;
 
-/// Deliver outbox message `email_id`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DeliverEmail {
-    /// `email_outbox.id`.
-    pub email_id: Uuid,
-}
-
-impl Task for DeliverEmail {
-    const KIND: &'static str = kind::EMAIL_DELIVER;
-
-    fn dedup_key(&self) -> Option<String> {
-        Some(format!("{}:{}", Self::KIND, self.email_id))
-    }
-}
+pub use crate::mail::DeliverEmail;
 
 /// One delivery attempt; the runner retries an `Err`. A message already
 /// sent (or gone) is done; a `failed` one is tried again (an admin retried

@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use crate::config::{Config, ConfigError, SmtpTls};
 use crate::error::Result;
+use crate::jobs::queue::{Queue, Task, kind};
 pub use templates::Rendered;
 
 /// One email as delivered by the console transport (dev mailbox).
@@ -44,19 +45,35 @@ enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
 }
 
+/// The `email.deliver` task: deliver outbox message `email_id` (run by
+/// [`crate::jobs::email`]).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DeliverEmail {
+    /// `email_outbox.id`.
+    pub email_id: Uuid,
+}
+
+impl Task for DeliverEmail {
+    const KIND: &'static str = kind::EMAIL_DELIVER;
+
+    fn dedup_key(&self) -> Option<String> {
+        Some(format!("{}:{}", Self::KIND, self.email_id))
+    }
+}
+
 /// The mailer; cheap to clone.
 #[derive(Clone)]
 pub struct Mailer {
     transport: Transport,
     from: Mailbox,
     mailbox: Arc<Mutex<Vec<Email>>>,
-    jobs: crate::jobs::Queue,
+    jobs: Queue,
 }
 
 impl Mailer {
     /// SMTP when `smtp_host` is set, the console otherwise.
     /// Deliveries are queued on `jobs`.
-    pub fn from_config(config: &Config, jobs: crate::jobs::Queue) -> Result<Mailer, ConfigError> {
+    pub fn from_config(config: &Config, jobs: Queue) -> Result<Mailer, ConfigError> {
         let invalid = |key, message: String| ConfigError::Invalid { key, message };
         let from: Mailbox = config
             .smtp_from
@@ -119,7 +136,7 @@ impl Mailer {
         .insert(db)
         .await?;
         self.jobs
-            .enqueue(db, &crate::jobs::email::DeliverEmail { email_id: id })
+            .enqueue(db, &DeliverEmail { email_id: id })
             .await?;
         Ok(id)
     }
