@@ -154,7 +154,9 @@ async fn create_admin(config: Config, email: &str, name: &str) -> anyhow::Result
     };
     let password = Password::parse("password", SecretString::from(password))?;
     let state = crate::app::build_state(config).await?;
-    let id = crate::domain::tenancy::managers::create_admin(&state, &email, name, password).await?;
+    let id =
+        crate::domain::tenancy::managers::create_admin(&state.identity(), &email, name, password)
+            .await?;
     println!("admin {} created with id {id}", email.as_str());
     Ok(())
 }
@@ -164,7 +166,7 @@ async fn reconcile(config: Config) -> anyhow::Result<()> {
         anyhow::bail!("billing is not configured (SWITCHBOARD_STRIPE__SECRET_KEY)");
     }
     let state = crate::app::build_state(config).await?;
-    let report = crate::domain::billing::reconcile::reconcile(&state)
+    let report = crate::domain::billing::reconcile::reconcile(&state.billing())
         .await
         .map_err(|e| anyhow::anyhow!("reconciliation failed: {}", e.code()))?;
     for c in &report.changes {

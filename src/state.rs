@@ -67,6 +67,28 @@ pub struct Services {
 }
 
 impl Services {
+    /// The handles the business's Stripe side uses.
+    pub fn billing(&self) -> crate::domain::billing::Billing<'_> {
+        crate::domain::billing::Billing {
+            db: &self.db,
+            stripe: self.stripe.as_ref(),
+            plans: &self.plans,
+            rules: self.rules(),
+            config: &self.config,
+        }
+    }
+
+    /// The handles accounts and signing in use.
+    pub fn identity(&self) -> crate::domain::identity::Identity<'_> {
+        crate::domain::identity::Identity {
+            db: &self.db,
+            tokens: &self.tokens,
+            passwords: &self.passwords,
+            mailer: &self.mailer,
+            config: &self.config,
+        }
+    }
+
     /// The secret vault's handles.
     pub fn vault(&self) -> crate::domain::vault::secrets::Vault<'_> {
         crate::domain::vault::secrets::Vault {

@@ -126,7 +126,7 @@ pub async fn create_manager(
     let actor = Actor::user(caller, Role::Admin, meta);
     Ok((
         StatusCode::CREATED,
-        Json(managers::create(&state, &actor, &email, &body.full_name).await?),
+        Json(managers::create(&state.identity(), &actor, &email, &body.full_name).await?),
     ))
 }
 
@@ -156,7 +156,7 @@ pub async fn list_managers(
         "managers",
     )
     .await?;
-    Ok(Json(managers::list(&state, page).await?))
+    Ok(Json(managers::list(&state.identity(), page).await?))
 }
 
 /// Assign a manager to a business (replacing any other: at most one).
@@ -307,7 +307,7 @@ pub async fn platform_stats(
 ) -> Result<Json<PlatformStats>> {
     access::platform(&state.authz, caller, Object::Stats, Action::Read)?;
     admin_read(&state, caller, meta, None, "admin.stats.read", "stats").await?;
-    Ok(Json(stats::platform(&state).await?))
+    Ok(Json(stats::platform(&state.db).await?))
 }
 
 /// Query of `GET /v1/admin/jobs`.

@@ -111,7 +111,7 @@ pub async fn register_start(
     Json(body): Json<RegisterStart>,
 ) -> Result<(StatusCode, Json<Accepted>)> {
     let email = Email::parse("email", &body.email)?;
-    signup::start(&state, &email).await?;
+    signup::start(&state.identity(), &email).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Accepted {
@@ -134,7 +134,7 @@ pub async fn register_verify(
     Json(body): Json<RegisterVerify>,
 ) -> Result<Json<RegistrationToken>> {
     let email = Email::parse("email", &body.email)?;
-    let token = signup::verify(&state, &email, body.code.trim()).await?;
+    let token = signup::verify(&state.identity(), &email, body.code.trim()).await?;
     Ok(Json(RegistrationToken {
         registration_token: token,
         expires_in: state.config.auth.registration_token_ttl_secs,
@@ -156,7 +156,7 @@ pub async fn register_complete(
 ) -> Result<(StatusCode, Json<TokenPair>)> {
     let password = Password::parse("password", body.password)?;
     let pair = signup::complete(
-        &state,
+        &state.identity(),
         Completion {
             registration_token: body.registration_token,
             password,
@@ -181,7 +181,7 @@ pub async fn login(
     Json(body): Json<Login>,
 ) -> Result<Json<TokenPair>> {
     Ok(Json(
-        sessions::login(&state, &body.email, body.password).await?,
+        sessions::login(&state.identity(), &body.email, body.password).await?,
     ))
 }
 
@@ -199,7 +199,9 @@ pub async fn refresh(
     State(state): State<AppState>,
     Json(body): Json<RefreshRequest>,
 ) -> Result<Json<TokenPair>> {
-    Ok(Json(sessions::refresh(&state, &body.refresh_token).await?))
+    Ok(Json(
+        sessions::refresh(&state.identity(), &body.refresh_token).await?,
+    ))
 }
 
 /// Sign out: revokes the refresh token's family. Idempotent.
@@ -213,7 +215,7 @@ pub async fn logout(
     State(state): State<AppState>,
     Json(body): Json<RefreshRequest>,
 ) -> Result<StatusCode> {
-    sessions::logout(&state, &body.refresh_token).await?;
+    sessions::logout(&state.identity(), &body.refresh_token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -230,7 +232,7 @@ pub async fn password_set(
     Json(body): Json<SetPassword>,
 ) -> Result<StatusCode> {
     let password = Password::parse("password", body.password)?;
-    managers::set_password(&state, &body.token, password).await?;
+    managers::set_password(&state.identity(), &body.token, password).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -287,7 +289,7 @@ pub async fn password_forgot(
     Json(body): Json<EmailOnly>,
 ) -> Result<(StatusCode, Json<Accepted>)> {
     let email = Email::parse("email", &body.email)?;
-    recovery::forgot(&state, &email).await?;
+    recovery::forgot(&state.identity(), &email).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Accepted {
@@ -310,7 +312,7 @@ pub async fn password_reset(
     Json(body): Json<ResetPassword>,
 ) -> Result<StatusCode> {
     let password = Password::parse("password", body.password)?;
-    recovery::reset(&state, &body.token, password).await?;
+    recovery::reset(&state.identity(), &body.token, password).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -329,7 +331,7 @@ pub async fn password_change(
     Json(body): Json<ChangePassword>,
 ) -> Result<StatusCode> {
     let new = Password::parse("new_password", body.new_password)?;
-    recovery::change(&state, caller, body.current_password, new).await?;
+    recovery::change(&state.identity(), caller, body.current_password, new).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -347,7 +349,7 @@ pub async fn magic_link_request(
     Json(body): Json<EmailOnly>,
 ) -> Result<(StatusCode, Json<Accepted>)> {
     let email = Email::parse("email", &body.email)?;
-    magic_link::request(&state, &email).await?;
+    magic_link::request(&state.identity(), &email).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Accepted {
@@ -369,5 +371,7 @@ pub async fn magic_link_verify(
     State(state): State<AppState>,
     Json(body): Json<MagicLinkVerify>,
 ) -> Result<Json<TokenPair>> {
-    Ok(Json(magic_link::verify(&state, &body.token).await?))
+    Ok(Json(
+        magic_link::verify(&state.identity(), &body.token).await?,
+    ))
 }

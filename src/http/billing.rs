@@ -71,7 +71,7 @@ pub async fn checkout_session(
 ) -> Result<Json<HostedSession>> {
     let scope = access::own_scope(&state.authz, caller, Object::Billing, Action::Update)?;
     Ok(Json(
-        customer::checkout_session(&state, &scope, &body.plan).await?,
+        customer::checkout_session(&state.billing(), &scope, &body.plan).await?,
     ))
 }
 
@@ -89,7 +89,9 @@ pub async fn portal_session(
     Auth(caller): Auth,
 ) -> Result<Json<HostedSession>> {
     let scope = access::own_scope(&state.authz, caller, Object::Billing, Action::Update)?;
-    Ok(Json(customer::portal_session(&state, &scope).await?))
+    Ok(Json(
+        customer::portal_session(&state.billing(), &scope).await?,
+    ))
 }
 
 /// Change plan. An upgrade applies at once and Stripe prorates; a downgrade
@@ -112,7 +114,7 @@ pub async fn change_plan(
 ) -> Result<Json<BillingSummary>> {
     let scope = access::own_scope(&state.authz, caller, Object::Billing, Action::Update)?;
     Ok(Json(
-        customer::change_plan(&state, &scope, &body.plan).await?,
+        customer::change_plan(&state.billing(), &scope, &body.plan).await?,
     ))
 }
 
@@ -131,7 +133,9 @@ pub async fn cancel(
     Auth(caller): Auth,
 ) -> Result<Json<BillingSummary>> {
     let scope = access::own_scope(&state.authz, caller, Object::Billing, Action::Update)?;
-    Ok(Json(customer::set_cancel(&state, &scope, true).await?))
+    Ok(Json(
+        customer::set_cancel(&state.billing(), &scope, true).await?,
+    ))
 }
 
 /// Take back a cancellation at period end.
@@ -149,7 +153,9 @@ pub async fn resume(
     Auth(caller): Auth,
 ) -> Result<Json<BillingSummary>> {
     let scope = access::own_scope(&state.authz, caller, Object::Billing, Action::Update)?;
-    Ok(Json(customer::set_cancel(&state, &scope, false).await?))
+    Ok(Json(
+        customer::set_cancel(&state.billing(), &scope, false).await?,
+    ))
 }
 
 /// Plan, Stripe status, current period end, cancel at period end, grace and
@@ -165,7 +171,7 @@ pub async fn subscription(
     Auth(caller): Auth,
 ) -> Result<Json<BillingSummary>> {
     let scope = access::own_scope(&state.authz, caller, Object::Billing, Action::Read)?;
-    Ok(Json(customer::summary(&state, &scope).await?))
+    Ok(Json(customer::summary(&state.billing(), &scope).await?))
 }
 
 /// The business's invoices from Stripe, newest first.
@@ -187,7 +193,7 @@ pub async fn invoices(
     let scope = access::own_scope(&state.authz, caller, Object::Billing, Action::Read)?;
     let limit = page_limit(q.limit, 10)?;
     Ok(Json(
-        customer::invoices(&state, &scope, limit, q.starting_after.as_deref()).await?,
+        customer::invoices(&state.billing(), &scope, limit, q.starting_after.as_deref()).await?,
     ))
 }
 

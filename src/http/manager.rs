@@ -82,7 +82,7 @@ pub async fn get_business(
     let audited = audit::last_activity(&state.db, b.id).await?;
     let last_activity_at = audited.map_or(b.updated_at, |a| a.max(b.updated_at));
     let subscription =
-        crate::domain::billing::customer::subscription_details(&state, &scope).await?;
+        crate::domain::billing::customer::subscription_details(&state.billing(), &scope).await?;
     Ok(Json(ManagedBusinessView {
         business: businesses::view(&state.db, &state.plans, b).await?,
         last_activity_at,

@@ -24,7 +24,7 @@ pub struct UpdateMe {
         (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_me(State(state): State<AppState>, Auth(caller): Auth) -> Result<Json<MeView>> {
-    Ok(Json(users::me(&state, caller).await?))
+    Ok(Json(users::me(&state.db, caller).await?))
 }
 
 /// Change the signed-in account's profile.
@@ -40,6 +40,6 @@ pub async fn update_me(
     Json(body): Json<UpdateMe>,
 ) -> Result<Json<MeView>> {
     Ok(Json(
-        users::update_me(&state, caller, body.full_name.as_deref()).await?,
+        users::update_me(&state.db, caller, body.full_name.as_deref()).await?,
     ))
 }

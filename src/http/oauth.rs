@@ -73,7 +73,7 @@ pub async fn start(
     Query(q): Query<StartQuery>,
 ) -> Result<Response> {
     let hint = q.login_hint.filter(|h| !h.is_empty() && h.len() <= 254);
-    let url = oauth::start(&state, provider, hint.as_deref(), None).await?;
+    let url = oauth::start(&state.identity(), provider, hint.as_deref(), None).await?;
     Ok(redirect(&url))
 }
 
@@ -109,7 +109,7 @@ pub async fn callback(
             "Missing code or state",
         ));
     };
-    let exchange = oauth::callback(&state, provider, &code, &state_param).await?;
+    let exchange = oauth::callback(&state.identity(), provider, &code, &state_param).await?;
     let frontend = state.config.oauth_frontend_url();
     let separator = if frontend.contains('?') { '&' } else { '?' };
     Ok(redirect(&format!("{frontend}{separator}code={exchange}")))
@@ -127,7 +127,7 @@ pub async fn exchange(
     State(state): State<AppState>,
     Json(body): Json<ExchangeRequest>,
 ) -> Result<Json<TokenPair>> {
-    Ok(Json(oauth::exchange(&state, &body.code).await?))
+    Ok(Json(oauth::exchange(&state.identity(), &body.code).await?))
 }
 
 /// The signed-in account's sign-in methods (password, providers).
@@ -140,7 +140,7 @@ pub async fn list_methods(
     State(state): State<AppState>,
     Auth(caller): Auth,
 ) -> Result<Json<Vec<SignInMethod>>> {
-    Ok(Json(oauth::methods(&state, caller).await?))
+    Ok(Json(oauth::methods(&state.identity(), caller).await?))
 }
 
 /// Link a provider to the signed-in account: returns the URL to send the
@@ -158,7 +158,7 @@ pub async fn link_method(
     Auth(caller): Auth,
     Path(provider): Path<Provider>,
 ) -> Result<Json<AuthorizationUrl>> {
-    let url = oauth::start(&state, provider, None, Some(caller.user_id)).await?;
+    let url = oauth::start(&state.identity(), provider, None, Some(caller.user_id)).await?;
     Ok(Json(AuthorizationUrl {
         authorization_url: url,
     }))
@@ -179,6 +179,6 @@ pub async fn unlink_method(
     Auth(caller): Auth,
     Path(provider): Path<Provider>,
 ) -> Result<StatusCode> {
-    oauth::unlink(&state, caller, provider).await?;
+    oauth::unlink(&state.identity(), caller, provider).await?;
     Ok(StatusCode::NO_CONTENT)
 }

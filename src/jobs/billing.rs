@@ -31,7 +31,7 @@ impl Task for Reconcile {
 
 /// Runs one sweep and logs what changed.
 pub async fn sweep(state: AppState) -> Result<(), Failure> {
-    let changes = reconcile::sweep(&state).await?;
+    let changes = reconcile::sweep(&state.billing()).await?;
     for c in &changes {
         tracing::info!(business = %c.business_id, ?c.plan, ?c.status, c.suspended, c.restored, "entitlement changed");
     }
@@ -41,7 +41,7 @@ pub async fn sweep(state: AppState) -> Result<(), Failure> {
 /// Runs one reconciliation; a business that could not be checked fails the
 /// run (retried, and visible to admins as the task's last error).
 pub async fn reconcile(state: AppState) -> Result<(), Failure> {
-    let r = reconcile::reconcile(&state).await?;
+    let r = reconcile::reconcile(&state.billing()).await?;
     tracing::info!(
         checked = r.businesses_checked,
         repaired = r.subscriptions_repaired,

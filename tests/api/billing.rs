@@ -190,7 +190,7 @@ impl BillingApp {
     }
 
     pub async fn sweep(&self) {
-        switchboard::domain::billing::reconcile::sweep(&self.app.app.state)
+        switchboard::domain::billing::reconcile::sweep(&self.app.app.state.billing())
             .await
             .unwrap();
     }
@@ -1314,7 +1314,7 @@ async fn reconcile_command_repairs_drift_and_reports_it() {
         ("single", BusinessStatus::OverLimit)
     );
     // Nothing left to repair.
-    let report = switchboard::domain::billing::reconcile::reconcile(&b.app.app.state)
+    let report = switchboard::domain::billing::reconcile::reconcile(&b.app.app.state.billing())
         .await
         .unwrap();
     assert_eq!(

@@ -243,9 +243,14 @@ impl TestApp {
         let password =
             switchboard::domain::validate::Password::parse("password", PASSWORD.to_owned().into())
                 .unwrap();
-        switchboard::domain::tenancy::managers::create_admin(state, &email_v, "Admin", password)
-            .await
-            .unwrap();
+        switchboard::domain::tenancy::managers::create_admin(
+            &state.identity(),
+            &email_v,
+            "Admin",
+            password,
+        )
+        .await
+        .unwrap();
         self.login(email).await
     }
 

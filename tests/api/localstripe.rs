@@ -207,15 +207,16 @@ async fn localstripe_customer_lifecycle_through_our_client_and_signed_webhooks()
         owned_business: Some(business_id),
     };
     let scope = access::own_scope(&state.authz, caller, Object::Billing, Action::Update).unwrap();
-    let customer = switchboard::domain::billing::customer::ensure_customer(state, &scope)
-        .await
-        .unwrap();
+    let customer =
+        switchboard::domain::billing::customer::ensure_customer(&state.billing(), &scope)
+            .await
+            .unwrap();
     assert!(customer.starts_with("cus_"), "{customer}");
     assert_eq!(
         stored_customer(&app, business_id).await.as_deref(),
         Some(customer.as_str())
     );
-    let again = switchboard::domain::billing::customer::ensure_customer(state, &scope)
+    let again = switchboard::domain::billing::customer::ensure_customer(&state.billing(), &scope)
         .await
         .unwrap();
     assert_eq!(again, customer, "a second call reuses the stored customer");

@@ -21,6 +21,7 @@ use stripe_shared::Subscription;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::domain::billing::Billing;
 use crate::domain::billing::entitlement::{self, Timings, is_live};
 use crate::domain::billing::plans::{PlanView, TRIAL};
 use crate::domain::billing::subscriptions::{self, SubscriptionState, Version};
@@ -28,7 +29,6 @@ use crate::domain::tenancy::access::BusinessScope;
 use crate::domain::tenancy::businesses::{Usage, channel_count};
 use crate::error::{Error, Result};
 use crate::integrations::stripe::{StripeApi, customer_idempotency_key};
-use crate::state::AppState;
 
 /// Stripe refuses a Checkout `subscription_data.trial_end` less than 48
 /// hours ahead (Stripe API: checkout/sessions/create).
@@ -132,8 +132,8 @@ pub struct ChannelToRemove {
 
 /// The Stripe client, or 503 `billing_unavailable` when this deployment
 /// has no Stripe key.
-pub(super) fn stripe(state: &AppState) -> Result<&StripeApi> {
-    state.stripe.as_ref().ok_or_else(|| {
+pub(super) fn stripe<'a>(ctx: &Billing<'a>) -> Result<&'a StripeApi> {
+    ctx.stripe.ok_or_else(|| {
         Error::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "billing_unavailable",
@@ -148,14 +148,14 @@ fn ts(t: i64) -> DateTime<Utc> {
 }
 
 /// The purchasable plan `plan` and its Stripe price: 422 otherwise.
-fn price_of<'a>(state: &'a AppState, plan: &str) -> Result<&'a str> {
-    if !state.plans.contains(plan) {
+fn price_of<'a>(ctx: &Billing<'a>, plan: &str) -> Result<&'a str> {
+    if !ctx.plans.contains(plan) {
         return Err(Error::invalid_field(
             "plan",
             "unknown plan; see GET /v1/billing/plans",
         ));
     }
-    state.plans.price_of(plan).ok_or_else(|| {
+    ctx.plans.price_of(plan).ok_or_else(|| {
         Error::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "plan_not_purchasable",
@@ -166,24 +166,27 @@ fn price_of<'a>(state: &'a AppState, plan: &str) -> Result<&'a str> {
     })
 }
 
-async fn load(state: &AppState, business_id: Uuid) -> Result<business::Model> {
+async fn load(ctx: &Billing<'_>, business_id: Uuid) -> Result<business::Model> {
     business::Entity::find_by_id(business_id)
-        .one(&state.db)
+        .one(ctx.db)
         .await?
         .ok_or_else(Error::not_found)
 }
 
-async fn subscriptions_of(state: &AppState, business_id: Uuid) -> Result<Vec<subscription::Model>> {
+async fn subscriptions_of(
+    ctx: &Billing<'_>,
+    business_id: Uuid,
+) -> Result<Vec<subscription::Model>> {
     Ok(subscription::Entity::find()
         .filter(subscription::Column::BusinessId.eq(business_id))
-        .all(&state.db)
+        .all(ctx.db)
         .await?)
 }
 
 /// The live subscription (`trialing`, `active`, `past_due`): 409
 /// `no_subscription` when there is none.
-async fn live_subscription(state: &AppState, business_id: Uuid) -> Result<subscription::Model> {
-    let subs = subscriptions_of(state, business_id).await?;
+async fn live_subscription(ctx: &Billing<'_>, business_id: Uuid) -> Result<subscription::Model> {
+    let subs = subscriptions_of(ctx, business_id).await?;
     entitlement::current(&subs)
         .filter(|s| is_live(&s.status))
         .cloned()
@@ -196,32 +199,32 @@ async fn live_subscription(state: &AppState, business_id: Uuid) -> Result<subscr
 /// id in metadata and an idempotency key derived from the business id (and
 /// the number of its customers deleted before, so a new customer after a
 /// deletion gets a new key).
-pub async fn ensure_customer(state: &AppState, scope: &BusinessScope) -> Result<String> {
+pub async fn ensure_customer(ctx: &Billing<'_>, scope: &BusinessScope) -> Result<String> {
     let business_id = scope.id();
-    customer_of(state, &load(state, business_id).await?).await
+    customer_of(ctx, &load(ctx, business_id).await?).await
 }
 
 /// [`ensure_customer`] for a business already loaded.
-async fn customer_of(state: &AppState, b: &business::Model) -> Result<String> {
+async fn customer_of(ctx: &Billing<'_>, b: &business::Model) -> Result<String> {
     let business_id = b.id;
     if let Some(id) = &b.stripe_customer_id {
         return Ok(id.clone());
     }
     let owner = user::Entity::find_by_id(b.owner_id)
-        .one(&state.db)
+        .one(ctx.db)
         .await?
         .ok_or_else(Error::not_found)?;
     let deleted_before = inbound_event::Entity::find()
         .filter(inbound_event::Column::Source.eq("stripe"))
         .filter(inbound_event::Column::BusinessId.eq(business_id))
         .filter(inbound_event::Column::EventType.eq("customer.deleted"))
-        .count(&state.db)
+        .count(ctx.db)
         .await?;
     let key = match deleted_before {
         0 => customer_idempotency_key(business_id),
         n => format!("{}-{n}", customer_idempotency_key(business_id)),
     };
-    let customer = stripe(state)?
+    let customer = stripe(ctx)?
         .create_customer(&key, business_id, &owner.email, &b.name)
         .await?;
     let id = customer.id.to_string();
@@ -231,9 +234,9 @@ async fn customer_of(state: &AppState, b: &business::Model) -> Result<String> {
         .col_expr(business::Column::StripeCustomerId, Expr::value(id.clone()))
         .filter(business::Column::Id.eq(business_id))
         .filter(business::Column::StripeCustomerId.is_null())
-        .exec(&state.db)
+        .exec(ctx.db)
         .await?;
-    Ok(load(state, business_id)
+    Ok(load(ctx, business_id)
         .await?
         .stripe_customer_id
         .unwrap_or(id))
@@ -245,28 +248,28 @@ async fn customer_of(state: &AppState, b: &business::Model) -> Result<String> {
 /// does not accept; then billing starts at once). 409
 /// `subscription_exists` when a subscription is already in force.
 pub async fn checkout_session(
-    state: &AppState,
+    ctx: &Billing<'_>,
     scope: &BusinessScope,
     plan: &str,
 ) -> Result<HostedSession> {
     let business_id = scope.id();
-    let api = stripe(state)?;
-    let price = price_of(state, plan)?;
-    let subs = subscriptions_of(state, business_id).await?;
+    let api = stripe(ctx)?;
+    let price = price_of(ctx, plan)?;
+    let subs = subscriptions_of(ctx, business_id).await?;
     if subs.iter().any(|s| is_live(&s.status)) {
         return Err(Error::conflict(
             "subscription_exists",
             "A subscription is already in force; use POST /v1/billing/change-plan.",
         ));
     }
-    let b = load(state, business_id).await?;
-    let customer = customer_of(state, &b).await?;
+    let b = load(ctx, business_id).await?;
+    let customer = customer_of(ctx, &b).await?;
     let now = Utc::now();
     let trial_end =
         (b.plan == TRIAL && subs.is_empty() && b.trial_ends_at - now >= MIN_CHECKOUT_TRIAL)
             .then(|| b.trial_ends_at.timestamp());
-    let stripe_cfg = state.config.stripe.as_ref();
-    let billing_url = state.config.billing_url();
+    let stripe_cfg = ctx.config.stripe.as_ref();
+    let billing_url = ctx.config.billing_url();
     let success = stripe_cfg
         .and_then(|c| c.success_url.clone())
         .unwrap_or_else(|| format!("{billing_url}/success?session_id={{CHECKOUT_SESSION_ID}}"));
@@ -286,15 +289,15 @@ pub async fn checkout_session(
 }
 
 /// A customer-portal session (manage payment methods, invoices, plan).
-pub async fn portal_session(state: &AppState, scope: &BusinessScope) -> Result<HostedSession> {
-    let api = stripe(state)?;
-    let customer = ensure_customer(state, scope).await?;
-    let return_url = state
+pub async fn portal_session(ctx: &Billing<'_>, scope: &BusinessScope) -> Result<HostedSession> {
+    let api = stripe(ctx)?;
+    let customer = ensure_customer(ctx, scope).await?;
+    let return_url = ctx
         .config
         .stripe
         .as_ref()
         .and_then(|c| c.portal_return_url.clone())
-        .unwrap_or_else(|| state.config.billing_url());
+        .unwrap_or_else(|| ctx.config.billing_url());
     let session = api.create_portal_session(&customer, &return_url).await?;
     Ok(HostedSession {
         id: session.id.to_string(),
@@ -307,12 +310,12 @@ pub async fn portal_session(state: &AppState, scope: &BusinessScope) -> Result<H
 /// stored subscriptions changed and what changed for the business; 404
 /// when the business is gone.
 pub async fn apply_fetched(
-    state: &AppState,
+    ctx: &Billing<'_>,
     scope: &BusinessScope,
     subs: &[Subscription],
 ) -> Result<(u64, entitlement::Change)> {
     let business_id = scope.id();
-    let txn = crate::db::begin_write(&state.db).await?;
+    let txn = crate::db::begin_write(ctx.db).await?;
     if !entitlement::lock_business(&txn, business_id).await? {
         return Err(Error::not_found());
     }
@@ -321,7 +324,7 @@ pub async fn apply_fetched(
     for s in subs {
         let applied = subscriptions::apply(
             &txn,
-            &state.plans,
+            ctx.plans,
             business_id,
             &SubscriptionState::from(s),
             Version::Fetched(now.timestamp()),
@@ -331,7 +334,7 @@ pub async fn apply_fetched(
             repaired += 1;
         }
     }
-    let change = entitlement::apply(&state.rules(), &txn, business_id, now).await?;
+    let change = entitlement::apply(&ctx.rules, &txn, business_id, now).await?;
     txn.commit().await?;
     Ok((repaired, change))
 }
@@ -341,19 +344,19 @@ pub async fn apply_fetched(
 /// with 409 `downgrade_below_usage` listing the channels to remove first
 /// (the newest ones, as a Stripe-side downgrade would suspend).
 pub async fn change_plan(
-    state: &AppState,
+    ctx: &Billing<'_>,
     scope: &BusinessScope,
     plan: &str,
 ) -> Result<BillingSummary> {
     let business_id = scope.id();
-    let api = stripe(state)?;
-    let price = price_of(state, plan)?;
-    let sub = live_subscription(state, business_id).await?;
+    let api = stripe(ctx)?;
+    let price = price_of(ctx, plan)?;
+    let sub = live_subscription(ctx, business_id).await?;
     if sub.price_id.as_deref() == Some(price) {
-        return summary(state, scope).await;
+        return summary(ctx, scope).await;
     }
-    let used = channel_count(&state.db, business_id).await?;
-    if let Some(limit) = state.plans.channel_limit(plan)
+    let used = channel_count(ctx.db, business_id).await?;
+    if let Some(limit) = ctx.plans.channel_limit(plan)
         && used > u64::from(limit)
     {
         let excess = used - u64::from(limit);
@@ -362,7 +365,7 @@ pub async fn change_plan(
             .order_by_desc(channel::Column::CreatedAt)
             .order_by_desc(channel::Column::Id)
             .limit(excess)
-            .all(&state.db)
+            .all(ctx.db)
             .await?;
         let channels: Vec<ChannelToRemove> = newest
             .into_iter()
@@ -387,7 +390,7 @@ pub async fn change_plan(
         .with("channels", serde_json::to_value(channels).map_err(Error::internal)?));
     }
     let current_plan = sub.plan.clone().unwrap_or_default();
-    let upgrade = is_upgrade(state, &current_plan, plan);
+    let upgrade = is_upgrade(ctx, &current_plan, plan);
     let remote = api
         .retrieve_subscription(&sub.stripe_subscription_id)
         .await?;
@@ -404,13 +407,13 @@ pub async fn change_plan(
             upgrade,
         )
         .await?;
-    apply_fetched(state, scope, std::slice::from_ref(&updated)).await?;
-    summary(state, scope).await
+    apply_fetched(ctx, scope, std::slice::from_ref(&updated)).await?;
+    summary(ctx, scope).await
 }
 
 /// Whether `to` is worth more than `from`: a higher price, else more channels.
-fn is_upgrade(state: &AppState, from: &str, to: &str) -> bool {
-    let (a, b) = (state.plans.view(from), state.plans.view(to));
+fn is_upgrade(ctx: &Billing<'_>, from: &str, to: &str) -> bool {
+    let (a, b) = (ctx.plans.view(from), ctx.plans.view(to));
     match (a.price_minor, b.price_minor) {
         (Some(x), Some(y)) if x != y => y > x,
         _ => b.channel_limit.unwrap_or(u32::MAX) > a.channel_limit.unwrap_or(u32::MAX),
@@ -419,28 +422,28 @@ fn is_upgrade(state: &AppState, from: &str, to: &str) -> bool {
 
 /// Cancels at the end of the paid period (`cancel = true`) or takes that back.
 pub async fn set_cancel(
-    state: &AppState,
+    ctx: &Billing<'_>,
     scope: &BusinessScope,
     cancel: bool,
 ) -> Result<BillingSummary> {
     let business_id = scope.id();
-    let api = stripe(state)?;
-    let sub = live_subscription(state, business_id).await?;
+    let api = stripe(ctx)?;
+    let sub = live_subscription(ctx, business_id).await?;
     let updated = api
         .set_cancel_at_period_end(&sub.stripe_subscription_id, cancel)
         .await?;
-    apply_fetched(state, scope, std::slice::from_ref(&updated)).await?;
-    summary(state, scope).await
+    apply_fetched(ctx, scope, std::slice::from_ref(&updated)).await?;
+    summary(ctx, scope).await
 }
 
 /// The subscription that decides the business's plan, if any (what a
 /// manager sees: status and renewal date).
 pub async fn subscription_details(
-    state: &AppState,
+    ctx: &Billing<'_>,
     scope: &BusinessScope,
 ) -> Result<Option<SubscriptionDetails>> {
     let business_id = scope.id();
-    let subs = subscriptions_of(state, business_id).await?;
+    let subs = subscriptions_of(ctx, business_id).await?;
     Ok(entitlement::current(&subs).map(details))
 }
 
@@ -455,24 +458,24 @@ fn details(s: &subscription::Model) -> SubscriptionDetails {
 }
 
 /// Plan, entitlement, subscription and usage, from the database.
-pub async fn summary(state: &AppState, scope: &BusinessScope) -> Result<BillingSummary> {
+pub async fn summary(ctx: &Billing<'_>, scope: &BusinessScope) -> Result<BillingSummary> {
     let business_id = scope.id();
-    let b = load(state, business_id).await?;
-    let subs = subscriptions_of(state, business_id).await?;
+    let b = load(ctx, business_id).await?;
+    let subs = subscriptions_of(ctx, business_id).await?;
     let now = Utc::now();
-    let t = Timings::from_config(&state.config.billing);
+    let t = Timings::from_config(&ctx.config.billing);
     let e = entitlement::evaluate(&b, &subs, now, t);
-    let used = channel_count(&state.db, business_id).await?;
+    let used = channel_count(ctx.db, business_id).await?;
     let status = crate::domain::tenancy::businesses::effective_status(&b, now);
     Ok(BillingSummary {
-        plan: state.plans.view(&b.plan),
+        plan: ctx.plans.view(&b.plan),
         status,
         trial_ends_at: b.trial_ends_at,
         grace_ends_at: e.grace_ends_at,
         subscription: entitlement::current(&subs).map(details),
         channels: Usage {
             used,
-            limit: state.plans.channel_limit(&b.plan),
+            limit: ctx.plans.channel_limit(&b.plan),
         },
     })
 }
@@ -480,14 +483,14 @@ pub async fn summary(state: &AppState, scope: &BusinessScope) -> Result<BillingS
 /// A page of the business's invoices from Stripe, newest first; empty
 /// before the business has a Stripe customer.
 pub async fn invoices(
-    state: &AppState,
+    ctx: &Billing<'_>,
     scope: &BusinessScope,
     limit: u64,
     starting_after: Option<&str>,
 ) -> Result<InvoicePage> {
     let business_id = scope.id();
-    let api = stripe(state)?;
-    let b = load(state, business_id).await?;
+    let api = stripe(ctx)?;
+    let b = load(ctx, business_id).await?;
     let Some(customer) = b.stripe_customer_id else {
         return Ok(InvoicePage {
             data: Vec::new(),

@@ -17,3 +17,27 @@ pub mod entitlement;
 pub mod plans;
 pub mod reconcile;
 pub mod subscriptions;
+
+use sea_orm::DatabaseConnection;
+
+use crate::config::Config;
+use crate::integrations::stripe::StripeApi;
+
+/// What the business's Stripe side needs, and nothing else (no keys, no
+/// authorization, no sign-in): the database, the Stripe client (`None`
+/// while billing is not configured), the entitlement rules and the
+/// configuration (Stripe URLs, billing timings). The composition root
+/// builds it (`Services::billing`).
+#[derive(Clone, Copy)]
+pub struct Billing<'a> {
+    /// The database pool.
+    pub db: &'a DatabaseConnection,
+    /// Stripe; `None` answers 503 `billing_unavailable`.
+    pub stripe: Option<&'a StripeApi>,
+    /// The plan catalogue.
+    pub plans: &'a plans::PlanCatalogue,
+    /// Plans, timings and notices of entitlement changes.
+    pub rules: entitlement::Rules<'a>,
+    /// Stripe's URLs and the billing settings.
+    pub config: &'a Config,
+}

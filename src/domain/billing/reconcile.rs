@@ -15,18 +15,18 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::domain::billing::Billing;
 use crate::domain::billing::customer::{apply_fetched, stripe};
 use crate::domain::billing::entitlement::{self, Change};
 use crate::domain::tenancy::access::BusinessScope;
 use crate::error::Result;
-use crate::state::AppState;
 
 /// Businesses re-evaluated per sweep query.
 const SWEEP_BATCH: u64 = 200;
 
 /// Re-evaluates every business whose `recheck_at` has passed; returns the
 /// changes made.
-pub async fn sweep(state: &AppState) -> Result<Vec<Change>> {
+pub async fn sweep(ctx: &Billing<'_>) -> Result<Vec<Change>> {
     let mut changes = Vec::new();
     loop {
         let now = Utc::now();
@@ -37,11 +37,11 @@ pub async fn sweep(state: &AppState) -> Result<Vec<Change>> {
             .order_by_asc(business::Column::RecheckAt)
             .limit(SWEEP_BATCH)
             .into_tuple()
-            .all(&state.db)
+            .all(ctx.db)
             .await?;
         let full = due.len() as u64 == SWEEP_BATCH;
         for id in due {
-            let change = entitlement::refresh(&state.db, &state.rules(), id).await?;
+            let change = entitlement::refresh(ctx.db, &ctx.rules, id).await?;
             if !change.is_empty() {
                 changes.push(change);
             }
@@ -69,8 +69,8 @@ pub struct Report {
 
 /// Re-reads every customer's subscriptions from Stripe and repairs drift.
 /// 503 `billing_unavailable` without Stripe configuration.
-pub async fn reconcile(state: &AppState) -> Result<Report> {
-    let api = stripe(state)?;
+pub async fn reconcile(ctx: &Billing<'_>) -> Result<Report> {
+    let api = stripe(ctx)?;
     let mut report = Report::default();
     let customers: Vec<(Uuid, Option<String>)> = business::Entity::find()
         .select_only()
@@ -79,7 +79,7 @@ pub async fn reconcile(state: &AppState) -> Result<Report> {
         .filter(business::Column::StripeCustomerId.is_not_null())
         .order_by_asc(business::Column::Id)
         .into_tuple()
-        .all(&state.db)
+        .all(ctx.db)
         .await?;
     for (business_id, customer) in customers {
         let Some(customer) = customer else { continue };
@@ -92,7 +92,7 @@ pub async fn reconcile(state: &AppState) -> Result<Report> {
             }
         };
         report.subscriptions_seen += subs.len() as u64;
-        match apply_fetched(state, &BusinessScope::platform(business_id), &subs).await {
+        match apply_fetched(ctx, &BusinessScope::platform(business_id), &subs).await {
             Ok((repaired, change)) => {
                 report.subscriptions_repaired += repaired;
                 if !change.is_empty() {

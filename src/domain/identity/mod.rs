@@ -18,3 +18,28 @@ pub mod recovery;
 pub mod sessions;
 pub mod signup;
 pub mod users;
+
+use sea_orm::DatabaseConnection;
+
+use crate::auth::passwords::PasswordHasherPool;
+use crate::auth::tokens::TokenSigner;
+use crate::config::Config;
+use crate::mail::Mailer;
+
+/// What accounts and signing in need, and nothing else (no plans, keys,
+/// Stripe or authorization): the database, the token signer, password
+/// hashing, the mailer and the configuration (sign-in settings, links,
+/// OAuth providers). The composition root builds it (`Services::identity`).
+#[derive(Clone, Copy)]
+pub struct Identity<'a> {
+    /// The database pool.
+    pub db: &'a DatabaseConnection,
+    /// Access tokens and code hashes.
+    pub tokens: &'a TokenSigner,
+    /// argon2id on the blocking pool.
+    pub passwords: &'a PasswordHasherPool,
+    /// Outgoing email (queued in the caller's transaction).
+    pub mailer: &'a Mailer,
+    /// Sign-in settings (`auth`), public links, OAuth providers, trial.
+    pub config: &'a Config,
+}

@@ -24,13 +24,13 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::tokens::sha256_hex;
+use crate::domain::identity::Identity;
 use crate::domain::identity::sessions::{self, TokenPair};
 use crate::domain::tenancy::access::Caller;
 use crate::domain::{identity::one_time, identity::users, tenancy::businesses, validate};
 use crate::error::{Error, Result};
 use crate::integrations::{self, Authorization, ExternalIdentity};
 use crate::mail::templates;
-use crate::state::AppState;
 
 /// Lifetime of a pending authorization request.
 pub const STATE_TTL_SECS: i64 = 600;
@@ -85,10 +85,10 @@ fn invalid_state() -> Error {
 }
 
 /// `{public_url}/v1/auth/oauth/{provider}/callback`.
-pub fn redirect_uri(state: &AppState, provider: Provider) -> String {
+pub fn redirect_uri(ctx: &Identity<'_>, provider: Provider) -> String {
     format!(
         "{}/v1/auth/oauth/{}/callback",
-        state.config.public_base(),
+        ctx.config.public_base(),
         provider.as_str()
     )
 }
@@ -96,15 +96,15 @@ pub fn redirect_uri(state: &AppState, provider: Provider) -> String {
 /// Starts a sign-in (or, with `link_user`, the linking of a provider to a
 /// signed-in account); returns the provider URL to send the browser to.
 pub async fn start(
-    state: &AppState,
+    ctx: &Identity<'_>,
     provider: Provider,
     login_hint: Option<&str>,
     link_user: Option<Uuid>,
 ) -> Result<String> {
-    let redirect = redirect_uri(state, provider);
+    let redirect = redirect_uri(ctx, provider);
     let auth: Authorization = match provider {
         Provider::Google => {
-            let config = state
+            let config = ctx
                 .config
                 .google
                 .as_ref()
@@ -114,7 +114,7 @@ pub async fn start(
                 .map_err(|e| oauth_failed(e.to_string()))?
         }
         Provider::Facebook => {
-            let config = state
+            let config = ctx
                 .config
                 .facebook
                 .as_ref()
@@ -135,7 +135,7 @@ pub async fn start(
         used_at: Set(None),
         created_at: Set(now),
     }
-    .insert(&state.db)
+    .insert(ctx.db)
     .await?;
     Ok(auth.url)
 }
@@ -143,7 +143,7 @@ pub async fn start(
 /// Completes a sign-in from the provider's redirect; returns the one-time
 /// exchange code for the front end.
 pub async fn callback(
-    state: &AppState,
+    ctx: &Identity<'_>,
     provider: Provider,
     code: &str,
     state_param: &str,
@@ -152,7 +152,7 @@ pub async fn callback(
     let pending = oauth_state::Entity::find()
         .filter(oauth_state::Column::StateHash.eq(sha256_hex(state_param)))
         .filter(oauth_state::Column::Provider.eq(provider.as_str()))
-        .one(&state.db)
+        .one(ctx.db)
         .await?
         .ok_or_else(invalid_state)?;
     if pending.used_at.is_some() || pending.expires_at <= now {
@@ -162,15 +162,15 @@ pub async fn callback(
         .col_expr(oauth_state::Column::UsedAt, Expr::value(now))
         .filter(oauth_state::Column::Id.eq(pending.id))
         .filter(oauth_state::Column::UsedAt.is_null())
-        .exec(&state.db)
+        .exec(ctx.db)
         .await?;
     if consumed.rows_affected != 1 {
         return Err(invalid_state());
     }
-    let redirect = redirect_uri(state, provider);
+    let redirect = redirect_uri(ctx, provider);
     let external = match provider {
         Provider::Google => {
-            let config = state
+            let config = ctx
                 .config
                 .google
                 .as_ref()
@@ -181,7 +181,7 @@ pub async fn callback(
                 .map_err(|e| oauth_failed(e.to_string()))?
         }
         Provider::Facebook => {
-            let config = state
+            let config = ctx
                 .config
                 .facebook
                 .as_ref()
@@ -191,8 +191,8 @@ pub async fn callback(
                 .map_err(|e| oauth_failed(e.to_string()))?
         }
     };
-    let txn = crate::db::begin_write(&state.db).await?;
-    let user = resolve_user(state, &txn, provider, &external, pending.link_user_id).await?;
+    let txn = crate::db::begin_write(ctx.db).await?;
+    let user = resolve_user(ctx, &txn, provider, &external, pending.link_user_id).await?;
     let exchange = one_time::create(
         &txn,
         TokenPurpose::OauthExchange,
@@ -206,7 +206,7 @@ pub async fn callback(
 }
 
 async fn link<C: ConnectionTrait>(
-    state: &AppState,
+    ctx: &Identity<'_>,
     db: &C,
     provider: Provider,
     external: &ExternalIdentity,
@@ -233,15 +233,14 @@ async fn link<C: ConnectionTrait>(
         Provider::Google => "Google",
         Provider::Facebook => "Facebook",
     };
-    state
-        .mailer
+    ctx.mailer
         .enqueue(db, &user.email, templates::sign_in_method_linked(label))
         .await?;
     Ok(())
 }
 
 async fn resolve_user<C: ConnectionTrait>(
-    state: &AppState,
+    ctx: &Identity<'_>,
     db: &C,
     provider: Provider,
     external: &ExternalIdentity,
@@ -266,7 +265,7 @@ async fn resolve_user<C: ConnectionTrait>(
     }
     if let Some(user_id) = link_user {
         let user = users::account(db, user_id).await?;
-        link(state, db, provider, external, &user).await?;
+        link(ctx, db, provider, external, &user).await?;
         return Ok(user);
     }
     let email = external
@@ -280,7 +279,7 @@ async fn resolve_user<C: ConnectionTrait>(
         .await?;
     match existing {
         Some(user) if external.email_verified => {
-            link(state, db, provider, external, &user).await?;
+            link(ctx, db, provider, external, &user).await?;
             Ok(user)
         }
         Some(_) => Err(Error::conflict(
@@ -290,12 +289,12 @@ async fn resolve_user<C: ConnectionTrait>(
         None if !external.email_verified => Err(oauth_failed(
             "The provider has not verified this email address".into(),
         )),
-        None => create_owner(state, db, provider, external, &email).await,
+        None => create_owner(ctx, db, provider, external, &email).await,
     }
 }
 
 async fn create_owner<C: ConnectionTrait>(
-    state: &AppState,
+    ctx: &Identity<'_>,
     db: &C,
     provider: Provider,
     external: &ExternalIdentity,
@@ -331,7 +330,7 @@ async fn create_owner<C: ConnectionTrait>(
         .chars()
         .take(validate::NAME_MAX)
         .collect();
-    businesses::new_on_trial(&state.config, user.id, business_name, now)
+    businesses::new_on_trial(ctx.config, user.id, business_name, now)
         .insert(db)
         .await?;
     identity::ActiveModel {
@@ -348,10 +347,10 @@ async fn create_owner<C: ConnectionTrait>(
 }
 
 /// Turns a one-time exchange code into tokens (single use, 2 minutes).
-pub async fn exchange(state: &AppState, code: &str) -> Result<TokenPair> {
-    let txn = crate::db::begin_write(&state.db).await?;
+pub async fn exchange(ctx: &Identity<'_>, code: &str) -> Result<TokenPair> {
+    let txn = crate::db::begin_write(ctx.db).await?;
     let user = one_time::consume_for_user(&txn, TokenPurpose::OauthExchange, code).await?;
-    let pair = sessions::issue(state, &txn, &user).await?;
+    let pair = sessions::issue(ctx, &txn, &user).await?;
     txn.commit().await?;
     Ok(pair)
 }
@@ -368,8 +367,8 @@ pub struct SignInMethod {
 }
 
 /// The caller's sign-in methods.
-pub async fn methods(state: &AppState, caller: Caller) -> Result<Vec<SignInMethod>> {
-    methods_of(&state.db, caller.user_id).await
+pub async fn methods(ctx: &Identity<'_>, caller: Caller) -> Result<Vec<SignInMethod>> {
+    methods_of(ctx.db, caller.user_id).await
 }
 
 async fn methods_of<C: ConnectionTrait>(db: &C, user_id: Uuid) -> Result<Vec<SignInMethod>> {
@@ -399,8 +398,8 @@ async fn methods_of<C: ConnectionTrait>(db: &C, user_id: Uuid) -> Result<Vec<Sig
 
 /// Unlinks a provider. 409 `last_sign_in_method` when nothing else would
 /// remain; 404 when it is not linked.
-pub async fn unlink(state: &AppState, caller: Caller, provider: Provider) -> Result<()> {
-    let txn = crate::db::begin_write(&state.db).await?;
+pub async fn unlink(ctx: &Identity<'_>, caller: Caller, provider: Provider) -> Result<()> {
+    let txn = crate::db::begin_write(ctx.db).await?;
     // Take the account's row lock first (PostgreSQL; SQLite's BEGIN
     // IMMEDIATE already serialises writers), so concurrent unlinks decide on
     // what the other left: the last method can never go.

@@ -10,11 +10,11 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use uuid::Uuid;
 
 use crate::auth::tokens::{opaque_token, sha256_hex};
+use crate::domain::identity::Identity;
 use crate::domain::identity::quota;
 use crate::domain::validate::Email;
 use crate::error::{Error, Result};
 use crate::mail::Rendered;
-use crate::state::AppState;
 
 /// Creates a token for `purpose`, valid `ttl_secs`; returns its plaintext,
 /// which exists nowhere else.
@@ -117,13 +117,13 @@ pub struct LinkEmail {
 /// Counts the request against the per-email limit, then, if the address has
 /// an account, creates a token and queues the email with its link, all in
 /// one transaction. Answers alike whether or not the account exists.
-pub async fn email_link(state: &AppState, email: &Email, link: LinkEmail) -> Result<()> {
-    let txn = crate::db::begin_write(&state.db).await?;
+pub async fn email_link(ctx: &Identity<'_>, email: &Email, link: LinkEmail) -> Result<()> {
+    let txn = crate::db::begin_write(ctx.db).await?;
     quota::take(
         &txn,
         email.as_str(),
         link.kind,
-        state.config.auth.email_requests_per_hour,
+        ctx.config.auth.email_requests_per_hour,
     )
     .await?;
     let user = entity::user::Entity::find()
@@ -139,9 +139,8 @@ pub async fn email_link(state: &AppState, email: &Email, link: LinkEmail) -> Res
             link.ttl_secs,
         )
         .await?;
-        let url = format!("{}{}?token={token}", state.config.public_base(), link.path);
-        state
-            .mailer
+        let url = format!("{}{}?token={token}", ctx.config.public_base(), link.path);
+        ctx.mailer
             .enqueue(
                 &txn,
                 email.as_str(),

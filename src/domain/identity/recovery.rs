@@ -9,24 +9,24 @@ use entity::user;
 use sea_orm::{ActiveModelTrait, IntoActiveModel, Set};
 use secrecy::SecretString;
 
+use crate::domain::identity::Identity;
 use crate::domain::tenancy::access::Caller;
 use crate::domain::validate::{Email, Password};
 use crate::domain::{identity::one_time, identity::sessions, identity::users};
 use crate::error::{Error, Result};
 use crate::mail::templates;
-use crate::state::AppState;
 
 /// Emails a reset link when the address has an account; answers alike
 /// either way (no enumeration). Counted against the per-email limit.
-pub async fn forgot(state: &AppState, email: &Email) -> Result<()> {
+pub async fn forgot(ctx: &Identity<'_>, email: &Email) -> Result<()> {
     let link = one_time::LinkEmail {
         kind: "password_reset",
         purpose: TokenPurpose::PasswordReset,
-        ttl_secs: state.config.auth.password_reset_ttl_secs,
+        ttl_secs: ctx.config.auth.password_reset_ttl_secs,
         path: "/reset-password",
         render: templates::password_reset,
     };
-    one_time::email_link(state, email, link).await
+    one_time::email_link(ctx, email, link).await
 }
 
 /// Stores a new password for `user`: the email counts as verified (only its
@@ -34,13 +34,13 @@ pub async fn forgot(state: &AppState, email: &Email) -> Result<()> {
 /// every refresh token is revoked, and with `confirm` a "password changed"
 /// email is queued, all in one transaction.
 pub(crate) async fn store_password(
-    state: &AppState,
+    ctx: &Identity<'_>,
     user: user::Model,
     password: Password,
     confirm: bool,
 ) -> Result<()> {
-    let hash = state.passwords.hash(password.0).await?;
-    let txn = crate::db::begin_write(&state.db).await?;
+    let hash = ctx.passwords.hash(password.0).await?;
+    let txn = crate::db::begin_write(ctx.db).await?;
     let email = user.email.clone();
     let user_id = user.id;
     let now = Utc::now();
@@ -51,8 +51,7 @@ pub(crate) async fn store_password(
     active.update(&txn).await?;
     sessions::revoke_user(&txn, user_id).await?;
     if confirm {
-        state
-            .mailer
+        ctx.mailer
             .enqueue(&txn, &email, templates::password_changed())
             .await?;
     }
@@ -62,21 +61,21 @@ pub(crate) async fn store_password(
 
 /// Sets a new password from a reset token; every refresh token of the
 /// account is revoked. 400 `invalid_token` for a bad, used or expired one.
-pub async fn reset(state: &AppState, token: &str, password: Password) -> Result<()> {
-    let user = one_time::consume_for_user(&state.db, TokenPurpose::PasswordReset, token).await?;
-    store_password(state, user, password, true).await
+pub async fn reset(ctx: &Identity<'_>, token: &str, password: Password) -> Result<()> {
+    let user = one_time::consume_for_user(ctx.db, TokenPurpose::PasswordReset, token).await?;
+    store_password(ctx, user, password, true).await
 }
 
 /// Changes the signed-in user's password. 401 `invalid_credentials` when
 /// `current` is wrong; every refresh token is revoked (sign in again).
 pub async fn change(
-    state: &AppState,
+    ctx: &Identity<'_>,
     caller: Caller,
     current: SecretString,
     new: Password,
 ) -> Result<()> {
-    let user = users::account(&state.db, caller.user_id).await?;
-    if !state
+    let user = users::account(ctx.db, caller.user_id).await?;
+    if !ctx
         .passwords
         .verify(current, user.password_hash.clone())
         .await?
@@ -86,5 +85,5 @@ pub async fn change(
             "The current password is incorrect",
         ));
     }
-    store_password(state, user, new, true).await
+    store_password(ctx, user, new, true).await
 }

@@ -13,9 +13,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::tokens::{opaque_token, sha256_hex};
+use crate::domain::identity::Identity;
 use crate::domain::validate::Email;
 use crate::error::{Error, Result};
-use crate::state::AppState;
 
 /// What a successful sign-in returns.
 #[derive(Debug, Serialize, ToSchema)]
@@ -39,15 +39,15 @@ fn invalid_refresh() -> Error {
 /// Starts a new refresh-token family for `user` inside `db` (a transaction
 /// or the pool) and signs an access token.
 pub async fn issue<C: ConnectionTrait>(
-    state: &AppState,
+    ctx: &Identity<'_>,
     db: &C,
     user: &user::Model,
 ) -> Result<TokenPair> {
-    issue_in_family(state, db, user, Uuid::now_v7()).await
+    issue_in_family(ctx, db, user, Uuid::now_v7()).await
 }
 
 async fn issue_in_family<C: ConnectionTrait>(
-    state: &AppState,
+    ctx: &Identity<'_>,
     db: &C,
     user: &user::Model,
     family_id: Uuid,
@@ -60,7 +60,7 @@ async fn issue_in_family<C: ConnectionTrait>(
         .one(db)
         .await?;
     let refresh = opaque_token();
-    let ttl = state.config.auth.refresh_token_ttl_secs;
+    let ttl = ctx.config.auth.refresh_token_ttl_secs;
     let now = Utc::now();
     refresh_token::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -75,9 +75,9 @@ async fn issue_in_family<C: ConnectionTrait>(
     .insert(db)
     .await?;
     Ok(TokenPair {
-        access_token: state.tokens.issue(user.id, user.role, owned)?,
+        access_token: ctx.tokens.issue(user.id, user.role, owned)?,
         token_type: "Bearer",
-        expires_in: state.tokens.ttl_secs(),
+        expires_in: ctx.tokens.ttl_secs(),
         refresh_token: refresh,
         refresh_expires_in: ttl,
     })
@@ -85,45 +85,45 @@ async fn issue_in_family<C: ConnectionTrait>(
 
 /// Password login. 401 `invalid_credentials` alike for an unknown email and a
 /// wrong password, after the same argon2 work (no account enumeration).
-pub async fn login(state: &AppState, email: &str, password: SecretString) -> Result<TokenPair> {
+pub async fn login(ctx: &Identity<'_>, email: &str, password: SecretString) -> Result<TokenPair> {
     let fail = || Error::unauthorized("invalid_credentials", "Email or password is incorrect");
     // A malformed email cannot exist; still spend the hashing work.
     let user = match Email::parse("email", email) {
         Ok(email) => {
             user::Entity::find()
                 .filter(user::Column::Email.eq(email.as_str()))
-                .one(&state.db)
+                .one(ctx.db)
                 .await?
         }
         Err(_) => None,
     };
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-    if !state.passwords.verify(password, hash).await? {
+    if !ctx.passwords.verify(password, hash).await? {
         return Err(fail());
     }
     let user = user.ok_or_else(fail)?;
-    issue(state, &state.db, &user).await
+    issue(ctx, ctx.db, &user).await
 }
 
 /// Rotates a refresh token: the presented one is consumed and a new one of
 /// the same family returned. Presenting a consumed or revoked token revokes
 /// the whole family (401 `refresh_token_reused`).
-pub async fn refresh(state: &AppState, presented: &str) -> Result<TokenPair> {
+pub async fn refresh(ctx: &Identity<'_>, presented: &str) -> Result<TokenPair> {
     let hash = sha256_hex(presented);
     let token = refresh_token::Entity::find()
         .filter(refresh_token::Column::TokenHash.eq(hash))
-        .one(&state.db)
+        .one(ctx.db)
         .await?
         .ok_or_else(invalid_refresh)?;
     let now = Utc::now();
     if token.used_at.is_some() || token.revoked_at.is_some() {
-        revoke_family(&state.db, token.family_id).await?;
+        revoke_family(ctx.db, token.family_id).await?;
         return Err(reused());
     }
     if token.expires_at <= now {
         return Err(invalid_refresh());
     }
-    let txn = crate::db::begin_write(&state.db).await?;
+    let txn = crate::db::begin_write(ctx.db).await?;
     // Consume atomically: of two concurrent uses, exactly one wins; the
     // other is a reuse.
     let consumed = refresh_token::Entity::update_many()
@@ -135,14 +135,14 @@ pub async fn refresh(state: &AppState, presented: &str) -> Result<TokenPair> {
         .await?;
     if consumed.rows_affected != 1 {
         txn.rollback().await?;
-        revoke_family(&state.db, token.family_id).await?;
+        revoke_family(ctx.db, token.family_id).await?;
         return Err(reused());
     }
     let user = user::Entity::find_by_id(token.user_id)
         .one(&txn)
         .await?
         .ok_or_else(invalid_refresh)?;
-    let pair = issue_in_family(state, &txn, &user, token.family_id).await?;
+    let pair = issue_in_family(ctx, &txn, &user, token.family_id).await?;
     txn.commit().await?;
     Ok(pair)
 }
@@ -178,13 +178,13 @@ pub async fn revoke_user<C: ConnectionTrait>(db: &C, user_id: Uuid) -> Result<()
 
 /// Logout: revokes the family of the presented token. Unknown tokens are
 /// accepted silently, so logout is idempotent and reveals nothing.
-pub async fn logout(state: &AppState, presented: &str) -> Result<()> {
+pub async fn logout(ctx: &Identity<'_>, presented: &str) -> Result<()> {
     if let Some(token) = refresh_token::Entity::find()
         .filter(refresh_token::Column::TokenHash.eq(sha256_hex(presented)))
-        .one(&state.db)
+        .one(ctx.db)
         .await?
     {
-        revoke_family(&state.db, token.family_id).await?;
+        revoke_family(ctx.db, token.family_id).await?;
     }
     Ok(())
 }

@@ -11,25 +11,25 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrde
 use uuid::Uuid;
 
 use crate::auth::tokens::{digest_eq, six_digit_code};
+use crate::domain::identity::Identity;
 use crate::domain::identity::sessions::{self, TokenPair};
 use crate::domain::validate::{self, Email, Password};
 use crate::domain::{identity::one_time, identity::quota, identity::users, tenancy::businesses};
 use crate::error::{Error, Result};
 use crate::mail::templates;
-use crate::state::AppState;
 
 /// Step 1: emails a code. Answers the same whether or not the address is
 /// taken (a taken address gets a "sign in instead" email), so it reveals
 /// nothing. Any earlier pending code of the address dies. The email is
 /// queued in the same transaction as the code. 429 `too_many_requests`
 /// past the per-email limit.
-pub async fn start(state: &AppState, email: &Email) -> Result<()> {
-    let txn = crate::db::begin_write(&state.db).await?;
+pub async fn start(ctx: &Identity<'_>, email: &Email) -> Result<()> {
+    let txn = crate::db::begin_write(ctx.db).await?;
     quota::take(
         &txn,
         email.as_str(),
         "registration",
-        state.config.auth.email_requests_per_hour,
+        ctx.config.auth.email_requests_per_hour,
     )
     .await?;
     let existing = user::Entity::find()
@@ -37,8 +37,7 @@ pub async fn start(state: &AppState, email: &Email) -> Result<()> {
         .one(&txn)
         .await?;
     if existing.is_some() {
-        state
-            .mailer
+        ctx.mailer
             .enqueue(&txn, email.as_str(), templates::already_registered())
             .await?;
         txn.commit().await?;
@@ -47,7 +46,7 @@ pub async fn start(state: &AppState, email: &Email) -> Result<()> {
     let code = six_digit_code();
     let id = Uuid::now_v7();
     let now = Utc::now();
-    let ttl = state.config.auth.code_ttl_secs;
+    let ttl = ctx.config.auth.code_ttl_secs;
     registration::Entity::delete_many()
         .filter(registration::Column::Email.eq(email.as_str()))
         .filter(registration::Column::VerifiedAt.is_null())
@@ -56,7 +55,7 @@ pub async fn start(state: &AppState, email: &Email) -> Result<()> {
     registration::ActiveModel {
         id: Set(id),
         email: Set(email.as_str().to_owned()),
-        code_hash: Set(state.tokens.hash_code(id.as_bytes(), &code)),
+        code_hash: Set(ctx.tokens.hash_code(id.as_bytes(), &code)),
         attempts: Set(0),
         expires_at: Set(now + Duration::seconds(ttl as i64)),
         verified_at: Set(None),
@@ -64,8 +63,7 @@ pub async fn start(state: &AppState, email: &Email) -> Result<()> {
     }
     .insert(&txn)
     .await?;
-    state
-        .mailer
+    ctx.mailer
         .enqueue(
             &txn,
             email.as_str(),
@@ -87,14 +85,14 @@ fn invalid_code() -> Error {
 /// Step 2: checks the code. Every attempt is counted before the comparison
 /// (atomically), so parallel guesses cannot exceed the limit. Returns a
 /// registration token for step 3.
-pub async fn verify(state: &AppState, email: &Email, code: &str) -> Result<String> {
-    let max = state.config.auth.code_max_attempts as i32;
+pub async fn verify(ctx: &Identity<'_>, email: &Email, code: &str) -> Result<String> {
+    let max = ctx.config.auth.code_max_attempts as i32;
     let now = Utc::now();
     let reg = registration::Entity::find()
         .filter(registration::Column::Email.eq(email.as_str()))
         .filter(registration::Column::VerifiedAt.is_null())
         .order_by_desc(registration::Column::Id)
-        .one(&state.db)
+        .one(ctx.db)
         .await?
         .ok_or_else(invalid_code)?;
     if reg.expires_at <= now {
@@ -108,7 +106,7 @@ pub async fn verify(state: &AppState, email: &Email, code: &str) -> Result<Strin
         .filter(registration::Column::Id.eq(reg.id))
         .filter(registration::Column::Attempts.lt(max))
         .filter(registration::Column::VerifiedAt.is_null())
-        .exec(&state.db)
+        .exec(ctx.db)
         .await?;
     if counted.rows_affected != 1 {
         return Err(Error::new(
@@ -121,14 +119,14 @@ pub async fn verify(state: &AppState, email: &Email, code: &str) -> Result<Strin
     let well_formed = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
     if !well_formed
         || !digest_eq(
-            &state.tokens.hash_code(reg.id.as_bytes(), code),
+            &ctx.tokens.hash_code(reg.id.as_bytes(), code),
             &reg.code_hash,
         )
     {
         let remaining = max - (reg.attempts + 1);
         return Err(invalid_code().with("attempts_remaining", Ord::max(remaining, 0)));
     }
-    let txn = crate::db::begin_write(&state.db).await?;
+    let txn = crate::db::begin_write(ctx.db).await?;
     let marked = registration::Entity::update_many()
         .col_expr(registration::Column::VerifiedAt, Expr::value(now))
         .filter(registration::Column::Id.eq(reg.id))
@@ -143,7 +141,7 @@ pub async fn verify(state: &AppState, email: &Email, code: &str) -> Result<Strin
         TokenPurpose::Registration,
         None,
         email.as_str(),
-        state.config.auth.registration_token_ttl_secs,
+        ctx.config.auth.registration_token_ttl_secs,
     )
     .await?;
     txn.commit().await?;
@@ -164,12 +162,12 @@ pub struct Completion {
 
 /// Step 3: creates the owner and the business on trial, signs them in.
 /// 409 `email_taken` if the address was registered meanwhile.
-pub async fn complete(state: &AppState, input: Completion) -> Result<TokenPair> {
+pub async fn complete(ctx: &Identity<'_>, input: Completion) -> Result<TokenPair> {
     let full_name = validate::name("full_name", &input.full_name, validate::NAME_MAX)?;
     let business_name = validate::name("business_name", &input.business_name, validate::NAME_MAX)?;
-    let password_hash = state.passwords.hash(input.password.0).await?;
+    let password_hash = ctx.passwords.hash(input.password.0).await?;
     let now = Utc::now();
-    let txn = crate::db::begin_write(&state.db).await?;
+    let txn = crate::db::begin_write(ctx.db).await?;
     let token =
         one_time::consume(&txn, TokenPurpose::Registration, &input.registration_token).await?;
     let user_id = Uuid::now_v7();
@@ -186,10 +184,10 @@ pub async fn complete(state: &AppState, input: Completion) -> Result<TokenPair> 
     .insert(&txn)
     .await
     .map_err(users::email_taken)?;
-    businesses::new_on_trial(&state.config, user_id, business_name, now)
+    businesses::new_on_trial(ctx.config, user_id, business_name, now)
         .insert(&txn)
         .await?;
-    let pair = sessions::issue(state, &txn, &user).await?;
+    let pair = sessions::issue(ctx, &txn, &user).await?;
     txn.commit().await?;
     Ok(pair)
 }

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use entity::enums::Role;
 use entity::{business, user};
+use sea_orm::DatabaseConnection;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, Set};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -11,7 +12,6 @@ use uuid::Uuid;
 use crate::domain::tenancy::access::Caller;
 use crate::domain::validate;
 use crate::error::{Error, Result};
-use crate::state::AppState;
 
 /// A user as they see themselves.
 #[derive(Debug, Serialize, ToSchema)]
@@ -46,10 +46,10 @@ pub async fn account<C: sea_orm::ConnectionTrait>(
         .ok_or_else(|| Error::unauthorized("invalid_token", "The account no longer exists"))
 }
 
-async fn view(state: &AppState, user: user::Model) -> Result<MeView> {
+async fn view(db: &DatabaseConnection, user: user::Model) -> Result<MeView> {
     let business_id = business::Entity::find()
         .filter(business::Column::OwnerId.eq(user.id))
-        .one(&state.db)
+        .one(db)
         .await?
         .map(|b| b.id);
     Ok(MeView {
@@ -64,25 +64,25 @@ async fn view(state: &AppState, user: user::Model) -> Result<MeView> {
 }
 
 /// The caller's account.
-pub async fn me(state: &AppState, caller: Caller) -> Result<MeView> {
-    let user = account(&state.db, caller.user_id).await?;
-    view(state, user).await
+pub async fn me(db: &DatabaseConnection, caller: Caller) -> Result<MeView> {
+    let user = account(db, caller.user_id).await?;
+    view(db, user).await
 }
 
 /// Changes the caller's full name.
 pub async fn update_me(
-    state: &AppState,
+    db: &DatabaseConnection,
     caller: Caller,
     full_name: Option<&str>,
 ) -> Result<MeView> {
-    let user = account(&state.db, caller.user_id).await?;
+    let user = account(db, caller.user_id).await?;
     let mut active = user.into_active_model();
     if let Some(name) = validate::optional_name("full_name", full_name, validate::NAME_MAX)? {
         active.full_name = Set(name);
     }
     active.updated_at = Set(Utc::now());
-    let user = active.update(&state.db).await?;
-    view(state, user).await
+    let user = active.update(db).await?;
+    view(db, user).await
 }
 
 /// Maps an insert of a user row: a unique violation on `email` becomes 409

@@ -21,13 +21,13 @@ use uuid::Uuid;
 
 use crate::domain::audit::{self, Actor, Outcome};
 use crate::domain::billing::plans::PlanCatalogue;
+use crate::domain::identity::Identity;
 use crate::domain::pagination::{Page, PageRequest};
 use crate::domain::tenancy::businesses::{self, BusinessView};
 use crate::domain::validate::{self, Email, Password};
 use crate::domain::{identity::one_time, identity::users};
 use crate::error::{Error, Result};
 use crate::mail::templates;
-use crate::state::AppState;
 
 /// A manager account.
 #[derive(Debug, Serialize, ToSchema)]
@@ -50,14 +50,14 @@ pub struct ManagerView {
 /// Creates a manager account (no password) and emails a set-password link.
 /// 409 `email_taken` when the address has an account.
 pub async fn create(
-    state: &AppState,
+    ctx: &Identity<'_>,
     actor: &Actor,
     email: &Email,
     full_name: &str,
 ) -> Result<ManagerView> {
     let full_name = validate::name("full_name", full_name, validate::NAME_MAX)?;
     let now = Utc::now();
-    let txn = crate::db::begin_write(&state.db).await?;
+    let txn = crate::db::begin_write(ctx.db).await?;
     let manager = user::ActiveModel {
         id: Set(Uuid::now_v7()),
         email: Set(email.as_str().to_owned()),
@@ -71,7 +71,7 @@ pub async fn create(
     .insert(&txn)
     .await
     .map_err(users::email_taken)?;
-    let ttl = state.config.auth.set_password_ttl_secs;
+    let ttl = ctx.config.auth.set_password_ttl_secs;
     let token = one_time::create(
         &txn,
         TokenPurpose::SetPassword,
@@ -90,9 +90,8 @@ pub async fn create(
         json!({ "email": manager.email }),
     )
     .await?;
-    let url = format!("{}/set-password?token={token}", state.config.public_base());
-    state
-        .mailer
+    let url = format!("{}/set-password?token={token}", ctx.config.public_base());
+    ctx.mailer
         .enqueue(
             &txn,
             email.as_str(),
@@ -112,20 +111,20 @@ pub async fn create(
 
 /// Sets a password from an emailed set-password token; the email is thereby
 /// verified and every existing session of the account ends.
-pub async fn set_password(state: &AppState, token: &str, password: Password) -> Result<()> {
-    let user = one_time::consume_for_user(&state.db, TokenPurpose::SetPassword, token).await?;
-    crate::domain::identity::recovery::store_password(state, user, password, false).await
+pub async fn set_password(ctx: &Identity<'_>, token: &str, password: Password) -> Result<()> {
+    let user = one_time::consume_for_user(ctx.db, TokenPurpose::SetPassword, token).await?;
+    crate::domain::identity::recovery::store_password(ctx, user, password, false).await
 }
 
 /// A page of manager accounts with their assigned counts.
-pub async fn list(state: &AppState, page: PageRequest) -> Result<Page<ManagerView>> {
+pub async fn list(ctx: &Identity<'_>, page: PageRequest) -> Result<Page<ManagerView>> {
     let mut q = user::Entity::find()
         .filter(user::Column::Role.eq(Role::Manager))
         .order_by_asc(user::Column::Id);
     if let Some(after) = page.after {
         q = q.filter(user::Column::Id.gt(after));
     }
-    let rows = q.limit(page.limit + 1).all(&state.db).await?;
+    let rows = q.limit(page.limit + 1).all(ctx.db).await?;
     // One grouped count for the page, not one query per manager.
     let ids: Vec<Uuid> = rows.iter().map(|m| m.id).collect();
     let counts: HashMap<Uuid, i64> = business::Entity::find()
@@ -135,7 +134,7 @@ pub async fn list(state: &AppState, page: PageRequest) -> Result<Page<ManagerVie
         .filter(business::Column::ManagerId.is_in(ids))
         .group_by(business::Column::ManagerId)
         .into_tuple::<(Uuid, i64)>()
-        .all(&state.db)
+        .all(ctx.db)
         .await?
         .into_iter()
         .collect();
@@ -220,13 +219,13 @@ pub async fn unassign(db: &DatabaseConnection, actor: &Actor, b: business::Model
 
 /// Creates an admin account (CLI bootstrap). 409 `email_taken` if it exists.
 pub async fn create_admin(
-    state: &AppState,
+    ctx: &Identity<'_>,
     email: &Email,
     full_name: &str,
     password: Password,
 ) -> Result<Uuid> {
     let full_name = validate::name("full_name", full_name, validate::NAME_MAX)?;
-    let hash = state.passwords.hash(password.0).await?;
+    let hash = ctx.passwords.hash(password.0).await?;
     let now = Utc::now();
     let admin = user::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -238,7 +237,7 @@ pub async fn create_admin(
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(&state.db)
+    .insert(ctx.db)
     .await
     .map_err(users::email_taken)?;
     Ok(admin.id)

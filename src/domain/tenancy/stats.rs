@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{Duration, Utc};
 use entity::enums::{BusinessStatus, Role};
 use entity::{business, user};
+use sea_orm::DatabaseConnection;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -13,7 +14,6 @@ use uuid::Uuid;
 
 use crate::domain::billing::plans::TRIAL;
 use crate::error::Result;
-use crate::state::AppState;
 
 /// Days ahead counted as "trial ending soon".
 pub const TRIAL_ENDING_DAYS: i64 = 7;
@@ -54,8 +54,7 @@ fn status_key(s: BusinessStatus) -> String {
 }
 
 /// Computes the statistics with grouped queries.
-pub async fn platform(state: &AppState) -> Result<PlatformStats> {
-    let db = &state.db;
+pub async fn platform(db: &DatabaseConnection) -> Result<PlatformStats> {
     let now = Utc::now();
     let by_plan: BTreeMap<String, u64> = business::Entity::find()
         .select_only()
