@@ -201,19 +201,18 @@ async fn a_task_queued_in_a_rolled_back_transaction_never_runs() {
 
 #[tokio::test]
 async fn enqueuing_one_dedup_key_twice_leaves_one_task() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = crate::common::test_config(dir.path()).await;
-    // Nothing delivers meanwhile: the runner only runs on a far poll.
-    config.smtp_host = Some("127.0.0.1".into());
-    config.smtp_port = dead_port();
-    config.smtp_tls = switchboard::config::SmtpTls::None;
-    config.outbox_retry_base_ms = 600_000;
-    let app = TestApp::spawn_with(dir, config).await;
+    let app = TestApp::spawn().await;
     let state = &app.app.state;
     let task = DeliverEmail {
         email_id: uuid::Uuid::now_v7(),
     };
-    let first = state.jobs.enqueue(&state.db, &task).await.unwrap();
+    // Due later, so the runner cannot finish (and delete) it in between.
+    let later = Utc::now() + Duration::hours(1);
+    let first = state
+        .jobs
+        .enqueue_at(&state.db, &task, later)
+        .await
+        .unwrap();
     let second = state.jobs.enqueue(&state.db, &task).await.unwrap();
     assert!(first.is_some());
     assert_eq!(second, None, "the second enqueue is a no-op");
