@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{Auth, Json, Path, Query};
-use crate::domain::identity::oauth::{self, Provider, SignInMethod};
+use crate::domain::identity::oauth::{self, SignInMethod, SignInProvider};
 use crate::domain::identity::sessions::TokenPair;
 use crate::error::{Error, Problem, Result};
 use crate::state::AppState;
@@ -60,7 +60,7 @@ fn redirect(location: &str) -> Response {
 /// Start signing in with a provider: redirects to it (state, nonce and PKCE
 /// kept server-side).
 #[utoipa::path(get, path = "/v1/auth/oauth/{provider}/start", tag = "auth",
-    params(("provider" = Provider, Path, description = "`google` or `facebook`"), StartQuery),
+    params(("provider" = SignInProvider, Path, description = "`google` or `facebook`"), StartQuery),
     responses(
         (status = 303, description = "Redirect to the provider"),
         (status = 400, description = "`oauth_failed`", body = Problem, content_type = "application/problem+json"),
@@ -69,7 +69,7 @@ fn redirect(location: &str) -> Response {
     ))]
 pub async fn start(
     State(state): State<AppState>,
-    Path(provider): Path<Provider>,
+    Path(provider): Path<SignInProvider>,
     Query(q): Query<StartQuery>,
 ) -> Result<Response> {
     let hint = q.login_hint.filter(|h| !h.is_empty() && h.len() <= 254);
@@ -81,7 +81,7 @@ pub async fn start(
 /// browser to the front end with a one-time `code` for
 /// `POST /v1/auth/oauth/exchange`.
 #[utoipa::path(get, path = "/v1/auth/oauth/{provider}/callback", tag = "auth",
-    params(("provider" = Provider, Path, description = "`google` or `facebook`"), CallbackQuery),
+    params(("provider" = SignInProvider, Path, description = "`google` or `facebook`"), CallbackQuery),
     responses(
         (status = 303, description = "Redirect to the front end with `?code=`"),
         (status = 400, description = "`invalid_state`, `oauth_failed` or `oauth_denied`", body = Problem, content_type = "application/problem+json"),
@@ -91,7 +91,7 @@ pub async fn start(
     ))]
 pub async fn callback(
     State(state): State<AppState>,
-    Path(provider): Path<Provider>,
+    Path(provider): Path<SignInProvider>,
     Query(q): Query<CallbackQuery>,
 ) -> Result<Response> {
     if let Some(error) = q.error {
@@ -146,7 +146,7 @@ pub async fn list_methods(
 /// Link a provider to the signed-in account: returns the URL to send the
 /// browser to; the callback links instead of signing in.
 #[utoipa::path(post, path = "/v1/me/sign-in-methods/{provider}", tag = "me", security(("bearer" = [])),
-    params(("provider" = Provider, Path, description = "`google` or `facebook`")),
+    params(("provider" = SignInProvider, Path, description = "`google` or `facebook`")),
     responses(
         (status = 200, body = AuthorizationUrl),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -156,7 +156,7 @@ pub async fn list_methods(
 pub async fn link_method(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Path(provider): Path<Provider>,
+    Path(provider): Path<SignInProvider>,
 ) -> Result<Json<AuthorizationUrl>> {
     let url = oauth::start(&state.identity(), provider, None, Some(caller.user_id)).await?;
     Ok(Json(AuthorizationUrl {
@@ -166,7 +166,7 @@ pub async fn link_method(
 
 /// Unlink a provider, as long as another sign-in method remains.
 #[utoipa::path(delete, path = "/v1/me/sign-in-methods/{provider}", tag = "me", security(("bearer" = [])),
-    params(("provider" = Provider, Path, description = "`google` or `facebook`")),
+    params(("provider" = SignInProvider, Path, description = "`google` or `facebook`")),
     responses(
         (status = 204, description = "Unlinked"),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -177,7 +177,7 @@ pub async fn link_method(
 pub async fn unlink_method(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Path(provider): Path<Provider>,
+    Path(provider): Path<SignInProvider>,
 ) -> Result<StatusCode> {
     oauth::unlink(&state.identity(), caller, provider).await?;
     Ok(StatusCode::NO_CONTENT)

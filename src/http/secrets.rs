@@ -15,7 +15,7 @@ use crate::authz::{Action, Object};
 use crate::domain::audit::{Actor, RequestMeta};
 use crate::domain::pagination::{Page, PageQuery, PageRequest};
 use crate::domain::tenancy::access;
-use crate::domain::vault::secrets::{self, Provider, SecretMetadata, SecretView};
+use crate::domain::vault::secrets::{self, SecretMetadata, SecretView, System};
 use crate::error::{Error, Problem, Result};
 use crate::state::AppState;
 
@@ -34,8 +34,8 @@ pub struct PutSecret {
 /// Answer of `POST …/reveal`.
 #[derive(Serialize, ToSchema)]
 pub struct RevealedSecret {
-    /// Provider.
-    pub provider: Provider,
+    /// System.
+    pub provider: System,
     /// Name.
     pub name: String,
     /// The plaintext value.
@@ -74,7 +74,7 @@ pub async fn list_secrets(
 
 /// Create or replace a secret. The value is sealed with a fresh data key.
 #[utoipa::path(put, path = "/v1/businesses/{business_id}/secrets/{provider}/{name}", tag = "secrets", security(("bearer" = [])),
-    params(("business_id" = Uuid, Path, description = "Business id"), ("provider" = Provider, Path, description = "Provider"), ("name" = String, Path, description = "Name: 1..=64 of a-z 0-9 _ . -")),
+    params(("business_id" = Uuid, Path, description = "Business id"), ("provider" = System, Path, description = "The outside system the secret belongs to"), ("name" = String, Path, description = "Name: 1..=64 of a-z 0-9 _ . -")),
     request_body = PutSecret,
     responses(
         (status = 200, body = SecretView),
@@ -89,7 +89,7 @@ pub async fn put_secret(
     State(state): State<AppState>,
     Auth(caller): Auth,
     meta: RequestMeta,
-    Path((business_id, provider, name)): Path<(Uuid, Provider, String)>,
+    Path((business_id, provider, name)): Path<(Uuid, System, String)>,
     Json(body): Json<PutSecret>,
 ) -> Result<Json<SecretView>> {
     let (_, scope) = access::business(
@@ -119,7 +119,7 @@ pub async fn put_secret(
 /// Reveal a secret's plaintext. Audited; limited per user
 /// (`rate_limit.reveal_per_minute`, default 10/min).
 #[utoipa::path(post, path = "/v1/businesses/{business_id}/secrets/{provider}/{name}/reveal", tag = "secrets", security(("bearer" = [])),
-    params(("business_id" = Uuid, Path, description = "Business id"), ("provider" = Provider, Path, description = "Provider"), ("name" = String, Path, description = "Name")),
+    params(("business_id" = Uuid, Path, description = "Business id"), ("provider" = System, Path, description = "The outside system the secret belongs to"), ("name" = String, Path, description = "Name")),
     responses(
         (status = 200, body = RevealedSecret),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -133,7 +133,7 @@ pub async fn reveal_secret(
     State(state): State<AppState>,
     Auth(caller): Auth,
     meta: RequestMeta,
-    Path((business_id, provider, name)): Path<(Uuid, Provider, String)>,
+    Path((business_id, provider, name)): Path<(Uuid, System, String)>,
 ) -> Result<Json<RevealedSecret>> {
     let (_, scope) = access::business(
         &state.db,
@@ -167,7 +167,7 @@ pub async fn reveal_secret(
 
 /// Destroy a secret (crypto-shredding: its wrapped data key goes with it).
 #[utoipa::path(delete, path = "/v1/businesses/{business_id}/secrets/{provider}/{name}", tag = "secrets", security(("bearer" = [])),
-    params(("business_id" = Uuid, Path, description = "Business id"), ("provider" = Provider, Path, description = "Provider"), ("name" = String, Path, description = "Name")),
+    params(("business_id" = Uuid, Path, description = "Business id"), ("provider" = System, Path, description = "The outside system the secret belongs to"), ("name" = String, Path, description = "Name")),
     responses(
         (status = 204, description = "Destroyed"),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -179,7 +179,7 @@ pub async fn delete_secret(
     State(state): State<AppState>,
     Auth(caller): Auth,
     meta: RequestMeta,
-    Path((business_id, provider, name)): Path<(Uuid, Provider, String)>,
+    Path((business_id, provider, name)): Path<(Uuid, System, String)>,
 ) -> Result<StatusCode> {
     let (_, scope) = access::business(
         &state.db,

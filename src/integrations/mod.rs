@@ -6,6 +6,47 @@ pub mod facebook;
 pub mod google;
 pub mod stripe;
 
+/// The outside systems Switchboard connects a business to, by the names
+/// the vault stores their secrets under (SPEC §3, §4): one vocabulary for
+/// the vault, the connectors and the deletion cascade. (A channel's
+/// [`entity::enums::Platform`] is what the business's customers talk on;
+/// sign-in providers are `domain::identity::oauth::SignInProvider`.)
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum System {
+    /// WAHA (WhatsApp) session keys.
+    Waha,
+    /// Telegram bot tokens.
+    Telegram,
+    /// Meta (Instagram/Facebook) page tokens.
+    Meta,
+    /// Gmail OAuth tokens.
+    Gmail,
+    /// n8n credential ids.
+    N8n,
+    /// Stripe Connect data.
+    StripeConnect,
+    /// Cloudinary folder keys.
+    Cloudinary,
+}
+
+impl System {
+    /// The stored (and path) form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            System::Waha => "waha",
+            System::Telegram => "telegram",
+            System::Meta => "meta",
+            System::Gmail => "gmail",
+            System::N8n => "n8n",
+            System::StripeConnect => "stripe_connect",
+            System::Cloudinary => "cloudinary",
+        }
+    }
+}
+
 /// What a provider vouches for after a completed sign-in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExternalIdentity {

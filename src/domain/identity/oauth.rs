@@ -37,27 +37,28 @@ pub const STATE_TTL_SECS: i64 = 600;
 /// Lifetime of the one-time exchange code.
 pub const EXCHANGE_TTL_SECS: u64 = 120;
 
-/// An external sign-in provider.
+/// An external sign-in provider (a way to authenticate a user; the
+/// systems a business connects are [`crate::integrations::System`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Provider {
+pub enum SignInProvider {
     /// Google, through OpenID Connect.
     Google,
     /// Facebook, through OAuth 2.0 and the Graph API.
     Facebook,
 }
 
-impl Provider {
+impl SignInProvider {
     /// The stored and path form.
     pub fn as_str(self) -> &'static str {
         match self {
-            Provider::Google => "google",
-            Provider::Facebook => "facebook",
+            SignInProvider::Google => "google",
+            SignInProvider::Facebook => "facebook",
         }
     }
 }
 
-fn not_configured(provider: Provider) -> Error {
+fn not_configured(provider: SignInProvider) -> Error {
     Error::new(
         StatusCode::NOT_FOUND,
         "provider_not_configured",
@@ -85,7 +86,7 @@ fn invalid_state() -> Error {
 }
 
 /// `{public_url}/v1/auth/oauth/{provider}/callback`.
-pub fn redirect_uri(ctx: &Identity<'_>, provider: Provider) -> String {
+pub fn redirect_uri(ctx: &Identity<'_>, provider: SignInProvider) -> String {
     format!(
         "{}/v1/auth/oauth/{}/callback",
         ctx.config.public_base(),
@@ -97,13 +98,13 @@ pub fn redirect_uri(ctx: &Identity<'_>, provider: Provider) -> String {
 /// signed-in account); returns the provider URL to send the browser to.
 pub async fn start(
     ctx: &Identity<'_>,
-    provider: Provider,
+    provider: SignInProvider,
     login_hint: Option<&str>,
     link_user: Option<Uuid>,
 ) -> Result<String> {
     let redirect = redirect_uri(ctx, provider);
     let auth: Authorization = match provider {
-        Provider::Google => {
+        SignInProvider::Google => {
             let config = ctx
                 .config
                 .google
@@ -113,7 +114,7 @@ pub async fn start(
                 .await
                 .map_err(|e| oauth_failed(e.to_string()))?
         }
-        Provider::Facebook => {
+        SignInProvider::Facebook => {
             let config = ctx
                 .config
                 .facebook
@@ -144,7 +145,7 @@ pub async fn start(
 /// exchange code for the front end.
 pub async fn callback(
     ctx: &Identity<'_>,
-    provider: Provider,
+    provider: SignInProvider,
     code: &str,
     state_param: &str,
 ) -> Result<String> {
@@ -169,7 +170,7 @@ pub async fn callback(
     }
     let redirect = redirect_uri(ctx, provider);
     let external = match provider {
-        Provider::Google => {
+        SignInProvider::Google => {
             let config = ctx
                 .config
                 .google
@@ -180,7 +181,7 @@ pub async fn callback(
                 .await
                 .map_err(|e| oauth_failed(e.to_string()))?
         }
-        Provider::Facebook => {
+        SignInProvider::Facebook => {
             let config = ctx
                 .config
                 .facebook
@@ -208,7 +209,7 @@ pub async fn callback(
 async fn link<C: ConnectionTrait>(
     ctx: &Identity<'_>,
     db: &C,
-    provider: Provider,
+    provider: SignInProvider,
     external: &ExternalIdentity,
     user: &user::Model,
 ) -> Result<()> {
@@ -230,8 +231,8 @@ async fn link<C: ConnectionTrait>(
         )
     })?;
     let label = match provider {
-        Provider::Google => "Google",
-        Provider::Facebook => "Facebook",
+        SignInProvider::Google => "Google",
+        SignInProvider::Facebook => "Facebook",
     };
     ctx.mailer
         .enqueue(db, &user.email, templates::sign_in_method_linked(label))
@@ -242,7 +243,7 @@ async fn link<C: ConnectionTrait>(
 async fn resolve_user<C: ConnectionTrait>(
     ctx: &Identity<'_>,
     db: &C,
-    provider: Provider,
+    provider: SignInProvider,
     external: &ExternalIdentity,
     link_user: Option<Uuid>,
 ) -> Result<user::Model> {
@@ -296,7 +297,7 @@ async fn resolve_user<C: ConnectionTrait>(
 async fn create_owner<C: ConnectionTrait>(
     ctx: &Identity<'_>,
     db: &C,
-    provider: Provider,
+    provider: SignInProvider,
     external: &ExternalIdentity,
     email: &validate::Email,
 ) -> Result<user::Model> {
@@ -398,7 +399,7 @@ async fn methods_of<C: ConnectionTrait>(db: &C, user_id: Uuid) -> Result<Vec<Sig
 
 /// Unlinks a provider. 409 `last_sign_in_method` when nothing else would
 /// remain; 404 when it is not linked.
-pub async fn unlink(ctx: &Identity<'_>, caller: Caller, provider: Provider) -> Result<()> {
+pub async fn unlink(ctx: &Identity<'_>, caller: Caller, provider: SignInProvider) -> Result<()> {
     let txn = crate::db::begin_write(ctx.db).await?;
     // Take the account's row lock first (PostgreSQL; SQLite's BEGIN
     // IMMEDIATE already serialises writers), so concurrent unlinks decide on

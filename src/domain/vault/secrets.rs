@@ -23,6 +23,7 @@ use crate::domain::audit::{self, Actor, Outcome};
 use crate::domain::pagination::{Page, PageRequest};
 use crate::domain::tenancy::access::BusinessScope;
 use crate::error::{Error, Result};
+pub use crate::integrations::System;
 
 /// Largest secret value in bytes (certificates and JSON credentials fit).
 pub const VALUE_MAX_BYTES: usize = 64 * 1024;
@@ -30,41 +31,6 @@ pub const VALUE_MAX_BYTES: usize = 64 * 1024;
 pub const NAME_MAX: usize = 64;
 /// Shortest value whose last four characters are shown in lists.
 pub const LAST4_MIN_CHARS: usize = 12;
-
-/// The systems whose secrets the vault holds (SPEC §3, §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Provider {
-    /// WAHA (WhatsApp) session keys.
-    Waha,
-    /// Telegram bot tokens.
-    Telegram,
-    /// Meta (Instagram/Facebook) page tokens.
-    Meta,
-    /// Gmail OAuth tokens.
-    Gmail,
-    /// n8n credential ids.
-    N8n,
-    /// Stripe Connect data.
-    StripeConnect,
-    /// Cloudinary folder keys.
-    Cloudinary,
-}
-
-impl Provider {
-    /// The stored (and path) form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::Waha => "waha",
-            Provider::Telegram => "telegram",
-            Provider::Meta => "meta",
-            Provider::Gmail => "gmail",
-            Provider::N8n => "n8n",
-            Provider::StripeConnect => "stripe_connect",
-            Provider::Cloudinary => "cloudinary",
-        }
-    }
-}
 
 /// A secret name: 1..=64 of `a-z 0-9 _ . -`.
 pub fn parse_name(raw: &str) -> Result<String> {
@@ -97,7 +63,7 @@ pub struct SecretMetadata {
 /// A secret as lists show it: never the value.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SecretView {
-    /// Provider.
+    /// The outside system it belongs to (`waha`, `telegram`, …).
     pub provider: String,
     /// Name.
     pub name: String,
@@ -157,7 +123,7 @@ fn target(provider: &str, name: &str) -> String {
 async fn find<C: ConnectionTrait>(
     db: &C,
     scope: &BusinessScope,
-    provider: Provider,
+    provider: System,
     name: &str,
 ) -> Result<Option<secret::Model>> {
     Ok(secret::Entity::find()
@@ -199,7 +165,7 @@ pub async fn put(
     vault: Vault<'_>,
     actor: &Actor,
     scope: &BusinessScope,
-    provider: Provider,
+    provider: System,
     name: &str,
     value: SecretString,
     metadata: SecretMetadata,
@@ -346,7 +312,7 @@ pub async fn reveal(
     vault: Vault<'_>,
     actor: &Actor,
     scope: &BusinessScope,
-    provider: Provider,
+    provider: System,
     name: &str,
 ) -> Result<SecretString> {
     let Vault { db, keyring } = vault;
@@ -378,7 +344,7 @@ pub async fn delete(
     db: &DatabaseConnection,
     actor: &Actor,
     scope: &BusinessScope,
-    provider: Provider,
+    provider: System,
     name: &str,
 ) -> Result<()> {
     let business_id = scope.id();

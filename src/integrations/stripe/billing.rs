@@ -1,18 +1,8 @@
-//! The Stripe API client: the calls billing makes, through async-stripe
-//! (form-encoded requests, strictly typed JSON responses), with the base URL
-//! from configuration so tests drive this exact code against local servers
-//! speaking Stripe's wire format (our fake, and localstripe).
-//!
-//! Every call returns Stripe's objects as async-stripe types; failures map to
-//! problem details: Stripe unreachable or failing → 502 `stripe_unavailable`,
-//! Stripe refusing the request → 502 `stripe_error` with Stripe's message.
+//! Stripe Billing calls: the business's customer, Checkout Sessions in
+//! subscription mode, customer-portal sessions, subscriptions (retrieve,
+//! change price, cancel at period end, list) and invoices.
 
-use std::collections::HashMap;
-use std::time::Duration;
-
-use axum::http::StatusCode;
-use secrecy::ExposeSecret;
-use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
+use stripe::{IdempotencyKey, RequestStrategy, StripeRequest};
 use stripe_billing::billing_portal_session::CreateBillingPortalSession;
 use stripe_billing::invoice::ListInvoice;
 use stripe_billing::subscription::{
@@ -25,45 +15,13 @@ use stripe_checkout::checkout_session::{
 use stripe_core::customer::{
     CreateCustomer, DeleteCustomer, RetrieveCustomer, RetrieveCustomerReturned,
 };
-use stripe_shared::{CheckoutSessionMode, Invoice, Subscription};
+use stripe_shared::{CheckoutSessionMode, Subscription};
 use uuid::Uuid;
 
-use crate::config::StripeConfig;
+use super::{InvoicePage, StripeApi, business_metadata, is_missing, stripe_failure};
 use crate::error::Error;
 
-/// Metadata key naming the business on Stripe objects we create.
-pub const BUSINESS_METADATA_KEY: &str = "business_id";
-
-/// A configured Stripe client (cheap to clone).
-#[derive(Clone)]
-pub struct StripeApi {
-    client: Client,
-}
-
-/// A page of a customer's invoices.
-pub struct InvoicePage {
-    /// Newest first, as Stripe lists them.
-    pub data: Vec<Invoice>,
-    /// Whether Stripe has more after the last one.
-    pub has_more: bool,
-}
-
 impl StripeApi {
-    /// A client for `config.api_base` authenticated with the secret key.
-    /// Requests without an explicit idempotency key are retried up to twice
-    /// with one random key, so a retried create never creates twice.
-    pub fn new(config: &StripeConfig) -> Result<StripeApi, Error> {
-        let client = ClientBuilder::new(config.secret_key.expose_secret())
-            // async-stripe joins `{base}v1{path}`: the base ends with a slash.
-            .url(format!("{}/", config.api_base.trim_end_matches('/')))
-            .timeout(Duration::from_secs(config.timeout_secs.max(1)))
-            .request_strategy(RequestStrategy::Retry(2))
-            .app_info("Switchboard", Some(env!("CARGO_PKG_VERSION").into()), None)
-            .build()
-            .map_err(Error::internal)?;
-        Ok(StripeApi { client })
-    }
-
     /// Creates the business's customer under `idempotency_key` (see
     /// [`customer_idempotency_key`]): a retry after a lost response, within
     /// Stripe's 24-hour key lifetime, returns the same customer instead of
@@ -242,44 +200,5 @@ impl StripeApi {
             data: page.data,
             has_more: page.has_more,
         })
-    }
-}
-
-/// The idempotency key of the business's customer creation.
-pub fn customer_idempotency_key(business_id: Uuid) -> String {
-    format!("switchboard-customer-{business_id}")
-}
-
-fn business_metadata(business_id: Uuid) -> HashMap<String, String> {
-    HashMap::from([(BUSINESS_METADATA_KEY.to_owned(), business_id.to_string())])
-}
-
-fn is_missing(e: &StripeError) -> bool {
-    matches!(e, StripeError::Stripe(_, 404))
-}
-
-/// Maps a failed Stripe call to a problem: Stripe's refusals keep its
-/// message (never the API key, which async-stripe does not echo).
-pub fn stripe_failure(e: StripeError) -> Error {
-    match e {
-        StripeError::Stripe(api, status) => {
-            tracing::warn!(status, message = ?api.message, "Stripe refused a request");
-            Error::new(
-                StatusCode::BAD_GATEWAY,
-                "stripe_error",
-                "Stripe refused the request",
-            )
-            .with_detail(api.message.unwrap_or_else(|| "no message".into()))
-            .with("stripe_status", status)
-        }
-        other => {
-            tracing::warn!(error = %other, "Stripe request failed");
-            Error::new(
-                StatusCode::BAD_GATEWAY,
-                "stripe_unavailable",
-                "Stripe could not be reached",
-            )
-            .with_detail("Try again shortly.")
-        }
     }
 }
