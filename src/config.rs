@@ -438,6 +438,14 @@ impl Config {
 
     /// Checks the rules no type can express.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_database()?;
+        self.validate_limits()?;
+        self.validate_billing()?;
+        self.validate_production()
+    }
+
+    /// The database URL, pool and SQLite options; the public URL.
+    fn validate_database(&self) -> Result<(), ConfigError> {
         let invalid = |key, message: &str| ConfigError::Invalid {
             key,
             message: message.to_owned(),
@@ -463,6 +471,15 @@ impl Config {
         if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
             return Err(invalid("public_url", "must be an http(s) URL"));
         }
+        Ok(())
+    }
+
+    /// Lifetimes, attempts, rates and intervals: each at least 1.
+    fn validate_limits(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| ConfigError::Invalid {
+            key,
+            message: message.to_owned(),
+        };
         if self.auth.access_token_ttl_secs == 0 || self.auth.refresh_token_ttl_secs == 0 {
             return Err(invalid("auth", "token lifetimes must be positive"));
         }
@@ -502,6 +519,15 @@ impl Config {
         if self.billing.sweep_interval_secs == 0 {
             return Err(invalid("billing.sweep_interval_secs", "must be at least 1"));
         }
+        Ok(())
+    }
+
+    /// Stripe's base URL and the plan catalogue.
+    fn validate_billing(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| ConfigError::Invalid {
+            key,
+            message: message.to_owned(),
+        };
         if let Some(stripe) = &self.stripe
             && !(stripe.api_base.starts_with("http://") || stripe.api_base.starts_with("https://"))
         {
@@ -521,6 +547,15 @@ impl Config {
         if !self.plans.contains_key(TRIAL) {
             return Err(invalid("plans", "the catalogue must contain `trial`"));
         }
+        Ok(())
+    }
+
+    /// What production requires: configured keys.
+    fn validate_production(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| ConfigError::Invalid {
+            key,
+            message: message.to_owned(),
+        };
         if self.environment == Environment::Production {
             if self.jwt_secret.is_none() {
                 return Err(invalid(

@@ -123,6 +123,8 @@ pub async fn list<C: ConnectionTrait>(
 /// queued or running.
 pub async fn retry<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<JobView> {
     let now = Utc::now();
+    // RETURNING: the answer is the row as this update left it, even if a
+    // worker claims the task a moment later.
     let updated = job::Entity::update_many()
         .col_expr(job::Column::State, Expr::value(state::QUEUED))
         .col_expr(job::Column::Attempts, Expr::value(0))
@@ -130,20 +132,20 @@ pub async fn retry<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<JobView> {
         .col_expr(job::Column::UpdatedAt, Expr::value(now))
         .filter(job::Column::Id.eq(id))
         .filter(job::Column::State.is_in([state::FAILED, state::RETRYING]))
-        .exec(db)
+        .exec_with_returning(db)
         .await?;
+    if let Some(row) = updated.into_iter().next() {
+        return Ok(row.into());
+    }
     let row = job::Entity::find_by_id(id)
         .one(db)
         .await?
         .ok_or_else(Error::not_found)?;
-    if updated.rows_affected == 0 {
-        return Err(Error::conflict(
-            "job_not_retryable",
-            format!(
-                "the task is {}; only failed or retrying tasks are retried",
-                row.state
-            ),
-        ));
-    }
-    Ok(row.into())
+    Err(Error::conflict(
+        "job_not_retryable",
+        format!(
+            "the task is {}; only failed or retrying tasks are retried",
+            row.state
+        ),
+    ))
 }

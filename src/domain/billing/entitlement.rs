@@ -292,42 +292,9 @@ pub fn settle(
         } else {
             None
         };
-        let ours = c.status == ChannelStatus::Suspended
-            && matches!(
-                c.suspended_reason.as_deref(),
-                Some(OVER_PLAN_LIMIT | SUBSCRIPTION_REQUIRED)
-            );
-        let foreign = c.status == ChannelStatus::Suspended && !ours;
-        if foreign {
-            continue;
+        if let Some(row) = settle_channel(c, desired, now, &mut out.change) {
+            out.channels.push(row);
         }
-        let current = if ours {
-            c.suspended_reason.as_deref()
-        } else {
-            None
-        };
-        if current == desired {
-            continue;
-        }
-        let mut row = (*c).clone();
-        match desired {
-            Some(reason) => {
-                if !ours {
-                    row.suspended_from = Some(c.status);
-                    out.change.suspended += 1;
-                }
-                row.status = ChannelStatus::Suspended;
-                row.suspended_reason = Some(reason.to_owned());
-            }
-            None => {
-                row.status = c.suspended_from.unwrap_or(ChannelStatus::Disconnected);
-                row.suspended_reason = None;
-                row.suspended_from = None;
-                out.change.restored += 1;
-            }
-        }
-        row.updated_at = now;
-        out.channels.push(row);
     }
     let status = if !e.access {
         BusinessStatus::Restricted
@@ -361,6 +328,54 @@ pub fn settle(
         out.business = Some(row);
     }
     out
+}
+
+/// The row of channel `c` once its entitlement suspension is `desired`
+/// (`None`: none), counting the change; `None` when nothing changes.
+/// Suspensions of other origins (not ours) are left alone; a restored
+/// channel goes back to the status it was suspended from.
+fn settle_channel(
+    c: &channel::Model,
+    desired: Option<&str>,
+    now: DateTime<Utc>,
+    change: &mut Change,
+) -> Option<channel::Model> {
+    let suspended = c.status == ChannelStatus::Suspended;
+    let ours = suspended
+        && matches!(
+            c.suspended_reason.as_deref(),
+            Some(OVER_PLAN_LIMIT | SUBSCRIPTION_REQUIRED)
+        );
+    if suspended && !ours {
+        return None;
+    }
+    let current = if ours {
+        c.suspended_reason.as_deref()
+    } else {
+        None
+    };
+    if current == desired {
+        return None;
+    }
+    let mut row = c.clone();
+    match desired {
+        Some(reason) => {
+            if !ours {
+                row.suspended_from = Some(c.status);
+                change.suspended += 1;
+            }
+            row.status = ChannelStatus::Suspended;
+            row.suspended_reason = Some(reason.to_owned());
+        }
+        None => {
+            row.status = c.suspended_from.unwrap_or(ChannelStatus::Disconnected);
+            row.suspended_reason = None;
+            row.suspended_from = None;
+            change.restored += 1;
+        }
+    }
+    row.updated_at = now;
+    Some(row)
 }
 
 /// Queues the notices of `settlement` to `owner_email` in `txn`.

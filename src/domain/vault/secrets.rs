@@ -10,7 +10,7 @@ use entity::secret;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -208,51 +208,24 @@ pub async fn put(
         .seal(&binding, plaintext.as_bytes())
         .map_err(Error::internal)?;
     let created = existing.is_none();
-    let model = match existing {
-        Some(row) => {
-            let mut active = row.into_active_model();
-            active.ciphertext = Set(sealed.ciphertext);
-            active.nonce = Set(sealed.nonce);
-            active.wrapped_dek = Set(sealed.wrapped_dek);
-            active.dek_nonce = Set(sealed.dek_nonce);
-            active.key_id = Set(sealed.key_id);
-            active.version = Set(sealed.version);
-            active.last4 = Set(last4);
-            active.metadata = Set(metadata_json);
-            active.updated_at = Set(now);
-            active.updated_by = Set(actor.user_id);
-            active.update(&txn).await?
-        }
-        None => {
-            secret::ActiveModel {
-                id: Set(id),
-                business_id: Set(business_id),
-                provider: Set(provider.as_str().to_owned()),
-                name: Set(name.clone()),
-                ciphertext: Set(sealed.ciphertext),
-                nonce: Set(sealed.nonce),
-                wrapped_dek: Set(sealed.wrapped_dek),
-                dek_nonce: Set(sealed.dek_nonce),
-                key_id: Set(sealed.key_id),
-                version: Set(sealed.version),
-                last4: Set(last4),
-                metadata: Set(metadata_json),
-                created_at: Set(now),
-                updated_at: Set(now),
-                updated_by: Set(actor.user_id),
-            }
-            .insert(&txn)
-            .await
-            .map_err(|e| {
-                // A concurrent first write of the same name won; PUT again replaces it.
-                Error::unique_violation_as(
-                    e,
-                    "concurrent_write",
-                    "The secret was written concurrently; retry",
-                )
-            })?
-        }
+    let row = secret::Model {
+        id,
+        business_id,
+        provider: provider.as_str().to_owned(),
+        name: name.clone(),
+        ciphertext: sealed.ciphertext,
+        nonce: sealed.nonce,
+        wrapped_dek: sealed.wrapped_dek,
+        dek_nonce: sealed.dek_nonce,
+        key_id: sealed.key_id,
+        version: sealed.version,
+        last4,
+        metadata: metadata_json,
+        created_at: existing.map_or(now, |e| e.created_at),
+        updated_at: now,
+        updated_by: actor.user_id,
     };
+    let model = store(&txn, row, created).await?;
     audit::record(
         &txn,
         actor,
@@ -265,6 +238,27 @@ pub async fn put(
     .await?;
     txn.commit().await?;
     Ok(model.into())
+}
+
+/// Writes `row` whole: inserted when `created`, else over the stored secret
+/// of the same id. A concurrent first write of the same name that won the
+/// insert is 409 `concurrent_write` (a PUT again replaces it).
+async fn store<C: ConnectionTrait>(
+    txn: &C,
+    row: secret::Model,
+    created: bool,
+) -> Result<secret::Model> {
+    let active = row.into_active_model().reset_all();
+    if !created {
+        return Ok(active.update(txn).await?);
+    }
+    active.insert(txn).await.map_err(|e| {
+        Error::unique_violation_as(
+            e,
+            "concurrent_write",
+            "The secret was written concurrently; retry",
+        )
+    })
 }
 
 /// 500 `secret_integrity_failure`: the stored secret did not open. Recorded

@@ -33,7 +33,8 @@ use uuid::Uuid;
 use super::SOURCE;
 use super::event::{Effect, Item, Step};
 use crate::db::upsert;
-use crate::domain::billing::entitlement::{self, Notice, Timings, send_notice};
+use crate::domain::billing::entitlement::{self, Notice, send_notice};
+use crate::domain::billing::plans::PlanCatalogue;
 use crate::domain::billing::subscriptions::{self, Applied};
 use crate::error::Result;
 use crate::inbound::{Outcome, ledger};
@@ -55,103 +56,165 @@ struct Picture {
 /// One transaction for `items`. `None`: a claim raced another process and
 /// everything was rolled back.
 pub(super) async fn commit(state: &AppState, items: &[&Item]) -> Result<Option<Vec<Step>>> {
+    let rules = state.rules();
     let now = Utc::now();
     let txn = crate::db::begin_write(&state.db).await?;
 
     let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
     let done = ledger::done(&txn, SOURCE, &ids).await?;
     let mut picture = load(&txn, items).await?;
-
-    let mut steps = Vec::with_capacity(items.len());
-    let mut claims: Vec<inbound_event::Model> = Vec::new();
-    let mut seen: HashSet<&str> = HashSet::new();
-    let mut touched: Vec<Uuid> = Vec::new();
-    let mut notices: Vec<(Uuid, Notice, Option<subscriptions::SubscriptionState>)> = Vec::new();
-    for item in items {
-        if done.contains(&item.id) || !seen.insert(item.id.as_str()) {
-            steps.push(Step::Done(Outcome::Duplicate));
-            continue;
-        }
-        let effect = &item.effect;
-        let (business_id, found_by_customer) = picture.resolve(effect);
-        let Some(business_id) = business_id else {
-            claims.push(claim_row(item, None, now));
-            steps.push(Step::Done(Outcome::Ignored));
-            continue;
-        };
-        if let Some((s, version)) = &effect.sub {
-            let decision = subscriptions::decide(
-                picture.subs.get(&s.id),
-                &state.plans,
-                business_id,
-                s,
-                *version,
-                now,
-            );
-            if decision.applied == Applied::Ambiguous {
-                // Not claimed: the caller fetches and submits again.
-                seen.remove(item.id.as_str());
-                steps.push(Step::Ambiguous(s.id.clone()));
-                continue;
-            }
-            if let Some(row) = decision.row {
-                picture.dirty_subs.insert(s.id.clone());
-                picture.subs.insert(s.id.clone(), row);
-            }
-        }
-        if let Some(customer) = &effect.customer {
-            if effect.customer_deleted {
-                picture.delete_customer(business_id, customer, now);
-            } else if item.kind != "customer.created" && !found_by_customer {
-                picture.link_customer(business_id, customer);
-            }
-        }
-        if !touched.contains(&business_id) {
-            touched.push(business_id);
-        }
-        if let Some(notice) = effect.notice {
-            notices.push((
-                business_id,
-                notice,
-                effect.sub.as_ref().map(|(s, _)| s.clone()),
-            ));
-        }
-        claims.push(claim_row(item, Some(business_id), now));
-        steps.push(Step::Done(Outcome::Processed));
-    }
-
-    // Every business touched is settled from its final rows.
-    let t = Timings::from_config(&state.config.billing);
-    let mut settlements = Vec::new();
-    let mut channel_rows: Vec<channel::Model> = Vec::new();
-    for id in &touched {
-        let Some(b) = picture.businesses.get(id) else {
-            continue;
-        };
-        let subs: Vec<subscription::Model> = picture
-            .subs
-            .values()
-            .filter(|s| s.business_id == *id)
-            .cloned()
-            .collect();
-        let channels = picture.channels.get(id).map(Vec::as_slice).unwrap_or(&[]);
-        let settlement = entitlement::settle(b, &subs, channels, &state.plans, now, t);
-        if let Some(row) = &settlement.business {
-            picture.businesses.insert(*id, row.clone());
-            picture.dirty_businesses.insert(*id);
-        }
-        channel_rows.extend(settlement.channels.iter().cloned());
-        settlements.push(settlement);
-    }
+    let batch = picture.apply(items, &done, rules.plans, now);
+    let (settlements, channel_rows) = picture.settle(&batch.touched, &rules, now);
 
     // The writes: the ledger claim first, so a race is found before the rest.
-    // A new row never meets its conflict target (fresh id), so one upsert
-    // per table serves inserts and updates alike.
-    let expected = claims.len() as u64;
-    if ledger::claim(&txn, claims).await? != expected {
+    let expected = batch.claims.len() as u64;
+    if ledger::claim(&txn, batch.claims).await? != expected {
         txn.rollback().await?;
         return Ok(None);
     }
+    write(&txn, &picture, channel_rows).await?;
+    queue_notices(
+        &txn,
+        &rules,
+        &picture,
+        &batch.touched,
+        &batch.notices,
+        &settlements,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(Some(batch.steps))
+}
+
+/// What applying a batch in memory decided.
+struct Batch {
+    /// One verdict per item, in order.
+    steps: Vec<Step>,
+    /// The ledger rows to claim.
+    claims: Vec<inbound_event::Model>,
+    /// Businesses whose rows may have changed, in first-touched order.
+    touched: Vec<Uuid>,
+    /// Notices the events ask for, with the subscription they concern.
+    notices: Vec<(Uuid, Notice, Option<subscriptions::SubscriptionState>)>,
+}
+
+impl Picture {
+    /// Applies each item to the picture, in arrival order, as one event per
+    /// transaction would: duplicates (already `done`, or repeated in the
+    /// batch) and events of no business of ours change nothing; an event
+    /// that cannot be ordered is left unclaimed (`Ambiguous`).
+    fn apply(
+        &mut self,
+        items: &[&Item],
+        done: &HashSet<String>,
+        plans: &PlanCatalogue,
+        now: DateTime<Utc>,
+    ) -> Batch {
+        let mut batch = Batch {
+            steps: Vec::with_capacity(items.len()),
+            claims: Vec::new(),
+            touched: Vec::new(),
+            notices: Vec::new(),
+        };
+        let mut seen: HashSet<&str> = HashSet::new();
+        for item in items {
+            if done.contains(&item.id) || !seen.insert(item.id.as_str()) {
+                batch.steps.push(Step::Done(Outcome::Duplicate));
+                continue;
+            }
+            let effect = &item.effect;
+            let (business_id, found_by_customer) = self.resolve(effect);
+            let Some(business_id) = business_id else {
+                batch.claims.push(claim_row(item, None, now));
+                batch.steps.push(Step::Done(Outcome::Ignored));
+                continue;
+            };
+            if let Some((s, version)) = &effect.sub {
+                let decision = subscriptions::decide(
+                    self.subs.get(&s.id),
+                    plans,
+                    business_id,
+                    s,
+                    *version,
+                    now,
+                );
+                if decision.applied == Applied::Ambiguous {
+                    // Not claimed: the caller fetches and submits again.
+                    seen.remove(item.id.as_str());
+                    batch.steps.push(Step::Ambiguous(s.id.clone()));
+                    continue;
+                }
+                if let Some(row) = decision.row {
+                    self.dirty_subs.insert(s.id.clone());
+                    self.subs.insert(s.id.clone(), row);
+                }
+            }
+            if let Some(customer) = &effect.customer {
+                if effect.customer_deleted {
+                    self.delete_customer(business_id, customer, now);
+                } else if item.kind != "customer.created" && !found_by_customer {
+                    self.link_customer(business_id, customer);
+                }
+            }
+            if !batch.touched.contains(&business_id) {
+                batch.touched.push(business_id);
+            }
+            if let Some(notice) = effect.notice {
+                batch.notices.push((
+                    business_id,
+                    notice,
+                    effect.sub.as_ref().map(|(s, _)| s.clone()),
+                ));
+            }
+            batch.claims.push(claim_row(item, Some(business_id), now));
+            batch.steps.push(Step::Done(Outcome::Processed));
+        }
+        batch
+    }
+
+    /// Settles every business in `touched` from its final rows; returns the
+    /// settlements and the channel rows they change.
+    fn settle(
+        &mut self,
+        touched: &[Uuid],
+        rules: &entitlement::Rules<'_>,
+        now: DateTime<Utc>,
+    ) -> (Vec<entitlement::Settlement>, Vec<channel::Model>) {
+        let mut settlements = Vec::new();
+        let mut channel_rows: Vec<channel::Model> = Vec::new();
+        for id in touched {
+            let Some(b) = self.businesses.get(id) else {
+                continue;
+            };
+            let subs: Vec<subscription::Model> = self
+                .subs
+                .values()
+                .filter(|s| s.business_id == *id)
+                .cloned()
+                .collect();
+            let channels = self.channels.get(id).map(Vec::as_slice).unwrap_or(&[]);
+            let settlement =
+                entitlement::settle(b, &subs, channels, rules.plans, now, rules.timings());
+            if let Some(row) = &settlement.business {
+                self.businesses.insert(*id, row.clone());
+                self.dirty_businesses.insert(*id);
+            }
+            channel_rows.extend(settlement.channels.iter().cloned());
+            settlements.push(settlement);
+        }
+        (settlements, channel_rows)
+    }
+}
+
+/// Writes the picture's changed subscriptions and businesses and
+/// `channel_rows`, one multi-row upsert per table (a new row never meets
+/// its conflict target, a fresh id, so one statement serves inserts and
+/// updates alike).
+async fn write<C: ConnectionTrait>(
+    txn: &C,
+    picture: &Picture,
+    channel_rows: Vec<channel::Model>,
+) -> Result<()> {
     let subs = picture
         .dirty_subs
         .iter()
@@ -161,7 +224,7 @@ pub(super) async fn commit(state: &AppState, items: &[&Item]) -> Result<Option<V
     let subs_conflict = OnConflict::column(subscription::Column::Id)
         .update_columns(SUBSCRIPTION_STATE_COLUMNS)
         .to_owned();
-    upsert(&txn, subs, subs_conflict).await?;
+    upsert(txn, subs, subs_conflict).await?;
     let businesses = picture
         .dirty_businesses
         .iter()
@@ -172,32 +235,42 @@ pub(super) async fn commit(state: &AppState, items: &[&Item]) -> Result<Option<V
         .update_columns(entitlement::BUSINESS_COLUMNS)
         .update_column(business::Column::StripeCustomerId)
         .to_owned();
-    upsert(&txn, businesses, businesses_conflict).await?;
+    upsert(txn, businesses, businesses_conflict).await?;
     let channels_conflict = OnConflict::column(channel::Column::Id)
         .update_columns(entitlement::CHANNEL_COLUMNS)
         .to_owned();
-    upsert(&txn, channel_rows, channels_conflict).await?;
+    upsert(txn, channel_rows, channels_conflict).await?;
+    Ok(())
+}
 
-    // Notices (rare): queued in the same transaction.
+/// Queues, in `txn`, the owners' notices the settlements and events call
+/// for (rare: most batches send none and read no owner).
+async fn queue_notices<C: ConnectionTrait>(
+    txn: &C,
+    rules: &entitlement::Rules<'_>,
+    picture: &Picture,
+    touched: &[Uuid],
+    notices: &[(Uuid, Notice, Option<subscriptions::SubscriptionState>)],
+    settlements: &[entitlement::Settlement],
+) -> Result<()> {
     let wants_mail =
         |s: &&entitlement::Settlement| s.restricted_notice || s.trial_notice_days.is_some();
-    if !notices.is_empty() || settlements.iter().any(|s| wants_mail(&s)) {
-        let owners: HashMap<Uuid, String> = owner_emails(&txn, &picture, &touched).await?;
-        for s in settlements.iter().filter(wants_mail) {
-            if let Some(to) = owners.get(&s.change.business_id) {
-                entitlement::send_notices(&state.rules(), &txn, s, to).await?;
-            }
-        }
-        for (business_id, notice, sub) in &notices {
-            if let (Some(b), Some(to)) =
-                (picture.businesses.get(business_id), owners.get(business_id))
-            {
-                send_notice(&state.rules(), &txn, b, to, *notice, sub.as_ref()).await?;
-            }
+    if notices.is_empty() && !settlements.iter().any(|s| wants_mail(&s)) {
+        return Ok(());
+    }
+    let owners: HashMap<Uuid, String> = owner_emails(txn, picture, touched).await?;
+    for s in settlements.iter().filter(wants_mail) {
+        if let Some(to) = owners.get(&s.change.business_id) {
+            entitlement::send_notices(rules, txn, s, to).await?;
         }
     }
-    txn.commit().await?;
-    Ok(Some(steps))
+    for (business_id, notice, sub) in notices {
+        if let (Some(b), Some(to)) = (picture.businesses.get(business_id), owners.get(business_id))
+        {
+            send_notice(rules, txn, b, to, *notice, sub.as_ref()).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Reads, in the transaction, every row the batch may need: the businesses
