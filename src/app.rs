@@ -25,7 +25,13 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let db = crate::db::connect(&config).await?;
     crate::db::migrate(&db).await?;
     let read = crate::db::reader::Reader::new(&config.database_url, &db, config.sqlite_exclusive)?;
-    let passwords = PasswordHasherPool::new(config.auth.hash_concurrency);
+    let passwords = PasswordHasherPool::new(
+        config
+            .auth
+            .hash_concurrency
+            .unwrap_or_else(crate::auth::passwords::default_concurrency),
+        std::time::Duration::from_millis(config.auth.hash_wait_ms),
+    );
     let tokens = TokenSigner::new(&keys, config.auth.access_token_ttl_secs);
     let reveal_quota = governor::Quota::per_minute(
         NonZeroU32::new(config.rate_limit.reveal_per_minute).unwrap_or(NonZeroU32::MIN),
@@ -129,7 +135,6 @@ pub fn spawn(state: AppState, listener: TcpListener) -> std::io::Result<RunningA
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let bind = config.bind;
     let state = build_state(config).await?;
-    state.passwords.warm_up();
     let listener = TcpListener::bind(bind).await?;
     let addr = listener.local_addr()?;
     println!("Switchboard is listening on http://{addr}");

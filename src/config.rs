@@ -268,8 +268,12 @@ pub struct AuthConfig {
     pub set_password_ttl_secs: u64,
     /// Trial length in days; default 7 (SPEC §2).
     pub trial_days: u32,
-    /// Password hashes computed at once (argon2 is memory- and CPU-bound).
-    pub hash_concurrency: usize,
+    /// Password hashes computed at once (argon2 is memory- and CPU-bound:
+    /// 19 MiB each); default half the cores the process may use, at least 1.
+    pub hash_concurrency: Option<usize>,
+    /// Longest wait in milliseconds for a turn to hash before answering 503
+    /// `auth_overloaded` with `Retry-After`; default 1000.
+    pub hash_wait_ms: u64,
     /// Lifetime of a password-reset link in seconds; default 1800 (30 min).
     pub password_reset_ttl_secs: u64,
     /// Lifetime of a magic sign-in link in seconds; default 900 (15 min).
@@ -353,7 +357,8 @@ impl Default for AuthConfig {
             registration_token_ttl_secs: 3600,
             set_password_ttl_secs: 72 * 3600,
             trial_days: 7,
-            hash_concurrency: 4,
+            hash_concurrency: None,
+            hash_wait_ms: 1000,
             password_reset_ttl_secs: 30 * 60,
             magic_link_ttl_secs: 15 * 60,
             email_requests_per_hour: 5,
@@ -486,8 +491,21 @@ impl Config {
         if self.auth.code_max_attempts == 0 {
             return Err(invalid("auth.code_max_attempts", "must be at least 1"));
         }
-        if self.auth.hash_concurrency == 0 {
-            return Err(invalid("auth.hash_concurrency", "must be at least 1"));
+        if self
+            .auth
+            .hash_concurrency
+            .is_some_and(|n| !(1..=1024).contains(&n))
+        {
+            return Err(invalid(
+                "auth.hash_concurrency",
+                "must be between 1 and 1024",
+            ));
+        }
+        if !(1..=60_000).contains(&self.auth.hash_wait_ms) {
+            return Err(invalid(
+                "auth.hash_wait_ms",
+                "must be between 1 and 60000 milliseconds",
+            ));
         }
         if self.rate_limit.auth_per_minute == 0 {
             return Err(invalid("rate_limit.auth_per_minute", "must be at least 1"));

@@ -149,6 +149,7 @@ pub async fn register_verify(
         (status = 409, description = "`email_taken`", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`auth_overloaded`: no password-hashing turn within `auth.hash_wait_ms`; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn register_complete(
     State(state): State<AppState>,
@@ -175,6 +176,7 @@ pub async fn register_complete(
         (status = 401, description = "`invalid_credentials`", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`auth_overloaded`: no password-hashing turn within `auth.hash_wait_ms`; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn login(
     State(state): State<AppState>,
@@ -226,6 +228,7 @@ pub async fn logout(
         (status = 400, description = "`invalid_token`", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`auth_overloaded`: no password-hashing turn within `auth.hash_wait_ms`; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn password_set(
     State(state): State<AppState>,
@@ -306,6 +309,7 @@ pub async fn password_forgot(
         (status = 400, description = "`invalid_token`", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`auth_overloaded`: no password-hashing turn within `auth.hash_wait_ms`; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn password_reset(
     State(state): State<AppState>,
@@ -324,6 +328,7 @@ pub async fn password_reset(
         (status = 401, description = "`invalid_credentials` or no token", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`auth_overloaded`: no password-hashing turn within `auth.hash_wait_ms`; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn password_change(
     State(state): State<AppState>,

@@ -23,7 +23,7 @@ fn switchboard(dir: &std::path::Path) -> Command {
 #[test]
 fn invalid_configuration_exits_2_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, &str, &str); 4] = [
+    let cases: [(&str, &str, &str); 7] = [
         ("SWITCHBOARD_BIND", "not-an-address", "bind"),
         (
             "SWITCHBOARD_RATE_LIMIT__AUTH_PER_MINUTE",
@@ -32,6 +32,13 @@ fn invalid_configuration_exits_2_with_a_clear_message() {
         ),
         ("DATABASE_URL", "mysql://nope", "database_url"),
         ("SWITCHBOARD_NO_SUCH_KEY", "1", "no_such_key"),
+        (
+            "SWITCHBOARD_AUTH__HASH_CONCURRENCY",
+            "0",
+            "auth.hash_concurrency",
+        ),
+        ("SWITCHBOARD_AUTH__HASH_WAIT_MS", "0", "auth.hash_wait_ms"),
+        ("SWITCHBOARD_AUTH__HASH_WAIT_MS", "soon", "hash_wait_ms"),
     ];
     for (key, value, named) in cases {
         let out = switchboard(dir.path())

@@ -17,6 +17,7 @@ mod jobs;
 mod localstripe;
 mod oauth;
 mod openapi;
+mod overload;
 mod race;
 mod rate_limit;
 mod reader;
