@@ -17,6 +17,7 @@
 # gives the median ratios. Floor: >= 35% on SQLite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --bin switchboard --example bare 2>&1 | tail -n 1
 
@@ -58,18 +59,7 @@ api=http://127.0.0.1:$port/v1
 json='content-type: application/json'
 echo "seeding 100 businesses x 5 companies..."
 for i in $(seq 1 100); do
-  email="bench$i@example.com"
-  curl -sf -XPOST "$api/auth/register/start" -H "$json" -d "{\"email\":\"$email\"}" >/dev/null
-  code=""
-  for _ in $(seq 1 200); do  # the outbox worker delivers (prints) it shortly after
-    code=$(grep -A1 "email to $email:" "$work/server.log" | grep -o 'code is [0-9]\{6\}' | tail -n1 | cut -d' ' -f3 || true)
-    [ -n "$code" ] && break
-    sleep 0.02
-  done
-  reg=$(curl -sf -XPOST "$api/auth/register/verify" -H "$json" -d "{\"email\":\"$email\",\"code\":\"$code\"}" | sed 's/.*"registration_token":"\([^"]*\)".*/\1/')
-  token=$(curl -sf -XPOST "$api/auth/register/complete" -H "$json" \
-    -d "{\"registration_token\":\"$reg\",\"password\":\"benchmark password\",\"full_name\":\"Bench $i\",\"business_name\":\"Bench $i\"}" \
-    | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+  token=$(register_owner "$api" "$work/server.log" "bench$i@example.com" "benchmark password" "Bench $i")
   for c in 1 2 3 4 5; do
     curl -sf -XPOST "$api/companies" -H "$json" -H "authorization: Bearer $token" \
       -d "{\"name\":\"Company $i-$c\",\"kind\":\"product\"}" >/dev/null

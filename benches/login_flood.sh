@@ -10,6 +10,7 @@
 # answers within 2 s, as 200, or 503 `auth_overloaded` with Retry-After).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --bin switchboard 2>&1 | tail -n 1
 
@@ -30,17 +31,7 @@ api=http://127.0.0.1:$port/v1
 json='content-type: application/json'
 email=flood@example.com
 password="benchmark password"
-curl -sf -XPOST "$api/auth/register/start" -H "$json" -d "{\"email\":\"$email\"}" >/dev/null
-code=""
-for _ in $(seq 1 200); do
-  code=$(grep -A1 "email to $email:" "$work/server.log" | grep -o 'code is [0-9]\{6\}' | tail -n1 | cut -d' ' -f3 || true)
-  [ -n "$code" ] && break
-  sleep 0.02
-done
-reg=$(curl -sf -XPOST "$api/auth/register/verify" -H "$json" -d "{\"email\":\"$email\",\"code\":\"$code\"}" | sed 's/.*"registration_token":"\([^"]*\)".*/\1/')
-token=$(curl -sf -XPOST "$api/auth/register/complete" -H "$json" \
-  -d "{\"registration_token\":\"$reg\",\"password\":\"$password\",\"full_name\":\"Flood\",\"business_name\":\"Flood\"}" \
-  | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+token=$(register_owner "$api" "$work/server.log" "$email" "$password" "Flood")
 for c in 1 2 3 4 5; do
   curl -sf -XPOST "$api/companies" -H "$json" -H "authorization: Bearer $token" \
     -d "{\"name\":\"Company $c\",\"kind\":\"product\"}" >/dev/null

@@ -14,7 +14,7 @@ use super::extract::{Auth, Json, Path, Query};
 use crate::authz::{Action, Object};
 use crate::domain::audit::{Actor, RequestMeta};
 use crate::domain::pagination::{Page, PageQuery, PageRequest};
-use crate::domain::tenancy::access;
+use crate::domain::tenancy::access::{self, BusinessScope, Caller};
 use crate::domain::vault::secrets::{self, SecretMetadata, SecretView, System};
 use crate::error::{Error, Problem, Result};
 use crate::state::AppState;
@@ -60,15 +60,7 @@ pub async fn list_secrets(
     Query(q): Query<PageQuery>,
 ) -> Result<Json<Page<SecretView>>> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
-    let (_, scope) = access::business(
-        &state.db,
-        &state.authz,
-        caller,
-        business_id,
-        Object::Secret,
-        Action::List,
-    )
-    .await?;
+    let scope = secret_scope(&state, caller, business_id, Action::List).await?;
     Ok(Json(secrets::list(&state.db, &scope, page).await?))
 }
 
@@ -92,15 +84,7 @@ pub async fn put_secret(
     Path((business_id, provider, name)): Path<(Uuid, System, String)>,
     Json(body): Json<PutSecret>,
 ) -> Result<Json<SecretView>> {
-    let (_, scope) = access::business(
-        &state.db,
-        &state.authz,
-        caller,
-        business_id,
-        Object::Secret,
-        Action::Update,
-    )
-    .await?;
+    let scope = secret_scope(&state, caller, business_id, Action::Update).await?;
     let actor = Actor::user(caller, scope.role(), meta);
     Ok(Json(
         secrets::put(
@@ -135,15 +119,7 @@ pub async fn reveal_secret(
     meta: RequestMeta,
     Path((business_id, provider, name)): Path<(Uuid, System, String)>,
 ) -> Result<Json<RevealedSecret>> {
-    let (_, scope) = access::business(
-        &state.db,
-        &state.authz,
-        caller,
-        business_id,
-        Object::Secret,
-        Action::Reveal,
-    )
-    .await?;
+    let scope = secret_scope(&state, caller, business_id, Action::Reveal).await?;
     if let Err(not_until) = state.reveal_limiter.check_key(&caller.user_id) {
         let wait = not_until.wait_time_from(governor::clock::Clock::now(
             &governor::clock::DefaultClock::default(),
@@ -181,16 +157,28 @@ pub async fn delete_secret(
     meta: RequestMeta,
     Path((business_id, provider, name)): Path<(Uuid, System, String)>,
 ) -> Result<StatusCode> {
+    let scope = secret_scope(&state, caller, business_id, Action::Delete).await?;
+    let actor = Actor::user(caller, scope.role(), meta);
+    secrets::delete(&state.db, &actor, &scope, provider, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's scope in business `business_id` for `action` on its
+/// secrets (404 without a role there, 403 when the role may not).
+async fn secret_scope(
+    state: &AppState,
+    caller: Caller,
+    business_id: Uuid,
+    action: Action,
+) -> Result<BusinessScope> {
     let (_, scope) = access::business(
         &state.db,
         &state.authz,
         caller,
         business_id,
         Object::Secret,
-        Action::Delete,
+        action,
     )
     .await?;
-    let actor = Actor::user(caller, scope.role(), meta);
-    secrets::delete(&state.db, &actor, &scope, provider, &name).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(scope)
 }
