@@ -1,4 +1,4 @@
-//! The Stripe source: `POST /v1/billing/webhooks`. Verify, then process
+//! The Stripe source: `POST /v1/webhooks/stripe`. Verify, then process
 //! each event exactly once, in any order (SPEC §5; Stripe docs: webhooks,
 //! "Handle duplicate events", "Event ordering").
 //!
