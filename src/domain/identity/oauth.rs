@@ -67,6 +67,11 @@ fn not_configured(provider: SignInProvider) -> Error {
     .with("provider", provider.as_str())
 }
 
+/// The provider's configuration, or 404 `provider_not_configured`.
+fn configured<T>(config: Option<&T>, provider: SignInProvider) -> Result<&T> {
+    config.ok_or_else(|| not_configured(provider))
+}
+
 fn oauth_failed(detail: String) -> Error {
     Error::new(
         StatusCode::BAD_REQUEST,
@@ -105,21 +110,13 @@ pub async fn start(
     let redirect = redirect_uri(ctx, provider);
     let auth: Authorization = match provider {
         SignInProvider::Google => {
-            let config = ctx
-                .config
-                .google
-                .as_ref()
-                .ok_or_else(|| not_configured(provider))?;
+            let config = configured(ctx.config.google.as_ref(), provider)?;
             integrations::google::authorize(config, &redirect, login_hint)
                 .await
                 .map_err(|e| oauth_failed(e.to_string()))?
         }
         SignInProvider::Facebook => {
-            let config = ctx
-                .config
-                .facebook
-                .as_ref()
-                .ok_or_else(|| not_configured(provider))?;
+            let config = configured(ctx.config.facebook.as_ref(), provider)?;
             integrations::facebook::authorize(config, &redirect)
                 .map_err(|e| oauth_failed(e.to_string()))?
         }
@@ -171,22 +168,14 @@ pub async fn callback(
     let redirect = redirect_uri(ctx, provider);
     let external = match provider {
         SignInProvider::Google => {
-            let config = ctx
-                .config
-                .google
-                .as_ref()
-                .ok_or_else(|| not_configured(provider))?;
+            let config = configured(ctx.config.google.as_ref(), provider)?;
             let nonce = pending.nonce.as_deref().ok_or_else(invalid_state)?;
             integrations::google::finish(config, &redirect, code, &pending.pkce_verifier, nonce)
                 .await
                 .map_err(|e| oauth_failed(e.to_string()))?
         }
         SignInProvider::Facebook => {
-            let config = ctx
-                .config
-                .facebook
-                .as_ref()
-                .ok_or_else(|| not_configured(provider))?;
+            let config = configured(ctx.config.facebook.as_ref(), provider)?;
             integrations::facebook::finish(config, &redirect, code, &pending.pkce_verifier)
                 .await
                 .map_err(|e| oauth_failed(e.to_string()))?
