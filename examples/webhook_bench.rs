@@ -293,6 +293,7 @@ async fn seed(db: &sea_orm::DatabaseConnection, n: usize) -> anyhow::Result<Vec<
             email_verified_at: Set(Some(now)),
             created_at: Set(now),
             updated_at: Set(now),
+            sessions_valid_after: Set(None),
         });
         businesses.push(business::ActiveModel {
             id: Set(business),

@@ -37,17 +37,23 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         NonZeroU32::new(config.rate_limit.reveal_per_minute).unwrap_or(NonZeroU32::MIN),
     );
     let Keys { master_keys, .. } = keys;
+    let keyring = Arc::new(Keyring::new(master_keys));
+    seal_at_rest(&db, &keyring).await?;
     let jobs = crate::jobs::queue::Queue::new(&config);
     Ok(AppState::new(Services {
-        keyring: Arc::new(Keyring::new(master_keys)),
+        keyring: keyring.clone(),
         reveal_limiter: Arc::new(governor::RateLimiter::keyed(reveal_quota)),
         db,
         read,
         inbound: Default::default(),
         authz: Arc::new(Authz::load().await?),
         tokens: Arc::new(tokens),
+        sessions: Arc::new(crate::auth::sessions::SessionCache::new(
+            std::time::Duration::from_secs(config.auth.session_recheck_secs),
+        )),
+        oidc: Arc::default(),
         passwords,
-        mailer: Mailer::from_config(&config, jobs.clone())?,
+        mailer: Mailer::from_config(&config, jobs.clone(), keyring)?,
         jobs,
         plans: Arc::new(PlanCatalogue::new(config.plans.clone())),
         stripe: config
@@ -66,6 +72,29 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         ),
         config: Arc::new(config),
     }))
+}
+
+/// Seals what older versions kept in plaintext (migration 8): the bodies of
+/// emails still pending and the list hints of secrets. Idempotent; after the
+/// first start of this version it finds nothing.
+async fn seal_at_rest(db: &sea_orm::DatabaseConnection, keyring: &Keyring) -> anyhow::Result<()> {
+    let emails = crate::mail::seal_legacy(db, keyring)
+        .await
+        .map_err(|e| anyhow::anyhow!("sealing pending email bodies: {e}"))?;
+    let hints = crate::domain::vault::secrets::fill_hints(crate::domain::vault::secrets::Vault {
+        db,
+        keyring,
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("sealing secret hints: {e}"))?;
+    if emails + hints > 0 {
+        tracing::info!(
+            emails,
+            hints,
+            "sealed what an earlier version kept in plaintext"
+        );
+    }
+    Ok(())
 }
 
 /// A server running in the background (tests, benchmarks).

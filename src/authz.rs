@@ -3,8 +3,12 @@
 //! Who may do what is data (`policies/model.conf`, `policies/policy.csv`,
 //! compiled into the binary so it can never be missing at run time). Who
 //! holds which role in which business is the database's word
-//! (`businesses.owner_id`, `businesses.manager_id`, `users.role`), read at
-//! every request, so unassigning a manager takes effect at once.
+//! (`businesses.owner_id`, `businesses.manager_id`, `users.role`): the
+//! business's columns are read at every request, so unassigning a manager
+//! takes effect at once; the platform role (`users.role`) is read with the
+//! session check of every request ([`crate::auth::sessions`]), remembered
+//! per process for at most `auth.session_recheck_secs`, never taken from the
+//! access token.
 //! Handlers ask [`Authz::enforce`] with `(subject, domain, object, action)`;
 //! no code tests `role == …` to decide a permission.
 

@@ -64,10 +64,17 @@ pub enum BillingCommand {
 /// `keys` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum KeysCommand {
-    /// Re-wrap every secret's data key under the first key of
-    /// `SWITCHBOARD_MASTER_KEYS`. Online (the server keeps serving),
-    /// resumable and idempotent; exits 1 if any secret could not be opened.
+    /// Re-wrap every secret's data key (and every pending email body's)
+    /// under the first key of `SWITCHBOARD_MASTER_KEYS`. Online (the server
+    /// keeps serving), resumable and idempotent; then prints what each key
+    /// wraps and exits 1 if anything could not be opened or is still under
+    /// another key (an instance not yet restarted keeps sealing under its
+    /// old first key).
     Rotate,
+    /// Print what each key wraps; exits 1 while anything is under a key
+    /// other than the first of `SWITCHBOARD_MASTER_KEYS` (an old key may be
+    /// removed only when this exits 0).
+    Status,
 }
 
 /// `admin` subcommands.
@@ -116,6 +123,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Keys {
             command: KeysCommand::Rotate,
         } => rotate_keys(config).await,
+        Command::Keys {
+            command: KeysCommand::Status,
+        } => key_status(config).await,
         Command::Billing {
             command: BillingCommand::Reconcile,
         } => reconcile(config).await,
@@ -220,15 +230,65 @@ async fn rotate_keys(config: Config) -> anyhow::Result<()> {
     })
     .await?;
     bar.finish_and_clear();
+    let (emails_rewrapped, emails_current, emails_failed) =
+        crate::mail::rotate(&db, &keyring).await?;
     println!(
         "rewrapped {}, already current {}, failed {}",
         summary.rewrapped, summary.already_current, summary.failed
     );
-    db.close().await?;
-    if summary.failed > 0 {
+    println!(
+        "pending email bodies: rewrapped {emails_rewrapped}, already current {emails_current}, failed {emails_failed}"
+    );
+    if summary.failed + emails_failed > 0 {
+        db.close().await?;
         anyhow::bail!(
-            "{} secret(s) could not be opened; see the log and the audit log",
-            summary.failed
+            "{} value(s) could not be opened; see the log and the audit log",
+            summary.failed + emails_failed
+        );
+    }
+    // Counted after the pass: an instance still running with an older
+    // keyring keeps sealing under its first key, and this is where it shows.
+    let result = report_keys(&db, keyring.current_id()).await;
+    db.close().await?;
+    result?;
+    println!(
+        "rotation complete: everything is sealed under `{}`",
+        keyring.current_id()
+    );
+    Ok(())
+}
+
+async fn key_status(config: Config) -> anyhow::Result<()> {
+    let keys = crate::keys::Keys::resolve(&config)?;
+    let db = crate::db::connect(&config).await?;
+    crate::db::migrate(&db).await?;
+    let keyring = crate::crypto::Keyring::new(keys.master_keys);
+    let result = report_keys(&db, keyring.current_id()).await;
+    db.close().await?;
+    result?;
+    println!("everything is sealed under `{}`", keyring.current_id());
+    Ok(())
+}
+
+/// Prints what each key wraps; an error when anything is under a key other
+/// than `current`.
+async fn report_keys(db: &sea_orm::DatabaseConnection, current: &str) -> anyhow::Result<()> {
+    let counts = crate::domain::vault::secrets::count_by_key(db).await?;
+    println!("sealed under each key now:");
+    let mut elsewhere = 0;
+    for (key, secrets, emails) in &counts {
+        let mark = if key == current { " (current)" } else { "" };
+        println!("  {key}{mark}: {secrets} secrets, {emails} pending email bodies");
+        if key != current {
+            elsewhere += secrets + emails;
+        }
+    }
+    if elsewhere > 0 {
+        anyhow::bail!(
+            "rotation incomplete: {elsewhere} value(s) are still sealed under a key other than `{current}`. \
+             An instance started before `{current}` was put first keeps sealing under its old key: \
+             restart every instance with the new keyring, then run `switchboard keys rotate` again. \
+             Do not remove an old key while any value is under it."
         );
     }
     Ok(())

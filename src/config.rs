@@ -79,6 +79,10 @@ pub struct Config {
     pub outbox_max_attempts: u32,
     /// First retry delay in milliseconds, doubling each time; default 5000.
     pub outbox_retry_base_ms: u64,
+    /// Days sent and failed messages stay in the outbox (recipient, subject,
+    /// outcome; their bodies are erased at once) before they are purged;
+    /// default 30.
+    pub outbox_retention_days: u32,
     /// Google (any OpenID Connect provider) sign-in; off when unset.
     pub google: Option<OidcConfig>,
     /// Facebook sign-in; off when unset.
@@ -281,6 +285,23 @@ pub struct AuthConfig {
     /// Code, reset and magic-link requests allowed per email address per
     /// hour (each kind counted apart); default 5.
     pub email_requests_per_hour: u32,
+    /// Seconds an account's session state (signed out everywhere, password
+    /// changed, role) is remembered per process before it is read again;
+    /// changes made through this process apply at once, through another
+    /// instance within this time. Default 5.
+    pub session_recheck_secs: u64,
+    /// Seconds after signing in (password, provider, emailed link) or
+    /// re-authenticating during which sensitive changes (linking a sign-in
+    /// method, changing the email, creating API keys) are allowed; default
+    /// 300.
+    pub reauth_window_secs: u64,
+    /// Failed password sign-ins to one account before password sign-in to it
+    /// pauses; default 5.
+    pub login_failures_before_lock: u32,
+    /// First pause in seconds; doubles with each further failure; default 30.
+    pub login_lock_base_secs: u64,
+    /// Longest pause in seconds; default 900 (15 minutes).
+    pub login_lock_max_secs: u64,
 }
 
 /// Request-rate limits (SPEC §5).
@@ -291,9 +312,12 @@ pub struct RateLimitConfig {
     pub auth_per_minute: u32,
     /// Secret reveals per minute per user; default 10.
     pub reveal_per_minute: u32,
-    /// Take the client IP from `X-Forwarded-For`/`Forwarded` (only behind a
-    /// trusted proxy; anyone can forge them otherwise). Default false.
-    pub trust_forwarded_for: bool,
+    /// Proxies whose `X-Forwarded-For` is believed, as addresses or CIDR
+    /// blocks (`10.0.0.0/8`, `::1`). When the TCP peer is one of them, the
+    /// client is the right-most forwarded address that is not (the left-most
+    /// ones are whatever the client wrote). Empty (default): the TCP peer is
+    /// the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// One plan of the catalogue. The built-in catalogue (SPEC §2) is the base
@@ -337,6 +361,7 @@ impl Default for Config {
             smtp_from: "Switchboard <no-reply@switchboard.localhost>".into(),
             outbox_max_attempts: 10,
             outbox_retry_base_ms: 5000,
+            outbox_retention_days: 30,
             google: None,
             facebook: None,
             oauth_frontend_url: None,
@@ -362,6 +387,11 @@ impl Default for AuthConfig {
             password_reset_ttl_secs: 30 * 60,
             magic_link_ttl_secs: 15 * 60,
             email_requests_per_hour: 5,
+            session_recheck_secs: 5,
+            reauth_window_secs: 300,
+            login_failures_before_lock: 5,
+            login_lock_base_secs: 30,
+            login_lock_max_secs: 900,
         }
     }
 }
@@ -371,7 +401,7 @@ impl Default for RateLimitConfig {
         RateLimitConfig {
             auth_per_minute: 10,
             reveal_per_minute: 10,
-            trust_forwarded_for: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -507,6 +537,35 @@ impl Config {
                 "must be between 1 and 60000 milliseconds",
             ));
         }
+        if self.auth.session_recheck_secs > 3600 {
+            return Err(invalid(
+                "auth.session_recheck_secs",
+                "must be at most 3600 seconds",
+            ));
+        }
+        if self.auth.reauth_window_secs == 0 {
+            return Err(invalid("auth.reauth_window_secs", "must be at least 1"));
+        }
+        if self.auth.login_failures_before_lock == 0
+            || self.auth.login_lock_base_secs == 0
+            || self.auth.login_lock_max_secs < self.auth.login_lock_base_secs
+        {
+            return Err(invalid(
+                "auth.login_lock_*",
+                "failures before lock and the base pause must be at least 1, the longest pause at least the base",
+            ));
+        }
+        if let Some(bad) = self
+            .rate_limit
+            .trusted_proxies
+            .iter()
+            .find(|p| crate::http::client_ip::parse_net(p).is_none())
+        {
+            return Err(ConfigError::Invalid {
+                key: "rate_limit.trusted_proxies",
+                message: format!("`{bad}` is not an IP address or CIDR block"),
+            });
+        }
         if self.rate_limit.auth_per_minute == 0 {
             return Err(invalid("rate_limit.auth_per_minute", "must be at least 1"));
         }
@@ -575,6 +634,12 @@ impl Config {
             message: message.to_owned(),
         };
         if self.environment == Environment::Production {
+            if self.smtp_host.is_none() {
+                return Err(invalid(
+                    "smtp_host",
+                    "required in production (SWITCHBOARD_SMTP_HOST): emails carry sign-in links and codes and are never printed to the log there",
+                ));
+            }
             if self.jwt_secret.is_none() {
                 return Err(invalid(
                     "jwt_secret",

@@ -43,6 +43,14 @@ impl Binding<'_> {
         .into_bytes()
     }
 
+    fn hint_aad(&self) -> Vec<u8> {
+        format!(
+            "switchboard/secret-hint/v{FORMAT_VERSION}\0{}\0{}\0{}\0{}",
+            self.business_id, self.secret_id, self.provider, self.name
+        )
+        .into_bytes()
+    }
+
     fn wrap_aad(&self, key_id: &str) -> Vec<u8> {
         format!(
             "switchboard/dek/v{FORMAT_VERSION}\0{key_id}\0{}\0{}\0{}\0{}",
@@ -154,6 +162,52 @@ impl Keyring {
             key_id: kek.id.clone(),
             version: FORMAT_VERSION,
         })
+    }
+
+    /// Seals `hint` (the few characters a list may show) under the data key
+    /// of `sealed`, with associated data of its own: `(ciphertext, nonce)`.
+    /// The hint then needs the keyring to read, goes with the secret's data
+    /// key when it is shredded, and survives rotation (which re-wraps the
+    /// data key only).
+    pub fn seal_hint(
+        &self,
+        binding: &Binding<'_>,
+        sealed: &Sealed,
+        hint: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>), CryptoError> {
+        let dek = self.unwrap_dek(binding, sealed)?;
+        let nonce = random::<12>();
+        let ciphertext = cipher(&dek)
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: hint,
+                    aad: &binding.hint_aad(),
+                },
+            )
+            .map_err(|_| CryptoError::Malformed)?;
+        Ok((ciphertext, nonce.to_vec()))
+    }
+
+    /// Opens a hint sealed by [`Keyring::seal_hint`].
+    pub fn open_hint(
+        &self,
+        binding: &Binding<'_>,
+        sealed: &Sealed,
+        ciphertext: &[u8],
+        hint_nonce: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let dek = self.unwrap_dek(binding, sealed)?;
+        cipher(&dek)
+            .decrypt(
+                &nonce(hint_nonce)?,
+                Payload {
+                    msg: ciphertext,
+                    aad: &binding.hint_aad(),
+                },
+            )
+            .map(Zeroizing::new)
+            .map_err(|_| CryptoError::Authentication)
     }
 
     /// Opens a sealed secret bound to `binding`.
@@ -338,6 +392,40 @@ mod tests {
         let err = ring.open(&b, &sealed).err().unwrap();
         assert_eq!(err, CryptoError::UnknownKey("gone".into()));
         assert!(err.to_string().contains("`gone` is not in the keyring"));
+    }
+
+    #[test]
+    fn a_hint_opens_under_its_secret_after_rotation_and_nowhere_else() {
+        let a_only = Keyring::new(vec![key("a", 1)]);
+        let b = binding(Uuid::now_v7(), Uuid::now_v7());
+        let sealed = a_only.seal(&b, b"123456:ABCDEFGHIJKL").unwrap();
+        let (hint, nonce) = a_only.seal_hint(&b, &sealed, b"IJKL").unwrap();
+        assert_ne!(hint, b"IJKL");
+        assert_eq!(
+            &a_only.open_hint(&b, &sealed, &hint, &nonce).unwrap()[..],
+            b"IJKL"
+        );
+        let both = Keyring::new(vec![key("b", 2), key("a", 1)]);
+        let rewrapped = both.rewrap(&b, &sealed).unwrap().unwrap();
+        assert_eq!(
+            &both.open_hint(&b, &rewrapped, &hint, &nonce).unwrap()[..],
+            b"IJKL"
+        );
+        let other = Binding { name: "other", ..b };
+        assert!(matches!(
+            a_only.open_hint(&other, &sealed, &hint, &nonce),
+            Err(CryptoError::Authentication)
+        ));
+        // The hint is not the data: opening it as the secret fails.
+        let swapped = Sealed {
+            ciphertext: hint.clone(),
+            nonce: nonce.clone(),
+            ..sealed.clone()
+        };
+        assert!(matches!(
+            a_only.open(&b, &swapped),
+            Err(CryptoError::Authentication)
+        ));
     }
 
     #[test]

@@ -92,18 +92,37 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
 }
 
+/// Why the database is not ready: a stable reason for clients and the
+/// full text for the log.
+#[derive(Debug)]
+pub struct NotReady {
+    /// `database_unreachable` or `migrations_pending` (safe to show).
+    pub reason: &'static str,
+    /// What went wrong, for the log only (may name hosts and errors).
+    pub detail: String,
+}
+
 /// Readiness: the database answers and no migration is pending.
-pub async fn ready(db: &DatabaseConnection) -> Result<(), String> {
+pub async fn ready(db: &DatabaseConnection) -> Result<(), NotReady> {
     db.execute_unprepared("SELECT 1")
         .await
-        .map_err(|e| format!("database unreachable: {e}"))?;
+        .map_err(|e| NotReady {
+            reason: "database_unreachable",
+            detail: format!("database unreachable: {e}"),
+        })?;
     let pending = Migrator::get_pending_migrations(db)
         .await
-        .map_err(|e| format!("cannot read migrations: {e}"))?;
+        .map_err(|e| NotReady {
+            reason: "database_unreachable",
+            detail: format!("cannot read migrations: {e}"),
+        })?;
     if pending.is_empty() {
         Ok(())
     } else {
-        Err(format!("{} migration(s) pending", pending.len()))
+        Err(NotReady {
+            reason: "migrations_pending",
+            detail: format!("{} migration(s) pending", pending.len()),
+        })
     }
 }
 

@@ -62,6 +62,7 @@ struct Inner {
     errors: Option<Vec<FieldError>>,
     extensions: Map<String, Value>,
     retry_after: Option<u64>,
+    headers: Vec<(header::HeaderName, HeaderValue)>,
 }
 
 /// Result with [`Error`].
@@ -78,6 +79,7 @@ impl Error {
             errors: None,
             extensions: Map::new(),
             retry_after: None,
+            headers: Vec::new(),
         }))
     }
 
@@ -96,6 +98,15 @@ impl Error {
     /// Sets `Retry-After` (seconds).
     pub fn with_retry_after(mut self, seconds: u64) -> Error {
         self.0.retry_after = Some(seconds);
+        self
+    }
+
+    /// Adds a response header (e.g. `WWW-Authenticate`); a value that is not
+    /// a valid header value is dropped.
+    pub fn with_header(mut self, name: header::HeaderName, value: impl AsRef<str>) -> Error {
+        if let Ok(v) = HeaderValue::from_str(value.as_ref()) {
+            self.0.headers.push((name, v));
+        }
         self
     }
 
@@ -192,13 +203,16 @@ impl std::fmt::Display for Error {
 impl std::error::Error for Error {}
 
 impl IntoResponse for Error {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
         let body = serde_json::to_vec(&self.to_problem()).unwrap_or_default();
         let mut response = (self.0.status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Some(secs) = self.0.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        for (name, value) in std::mem::take(&mut self.0.headers) {
+            headers.insert(name, value);
         }
         response
     }

@@ -31,6 +31,14 @@ impl<K: Eq + Hash, V: Copy> Memo<K, V> {
             .copied()
     }
 
+    /// Forgets `key`.
+    pub fn remove(&self, key: &K) {
+        self.entries
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+    }
+
     /// Remembers `value` for `key`. When the memo is full, entries for
     /// which `keep` is false go first; if none do, every entry goes.
     pub fn insert(&self, key: K, value: V, keep: impl Fn(&V) -> bool) {

@@ -46,6 +46,10 @@ pub struct Services {
     pub authz: Arc<Authz>,
     /// Access-token signer and code hasher.
     pub tokens: Arc<TokenSigner>,
+    /// Whether tokens' sessions are alive, per account (memoized).
+    pub sessions: Arc<crate::auth::sessions::SessionCache>,
+    /// Discovered OpenID provider metadata (cached).
+    pub oidc: Arc<crate::integrations::google::Discovery>,
     /// Password hashing on the blocking pool.
     pub passwords: PasswordHasherPool,
     /// Outgoing email.
@@ -83,6 +87,8 @@ impl Services {
         crate::domain::identity::Identity {
             db: &self.db,
             tokens: &self.tokens,
+            sessions: &self.sessions,
+            oidc: &self.oidc,
             passwords: &self.passwords,
             mailer: &self.mailer,
             config: &self.config,

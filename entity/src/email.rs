@@ -18,6 +18,9 @@ pub mod outbox {
         /// Template name (`verification_code`, `password_reset`, …).
         pub template: String,
         pub subject: String,
+        /// Plaintext bodies of messages queued before bodies were sealed
+        /// (migration 8); empty for every later message, and blanked once
+        /// a message is sent.
         pub text_body: String,
         pub html_body: String,
         pub status: String,
@@ -25,6 +28,16 @@ pub mod outbox {
         pub last_error: Option<String>,
         pub created_at: DateTimeUtc,
         pub sent_at: Option<DateTimeUtc>,
+        /// The body (`{"text", "html"}` JSON) sealed under the vault's keys
+        /// (AES-256-GCM envelope, bound to this row's id); all `None` once
+        /// the message is sent, so no live link or code stays at rest (a
+        /// failed message keeps its seal until it is purged).
+        pub body_ciphertext: Option<Vec<u8>>,
+        pub body_nonce: Option<Vec<u8>>,
+        pub body_wrapped_dek: Option<Vec<u8>>,
+        pub body_dek_nonce: Option<Vec<u8>>,
+        pub body_key_id: Option<String>,
+        pub body_version: Option<i32>,
     }
 
     impl ActiveModelBehavior for ActiveModel {}

@@ -238,4 +238,12 @@ pub enum TokenPurpose {
     /// exchanged for tokens (tokens never travel in URLs).
     #[sea_orm(string_value = "oauth_exchange")]
     OauthExchange,
+    /// Confirming a new email address for an account (sent to the new
+    /// address).
+    #[sea_orm(string_value = "email_change")]
+    EmailChange,
+    /// Removing a linked sign-in method from a link in a security email
+    /// (the token names the identity).
+    #[sea_orm(string_value = "remove_sign_in_method")]
+    RemoveSignInMethod,
 }

@@ -12,6 +12,7 @@ pub mod email;
 pub mod enums;
 pub mod inbound_event;
 pub mod job;
+pub mod login_throttle;
 pub mod oauth;
 pub mod one_time_token;
 pub mod refresh_token;

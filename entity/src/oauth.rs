@@ -23,6 +23,11 @@ pub mod state {
         pub expires_at: DateTimeUtc,
         pub used_at: Option<DateTimeUtc>,
         pub created_at: DateTimeUtc,
+        /// SHA-256 (hex) of the random value of the cookie set in the
+        /// browser that started the request; the callback must present it
+        /// (RFC 9700 §4.7). `None` only for requests made before it existed,
+        /// which no longer complete.
+        pub browser_hash: Option<String>,
     }
 
     impl ActiveModelBehavior for ActiveModel {}

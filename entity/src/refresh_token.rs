@@ -20,6 +20,10 @@ pub struct Model {
     pub used_at: Option<DateTimeUtc>,
     pub revoked_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
+    /// When the user last proved who they are (password, provider, emailed
+    /// link) in this family; refreshes carry it on. `None` on families made
+    /// before it was recorded: their `created_at` counts.
+    pub auth_time: Option<DateTimeUtc>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

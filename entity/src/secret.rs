@@ -4,8 +4,9 @@
 use sea_orm::entity::prelude::*;
 
 /// One integration secret. `(business_id, provider, name)` is unique. The
-/// plaintext exists nowhere in the row; `last4` is kept only for secrets long
-/// enough that four characters reveal little (≥ 12 characters).
+/// plaintext exists nowhere in the row. `hint_ciphertext` seals, under the
+/// secret's own data key, the last four characters shown in lists (empty
+/// for values shorter than 12 characters); `None` until computed.
 #[sea_orm::model]
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "integration_secrets")]
@@ -24,12 +25,13 @@ pub struct Model {
     pub key_id: String,
     /// Envelope format version.
     pub version: i32,
-    pub last4: Option<String>,
     /// Non-secret metadata (status, expiry, …), a JSON object.
     pub metadata: Json,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub updated_by: Option<Uuid>,
+    pub hint_ciphertext: Option<Vec<u8>>,
+    pub hint_nonce: Option<Vec<u8>>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -20,6 +20,9 @@ pub struct Model {
     pub email_verified_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Access tokens issued before this instant are refused (logout
+    /// everywhere, password reset or change, role change); `None`: none.
+    pub sessions_valid_after: Option<DateTimeUtc>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -11,6 +11,7 @@ mod m20261121_000004_oauth;
 mod m20261122_000005_billing;
 mod m20261202_000006_jobs;
 mod m20261202_000007_inbound_events;
+mod m20261203_000008_sign_in_hardening;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000005_billing::Migration),
             Box::new(m20261202_000006_jobs::Migration),
             Box::new(m20261202_000007_inbound_events::Migration),
+            Box::new(m20261203_000008_sign_in_hardening::Migration),
         ]
     }
 }

@@ -56,6 +56,17 @@ pub struct Claims {
     pub aud: String,
     /// Issued at (Unix seconds).
     pub iat: i64,
+    /// Issued at, Unix milliseconds: compared with the account's "sessions
+    /// valid after" instant, which a second would not resolve (a password
+    /// reset and the next sign-in often share one). Absent on tokens issued
+    /// before it existed: `iat` · 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat_ms: Option<i64>,
+    /// When the user last proved who they are (Unix seconds; OpenID Connect
+    /// Core §2 `auth_time`): sensitive changes want it recent. Absent on
+    /// older tokens: 0 (never).
+    #[serde(default)]
+    pub auth_time: i64,
     /// Expiry (Unix seconds).
     pub exp: i64,
 }
@@ -69,6 +80,10 @@ pub struct Grant {
     pub role: Role,
     /// The business the user owns (`bid`), if any.
     pub owned_business: Option<Uuid>,
+    /// Issued at (Unix milliseconds).
+    pub issued_at_ms: i64,
+    /// Last authentication (Unix seconds).
+    pub auth_time: i64,
     /// Expiry (Unix seconds).
     pub expires_at: i64,
 }
@@ -108,14 +123,17 @@ impl TokenSigner {
         self.ttl_secs
     }
 
-    /// A signed access token for `user`, owner of `business` if any.
+    /// A signed access token for `user`, owner of `business` if any, who
+    /// last authenticated at `auth_time` (Unix seconds).
     pub fn issue(
         &self,
         user: Uuid,
         role: Role,
         business: Option<Uuid>,
+        auth_time: i64,
     ) -> crate::error::Result<String> {
-        let now = Utc::now().timestamp();
+        let now_ms = Utc::now().timestamp_millis();
+        let now = now_ms.div_euclid(1000);
         let claims = Claims {
             sub: user,
             role,
@@ -123,6 +141,8 @@ impl TokenSigner {
             iss: ISSUER.into(),
             aud: ISSUER.into(),
             iat: now,
+            iat_ms: Some(now_ms),
+            auth_time,
             exp: now + self.ttl_secs as i64,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
@@ -152,6 +172,8 @@ impl TokenSigner {
             user_id: claims.sub,
             role: claims.role,
             owned_business: claims.bid,
+            issued_at_ms: claims.iat_ms.unwrap_or(claims.iat.saturating_mul(1000)),
+            auth_time: claims.auth_time,
             expires_at: claims.exp,
         };
         self.verified.insert(digest, grant, unexpired);
@@ -219,7 +241,7 @@ mod tests {
     fn a_remembered_token_still_expires() {
         let signer = signer();
         let user = Uuid::now_v7();
-        let token = signer.issue(user, Role::Owner, Some(user)).unwrap();
+        let token = signer.issue(user, Role::Owner, Some(user), 0).unwrap();
         let now = Utc::now().timestamp();
         let grant = signer.verify_at(&token, now).expect("fresh token");
         assert_eq!(grant.user_id, user);
@@ -234,7 +256,7 @@ mod tests {
     fn only_the_identical_token_hits_the_memo() {
         let signer = signer();
         let user = Uuid::now_v7();
-        let token = signer.issue(user, Role::Owner, None).unwrap();
+        let token = signer.issue(user, Role::Owner, None, 0).unwrap();
         assert!(signer.verify(&token).is_some());
         // Flip one signature character: not remembered, and fails the check.
         let mut forged = token.clone().into_bytes();
@@ -251,7 +273,7 @@ mod tests {
             },
             900,
         );
-        let foreign = other.issue(user, Role::Owner, None).unwrap();
+        let foreign = other.issue(user, Role::Owner, None, 0).unwrap();
         assert_eq!(signer.verify(&foreign), None);
         assert!(signer.verify(&token).is_some());
     }

@@ -4,10 +4,6 @@
 //! the reverse) cannot exist; reads that must be accounted for (secret
 //! reveals) write theirs before any plaintext leaves the server.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
 use entity::audit_event;
 use entity::enums::Role;
@@ -21,33 +17,16 @@ use uuid::Uuid;
 
 use crate::domain::pagination::{Page, PageRequest};
 use crate::domain::tenancy::access::Caller;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
-/// Where a request came from: client IP and request id (`x-request-id`).
+/// Where a request came from: client IP and request id (`x-request-id`);
+/// extracted from a request by `http::extract`.
 #[derive(Debug, Clone, Default)]
 pub struct RequestMeta {
     /// TCP peer address.
     pub client_ip: Option<String>,
     /// The request id set by the request-id layer.
     pub request_id: Option<String>,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self> {
-        Ok(RequestMeta {
-            client_ip: parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string()),
-            request_id: parts
-                .headers
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-        })
-    }
 }
 
 /// Who acts, in which role, from where.
@@ -174,6 +153,20 @@ impl From<audit_event::Model> for AuditView {
             request_id: e.request_id,
             detail: e.detail,
         }
+    }
+}
+
+impl AuditView {
+    /// The record as a business's owner sees it: what platform staff
+    /// (admins, managers) and the system did shows their role only, not who
+    /// they are, where they connected from, or the request id.
+    pub fn for_owner(mut self) -> AuditView {
+        if self.actor_role != Role::Owner.as_str() {
+            self.actor_id = None;
+            self.client_ip = None;
+            self.request_id = None;
+        }
+        self
     }
 }
 

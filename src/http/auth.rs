@@ -1,5 +1,7 @@
-//! `/v1/auth/*`: registration, login, refresh, logout, set/forgot/reset/
-//! change password, magic links.
+//! `/v1/auth/*`: registration, login, refresh, logout (here or everywhere),
+//! re-authentication, set/forgot/reset/change password, magic links, and the
+//! confirmations of emailed security links (email change, removing a
+//! sign-in method).
 //! Rate limited per client IP (see [`super::rate_limit`]).
 
 use axum::extract::State;
@@ -9,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::{Auth, Json};
-use crate::domain::identity::sessions::{self, TokenPair};
+use crate::domain::identity::sessions::{self, AccessToken, TokenPair};
 use crate::domain::identity::signup::{self, Completion};
+use crate::domain::identity::{email_change, oauth};
 use crate::domain::validate::{Email, Password};
 use crate::domain::{identity::magic_link, identity::recovery, tenancy::managers};
 use crate::error::{Problem, Result};
@@ -379,4 +382,96 @@ pub async fn magic_link_verify(
     Ok(Json(
         magic_link::verify(&state.identity(), &body.token).await?,
     ))
+}
+
+/// Body of `POST /v1/auth/reauthenticate`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reauthenticate {
+    /// The account's password.
+    #[schema(value_type = String, format = Password)]
+    pub password: SecretString,
+}
+
+/// Prove who you are again: a fresh access token good for sensitive changes
+/// (linking a sign-in method, changing the email, creating API keys) for
+/// `auth.reauth_window_secs`. The refresh token is unchanged. Accounts
+/// without a password sign in again with a linked provider or an emailed
+/// link instead.
+#[utoipa::path(post, path = "/v1/auth/reauthenticate", tag = "auth", security(("bearer" = [])), request_body = Reauthenticate,
+    responses(
+        (status = 200, body = AccessToken),
+        (status = 401, description = "`invalid_credentials` or no valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`password_not_set`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited` (per client) or `login_throttled` (per account)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`auth_overloaded`: no password-hashing turn within `auth.hash_wait_ms`; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn reauthenticate(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Json(body): Json<Reauthenticate>,
+) -> Result<Json<AccessToken>> {
+    Ok(Json(
+        sessions::reauthenticate(&state.identity(), caller, body.password).await?,
+    ))
+}
+
+/// Sign out everywhere: every access token issued until now stops working
+/// at once and every refresh token is revoked.
+#[utoipa::path(post, path = "/v1/auth/logout-all", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Every session ended"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn logout_all(State(state): State<AppState>, Auth(caller): Auth) -> Result<StatusCode> {
+    sessions::logout_all(&state.identity(), caller).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Body of the token-only confirmations (`sign-in-methods/remove`,
+/// `email/confirm`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenOnly {
+    /// The token from the emailed link.
+    pub token: String,
+}
+
+/// Remove a sign-in method from the link in a security email ("a new
+/// sign-in method was linked", "your password was changed"); every session
+/// of the account is signed out.
+#[utoipa::path(post, path = "/v1/auth/sign-in-methods/remove", tag = "auth", request_body = TokenOnly,
+    responses(
+        (status = 204, description = "Removed (or already gone); every session signed out"),
+        (status = 400, description = "`invalid_token`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`last_sign_in_method`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn remove_sign_in_method(
+    State(state): State<AppState>,
+    Json(body): Json<TokenOnly>,
+) -> Result<StatusCode> {
+    oauth::remove_by_token(&state.identity(), &body.token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Confirm a new email address from the link sent to it; the account signs
+/// in with it from now on, and the old address is told.
+#[utoipa::path(post, path = "/v1/auth/email/confirm", tag = "auth", request_body = TokenOnly,
+    responses(
+        (status = 204, description = "The account's address changed"),
+        (status = 400, description = "`invalid_token`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`email_taken`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn confirm_email(
+    State(state): State<AppState>,
+    Json(body): Json<TokenOnly>,
+) -> Result<StatusCode> {
+    email_change::confirm(&state.identity(), &body.token).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -91,5 +91,6 @@ pub async fn business_audit(
         business_id: Some(scope.id()),
         ..AuditFilter::default()
     };
-    Ok(Json(audit::list(&state.db, &filter, page).await?))
+    let page = audit::list(&state.db, &filter, page).await?;
+    Ok(Json(page.map(AuditView::for_owner)))
 }

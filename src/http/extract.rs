@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::domain::audit::RequestMeta;
 use crate::domain::tenancy::access::Caller;
 use crate::error::Error;
 use crate::state::AppState;
@@ -134,7 +135,10 @@ fn query_rejection(rejection: QueryRejection) -> Error {
 }
 
 /// The authenticated caller. 401 `unauthenticated` without a bearer token,
-/// 401 `invalid_token` for a bad or expired one.
+/// 401 `invalid_token` for a bad or expired one, or one whose session ended
+/// (signed out everywhere, password changed, account changed: see
+/// [`crate::auth::sessions`]). The caller's role is the account's current
+/// one.
 pub struct Auth(pub Caller);
 
 impl FromRequestParts<AppState> for Auth {
@@ -158,10 +162,32 @@ impl FromRequestParts<AppState> for Auth {
         let grant = state.tokens.verify(token.trim()).ok_or_else(|| {
             Error::unauthorized("invalid_token", "The access token is invalid or expired")
         })?;
+        let role = state.sessions.check(&state.db, &grant).await?;
         Ok(Auth(Caller {
             user_id: grant.user_id,
-            role: grant.role,
+            role,
             owned_business: grant.owned_business,
+            auth_time: grant.auth_time,
         }))
+    }
+}
+
+/// The request's origin for the audit log: the client address resolved by
+/// [`super::client_ip`] and the request id.
+impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Error> {
+        Ok(RequestMeta {
+            client_ip: parts
+                .extensions
+                .get::<super::client_ip::ClientAddr>()
+                .map(|c| c.0.to_string()),
+            request_id: parts
+                .headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        })
     }
 }

@@ -1,11 +1,14 @@
 //! `/v1/me`: the signed-in user's own account.
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::extract::{Auth, Json};
+use crate::domain::identity::email_change;
 use crate::domain::identity::users::{self, MeView};
+use crate::domain::validate::Email;
 use crate::error::{Problem, Result};
 use crate::state::AppState;
 
@@ -42,4 +45,32 @@ pub async fn update_me(
     Ok(Json(
         users::update_me(&state.db, caller, body.full_name.as_deref()).await?,
     ))
+}
+
+/// Body of `POST /v1/me/email`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeEmail {
+    /// The new address.
+    pub email: String,
+}
+
+/// Move the account to a new email address: a confirmation link goes to
+/// the new address (`POST /v1/auth/email/confirm`). Needs a recent
+/// authentication. Answers alike whether or not the address has an account.
+#[utoipa::path(post, path = "/v1/me/email", tag = "me", security(("bearer" = [])), request_body = ChangeEmail,
+    responses(
+        (status = 202, description = "A confirmation link is on its way to the new address"),
+        (status = 401, description = "`reauthentication_required` when the last sign-in is older than `auth.reauth_window_secs`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_requests` (per address)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn change_email(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Json(body): Json<ChangeEmail>,
+) -> Result<StatusCode> {
+    let email = Email::parse("email", &body.email)?;
+    email_change::request(&state.identity(), caller, &email).await?;
+    Ok(StatusCode::ACCEPTED)
 }

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod billing;
 pub mod business;
 pub mod channels;
+pub mod client_ip;
 pub mod companies;
 pub mod extract;
 pub mod health;
@@ -97,6 +98,10 @@ fn auth_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(oauth::start))
         .routes(routes!(oauth::callback))
         .routes(routes!(oauth::exchange))
+        .routes(routes!(auth::reauthenticate))
+        .routes(routes!(auth::logout_all))
+        .routes(routes!(auth::remove_sign_in_method))
+        .routes(routes!(auth::confirm_email))
 }
 
 /// Every other route.
@@ -105,6 +110,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
         .routes(routes!(me::get_me, me::update_me))
+        .routes(routes!(me::change_email))
         .routes(routes!(oauth::list_methods))
         .routes(routes!(oauth::link_method, oauth::unlink_method))
         .routes(routes!(business::get_business, business::update_business))
@@ -161,10 +167,15 @@ pub fn router(state: AppState) -> Router {
         .merge(auth_routes().layer(rate_limit::auth_layer(&state.config.rate_limit)))
         .merge(api_routes())
         .split_for_parts();
+    let resolver = client_ip::Resolver::new(&state.config.rate_limit.trusted_proxies);
     router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            resolver,
+            client_ip::layer,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())

@@ -1,8 +1,14 @@
 //! `/v1/auth/oauth/*` (browser redirects and the code exchange) and
 //! `/v1/me/sign-in-methods` (list, link, unlink).
+//!
+//! The start of a sign-in or link sets a cookie binding the request to the
+//! browser (`sb_oauth_{provider}`: random, `HttpOnly`, `SameSite=Lax` so the
+//! provider's top-level redirect back carries it, `Secure` when the public
+//! URL is https, path `/v1/auth/oauth`, 10 minutes); the callback requires
+//! it and clears it (RFC 9700 §4.7).
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -57,8 +63,41 @@ fn redirect(location: &str) -> Response {
         .into_response()
 }
 
+/// The `Set-Cookie` value binding a request to this browser; `None` value
+/// clears it.
+fn browser_cookie(state: &AppState, provider: SignInProvider, value: Option<&str>) -> String {
+    let secure = state.config.public_url.starts_with("https://");
+    let mut cookie = cookie::Cookie::build((
+        oauth::browser_cookie(provider),
+        value.unwrap_or("").to_owned(),
+    ))
+    .path("/v1/auth/oauth")
+    .http_only(true)
+    .secure(secure)
+    .same_site(cookie::SameSite::Lax);
+    cookie = match value {
+        Some(_) => cookie.max_age(cookie::time::Duration::seconds(oauth::STATE_TTL_SECS)),
+        None => cookie.max_age(cookie::time::Duration::ZERO),
+    };
+    cookie.build().to_string()
+}
+
+/// The value of this provider's binding cookie in the request, if sent.
+fn presented_cookie(headers: &HeaderMap, provider: SignInProvider) -> Option<String> {
+    let name = oauth::browser_cookie(provider);
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| cookie::Cookie::split_parse(v.to_owned()))
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+}
+
 /// Start signing in with a provider: redirects to it (state, nonce and PKCE
-/// kept server-side).
+/// kept server-side) and sets the cookie that binds the sign-in to this
+/// browser.
 #[utoipa::path(get, path = "/v1/auth/oauth/{provider}/start", tag = "auth",
     params(("provider" = SignInProvider, Path, description = "`google` or `facebook`"), StartQuery),
     responses(
@@ -73,13 +112,25 @@ pub async fn start(
     Query(q): Query<StartQuery>,
 ) -> Result<Response> {
     let hint = q.login_hint.filter(|h| !h.is_empty() && h.len() <= 254);
-    let url = oauth::start(&state.identity(), provider, hint.as_deref(), None).await?;
-    Ok(redirect(&url))
+    let started = oauth::start(&state.identity(), provider, hint.as_deref(), None).await?;
+    let mut response = redirect(&started.url);
+    set_cookie(
+        &mut response,
+        &browser_cookie(&state, provider, Some(&started.browser_secret)),
+    );
+    Ok(response)
+}
+
+fn set_cookie(response: &mut Response, cookie: &str) {
+    if let Ok(v) = header::HeaderValue::from_str(cookie) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
 }
 
 /// The provider's redirect back: completes the sign-in and sends the
 /// browser to the front end with a one-time `code` for
-/// `POST /v1/auth/oauth/exchange`.
+/// `POST /v1/auth/oauth/exchange`. Only in the browser that started it (its
+/// cookie), else 400 `invalid_state`.
 #[utoipa::path(get, path = "/v1/auth/oauth/{provider}/callback", tag = "auth",
     params(("provider" = SignInProvider, Path, description = "`google` or `facebook`"), CallbackQuery),
     responses(
@@ -92,6 +143,7 @@ pub async fn start(
 pub async fn callback(
     State(state): State<AppState>,
     Path(provider): Path<SignInProvider>,
+    headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> Result<Response> {
     if let Some(error) = q.error {
@@ -109,10 +161,20 @@ pub async fn callback(
             "Missing code or state",
         ));
     };
-    let exchange = oauth::callback(&state.identity(), provider, &code, &state_param).await?;
+    let browser = presented_cookie(&headers, provider);
+    let exchange = oauth::callback(
+        &state.identity(),
+        provider,
+        &code,
+        &state_param,
+        browser.as_deref(),
+    )
+    .await?;
     let frontend = state.config.oauth_frontend_url();
     let separator = if frontend.contains('?') { '&' } else { '?' };
-    Ok(redirect(&format!("{frontend}{separator}code={exchange}")))
+    let mut response = redirect(&format!("{frontend}{separator}code={exchange}"));
+    set_cookie(&mut response, &browser_cookie(&state, provider, None));
+    Ok(response)
 }
 
 /// Exchange the one-time code from the callback for tokens.
@@ -144,24 +206,32 @@ pub async fn list_methods(
 }
 
 /// Link a provider to the signed-in account: returns the URL to send the
-/// browser to; the callback links instead of signing in.
+/// browser to, and sets in this browser the cookie the callback requires
+/// (call it from the browser that will follow the URL, with credentials);
+/// the callback links instead of signing in. Needs a recent authentication.
 #[utoipa::path(post, path = "/v1/me/sign-in-methods/{provider}", tag = "me", security(("bearer" = [])),
     params(("provider" = SignInProvider, Path, description = "`google` or `facebook`")),
     responses(
         (status = 200, body = AuthorizationUrl),
         (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`reauthentication_required` when the last sign-in is older than `auth.reauth_window_secs`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`provider_not_configured`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn link_method(
     State(state): State<AppState>,
     Auth(caller): Auth,
     Path(provider): Path<SignInProvider>,
-) -> Result<Json<AuthorizationUrl>> {
-    let url = oauth::start(&state.identity(), provider, None, Some(caller.user_id)).await?;
-    Ok(Json(AuthorizationUrl {
-        authorization_url: url,
-    }))
+) -> Result<Response> {
+    let started = oauth::start(&state.identity(), provider, None, Some(caller)).await?;
+    let mut response = Json(AuthorizationUrl {
+        authorization_url: started.url,
+    })
+    .into_response();
+    set_cookie(
+        &mut response,
+        &browser_cookie(&state, provider, Some(&started.browser_secret)),
+    );
+    Ok(response)
 }
 
 /// Unlink a provider, as long as another sign-in method remains.

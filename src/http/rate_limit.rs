@@ -1,6 +1,8 @@
 //! Rate limits with tower-governor (GCRA): `/v1/auth/*` allows
-//! `rate_limit.auth_per_minute` requests per client IP (SPEC §5: 10/min),
-//! refilled evenly; beyond it, 429 `rate_limited` with `Retry-After`.
+//! `rate_limit.auth_per_minute` requests per client (SPEC §5: 10/min),
+//! refilled evenly; beyond it, 429 `rate_limited` with `Retry-After`. The
+//! client is the address [`super::client_ip`] resolved (trusted proxies
+//! honoured), an IPv6 client counted by its /64.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -13,27 +15,25 @@ use governor::middleware::NoOpMiddleware;
 use tower_governor::GovernorError;
 use tower_governor::GovernorLayer;
 use tower_governor::governor::{GovernorConfig, GovernorConfigBuilder};
-use tower_governor::key_extractor::{KeyExtractor, PeerIpKeyExtractor, SmartIpKeyExtractor};
+use tower_governor::key_extractor::KeyExtractor;
 
+use super::client_ip::{ClientAddr, rate_key};
 use crate::config::RateLimitConfig;
 use crate::error::Error;
 
-/// The client IP: the TCP peer, or, only when configured to trust a proxy,
-/// the forwarded-for address.
+/// The rate-limit key of a request: its resolved client address
+/// ([`ClientAddr`]), IPv6 by /64 ([`rate_key`]).
 #[derive(Debug, Clone, Copy)]
-pub struct ClientIp {
-    trust_forwarded_for: bool,
-}
+pub struct ClientIp;
 
 impl KeyExtractor for ClientIp {
     type Key = IpAddr;
 
     fn extract<T>(&self, req: &Request<T>) -> Result<IpAddr, GovernorError> {
-        if self.trust_forwarded_for {
-            SmartIpKeyExtractor.extract(req)
-        } else {
-            PeerIpKeyExtractor.extract(req)
-        }
+        req.extensions()
+            .get::<ClientAddr>()
+            .map(|c| rate_key(c.0))
+            .ok_or(GovernorError::UnableToExtractKey)
     }
 }
 
@@ -45,9 +45,7 @@ pub fn auth_layer(
     let governor: Arc<GovernorConfig<ClientIp, NoOpMiddleware<governor::clock::QuantaInstant>>> =
         Arc::new(
             GovernorConfigBuilder::default()
-                .key_extractor(ClientIp {
-                    trust_forwarded_for: config.trust_forwarded_for,
-                })
+                .key_extractor(ClientIp)
                 .period(Duration::from_nanos(60_000_000_000 / per_minute))
                 .burst_size(config.auth_per_minute.max(1))
                 .finish()

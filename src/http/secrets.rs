@@ -61,7 +61,7 @@ pub async fn list_secrets(
 ) -> Result<Json<Page<SecretView>>> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
     let scope = secret_scope(&state, caller, business_id, Action::List).await?;
-    Ok(Json(secrets::list(&state.db, &scope, page).await?))
+    Ok(Json(secrets::list(state.vault(), &scope, page).await?))
 }
 
 /// Create or replace a secret. The value is sealed with a fresh data key.

@@ -1,8 +1,10 @@
 //! Facebook sign-in with OAuth 2.0 (the `oauth2` crate): authorization code
 //! with state and PKCE, then the Graph API `/me?fields=id,name,email` with
 //! `appsecret_proof` (HMAC-SHA256 of the access token under the app secret;
-//! Meta docs: "Securing Graph API Requests"). Facebook returns only
-//! confirmed email addresses, so a returned address counts as verified.
+//! Meta docs: "Securing Graph API Requests"). The Graph API says nothing
+//! about whether the address it returns was verified, and its documentation
+//! promises nothing either, so it never counts as verified here: it names a
+//! new account, and never links one that exists.
 
 use hmac::{Hmac, Mac};
 use oauth2::basic::BasicClient;
@@ -126,7 +128,7 @@ pub async fn finish(
     let email = me.email.map(|e| e.to_lowercase());
     Ok(ExternalIdentity {
         subject: me.id,
-        email_verified: email.is_some(),
+        email_verified: false,
         email,
         name: me.name,
     })

@@ -1,11 +1,14 @@
 //! `cleanup.purge` (hourly, first a minute after start): deletes dead rows —
 //! expired sign-up codes, one-time tokens, OAuth states and refresh tokens,
-//! and per-email request counters past their window — once they are a day
-//! past use. Nothing here is needed after expiry; keeping it would only
-//! grow the tables and the data held.
+//! per-email request counters past their window, failed-sign-in counts idle
+//! for a day — once they are a day past use, and sent or failed emails
+//! (their bodies are already erased) after `outbox_retention_days`. Nothing
+//! here is needed after expiry; keeping it would only grow the tables and
+//! the data held.
 
 use chrono::Utc;
-use entity::email::request;
+use entity::email::{outbox, request};
+use entity::login_throttle;
 use entity::oauth::state as oauth_state;
 use entity::{one_time_token, refresh_token, registration};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
@@ -39,6 +42,10 @@ pub struct Purged {
     pub refresh_tokens: u64,
     /// Per-email request counters.
     pub email_requests: u64,
+    /// Failed-sign-in counts.
+    pub login_throttles: u64,
+    /// Sent or failed emails past their retention.
+    pub emails: u64,
 }
 
 /// Deletes rows that expired more than [`GRACE`] ago.
@@ -71,6 +78,25 @@ pub async fn purge(state: &AppState) -> Result<Purged, sea_orm::DbErr> {
                 request::Column::CreatedAt
                     .lt(cutoff
                         - chrono::Duration::seconds(crate::domain::identity::quota::WINDOW_SECS)),
+            )
+            .exec(db)
+            .await?
+            .rows_affected,
+        login_throttles: login_throttle::Entity::delete_many()
+            .filter(login_throttle::Column::UpdatedAt.lt(cutoff))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(login_throttle::Column::LockedUntil.is_null())
+                    .add(login_throttle::Column::LockedUntil.lt(cutoff)),
+            )
+            .exec(db)
+            .await?
+            .rows_affected,
+        emails: outbox::Entity::delete_many()
+            .filter(outbox::Column::Status.is_in(["sent", "failed"]))
+            .filter(
+                outbox::Column::CreatedAt.lt(Utc::now()
+                    - chrono::Duration::days(i64::from(state.config.outbox_retention_days))),
             )
             .exec(db)
             .await?

@@ -5,6 +5,11 @@
 //! from `outbox_retry_base_ms`). Each attempt is recorded in
 //! `email_attempts`. Delivery is at-least-once: only a crash between the
 //! SMTP server's acceptance and the `sent` mark can repeat a message.
+//!
+//! The body is opened from its seal only to deliver it, and erased in the
+//! same write that marks the message `sent`. A message that failed for good
+//! keeps its sealed body (so an admin can retry its task after an SMTP
+//! outage) until the cleanup purges it with the other finished messages.
 
 use chrono::Utc;
 use entity::email::{attempt, outbox};
@@ -28,13 +33,21 @@ pub async fn deliver(state: AppState, task: DeliverEmail) -> Result<(), Failure>
     if message.status == "sent" {
         return Ok(());
     }
+    let body = match state.mailer.open(&message) {
+        Ok(Some(body)) => body,
+        Ok(None) => return Err(Failure::permanent("body erased")),
+        Err(e) => {
+            tracing::error!(security = true, email_id = %id, error = %e, "an email body failed to open");
+            return Err(Failure::permanent(format!("body does not open: {e}")));
+        }
+    };
     let result = state
         .mailer
         .deliver(
             &message.to_address,
             &message.subject,
-            &message.text_body,
-            &message.html_body,
+            &body.text,
+            &body.html,
         )
         .await;
     let attempted_at = Utc::now();
@@ -48,7 +61,7 @@ pub async fn deliver(state: AppState, task: DeliverEmail) -> Result<(), Failure>
         .filter(outbox::Column::Id.eq(id));
     let (outcome, error) = match &result {
         Ok(()) => {
-            update = update
+            update = crate::mail::erase_body(update)
                 .col_expr(outbox::Column::Status, Expr::value("sent"))
                 .col_expr(outbox::Column::SentAt, Expr::value(attempted_at));
             ("sent", None)

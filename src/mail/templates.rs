@@ -2,8 +2,9 @@
 //! body (values HTML-escaped). The template name is stored with the message,
 //! which also lets the outbox count requests per address (abuse limits).
 
-/// A rendered message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A rendered message. Its `Debug` leaves the bodies out (they carry
+/// links and codes).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Rendered {
     /// Template name, e.g. `verification_code`.
     pub template: &'static str,
@@ -13,6 +14,17 @@ pub struct Rendered {
     pub text: String,
     /// HTML body.
     pub html: String,
+}
+
+impl std::fmt::Debug for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rendered")
+            .field("template", &self.template)
+            .field("subject", &self.subject)
+            .field("text", &"[redacted]")
+            .field("html", &"[redacted]")
+            .finish()
+    }
 }
 
 fn page(title: &str, paragraphs: &[String]) -> String {
@@ -114,12 +126,112 @@ pub fn password_reset(url: &str, minutes: u64) -> Rendered {
     }
 }
 
-/// Confirmation that the password changed.
-pub fn password_changed() -> Rendered {
+/// One way to sign in to an account, as a security email lists it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MethodLine {
+    /// `Password`, `Google`, `Facebook`.
+    pub label: String,
+    /// The provider account's email, if known.
+    pub detail: Option<String>,
+    /// A single-use link that removes this method (providers only).
+    pub remove_url: Option<String>,
+}
+
+/// The account's sign-in methods as text lines and HTML paragraphs.
+fn method_list(methods: &[MethodLine]) -> (String, Vec<String>) {
+    let mut text = String::from("Ways to sign in to your account now:\n");
+    let mut html = vec!["Ways to sign in to your account now:".to_owned()];
+    for m in methods {
+        let what = match &m.detail {
+            Some(d) => format!("{} ({d})", m.label),
+            None => m.label.clone(),
+        };
+        match &m.remove_url {
+            Some(url) => {
+                text.push_str(&format!("- {what}: not yours? Remove it: {url}\n"));
+                html.push(format!("{}: not yours? {}", esc(&what), link(url)));
+            }
+            None => {
+                text.push_str(&format!("- {what}\n"));
+                html.push(esc(&what));
+            }
+        }
+    }
+    (text, html)
+}
+
+/// Confirmation that the password changed (or was reset), listing every way
+/// to sign in, each provider with a link that removes it.
+pub fn password_changed(methods: &[MethodLine]) -> Rendered {
     let subject = "Your Switchboard password was changed".to_owned();
-    let text = "Your password was just changed and every session was signed out. If this was not you, reset your password at once.".to_owned();
+    let intro = "Your password was just changed and every session was signed out. If this was not you, reset your password at once.";
+    let (list, list_html) = method_list(methods);
+    let mut html = vec![esc(intro)];
+    html.extend(list_html);
     Rendered {
         template: "password_changed",
+        html: page(&subject, &html),
+        text: format!("{intro}\n\n{list}"),
+        subject,
+    }
+}
+
+/// Password sign-ins to the account are paused after repeated failures.
+pub fn sign_in_locked(failures: i32, minutes: i64, reset_url: &str) -> Rendered {
+    let subject = "Failed sign-ins to your Switchboard account".to_owned();
+    let text = format!(
+        "There were {failures} failed password sign-ins to your account. Password sign-in is paused for {minutes} minutes, and longer after further failures.\n\nIf this was not you, your password may be targeted: choose a new one here:\n{reset_url}\n\nSign-in links and linked providers keep working."
+    );
+    Rendered {
+        template: "sign_in_locked",
+        html: page(
+            &subject,
+            &[
+                format!(
+                    "There were {failures} failed password sign-ins to your account. Password sign-in is paused for {minutes} minutes, and longer after further failures."
+                ),
+                format!(
+                    "If this was not you, your password may be targeted: {}",
+                    link(reset_url)
+                ),
+                "Sign-in links and linked providers keep working.".into(),
+            ],
+        ),
+        text,
+        subject,
+    }
+}
+
+/// A link confirming a new email address (sent to the new address).
+pub fn email_change(url: &str, minutes: u64) -> Rendered {
+    let subject = "Confirm your new Switchboard email address".to_owned();
+    Rendered {
+        template: "email_change",
+        text: format!(
+            "Confirm that this address should sign in to your Switchboard account (valid {minutes} minutes, once):\n{url}\n\nIf you did not ask for it, ignore this message."
+        ),
+        html: page(
+            &subject,
+            &[
+                format!(
+                    "Confirm that this address should sign in to your Switchboard account (valid {minutes} minutes, once): {}",
+                    link(url)
+                ),
+                "If you did not ask for it, ignore this message.".into(),
+            ],
+        ),
+        subject,
+    }
+}
+
+/// The account's email changed (sent to the old address).
+pub fn email_changed(new_address: &str) -> Rendered {
+    let subject = "Your Switchboard email address was changed".to_owned();
+    let text = format!(
+        "Your account now signs in with {new_address}; emails go there from now on. If this was not you, contact support at once."
+    );
+    Rendered {
+        template: "email_changed",
         html: page(&subject, &[esc(&text)]),
         text,
         subject,
@@ -148,16 +260,20 @@ pub fn magic_link(url: &str, minutes: u64) -> Rendered {
     }
 }
 
-/// A provider was linked to the account as a new way to sign in.
-pub fn sign_in_method_linked(provider: &str) -> Rendered {
+/// A provider was linked to the account as a new way to sign in; lists
+/// every way to sign in, each provider with a link that removes it.
+pub fn sign_in_method_linked(provider: &str, methods: &[MethodLine]) -> Rendered {
     let subject = format!("{provider} can now sign you in to Switchboard");
-    let text = format!(
-        "{provider} was linked to your account as a new way to sign in. If this was not you, unlink it from your account settings and change your password."
+    let intro = format!(
+        "{provider} was linked to your account as a new way to sign in. If this was not you, remove it with its link below and change your password."
     );
+    let (list, list_html) = method_list(methods);
+    let mut html = vec![esc(&intro)];
+    html.extend(list_html);
     Rendered {
         template: "sign_in_method_linked",
-        html: page(&subject, &[esc(&text)]),
-        text,
+        html: page(&subject, &html),
+        text: format!("{intro}\n\n{list}"),
         subject,
     }
 }
@@ -261,9 +377,12 @@ mod tests {
             already_registered(),
             set_password("https://x.test/s", 72),
             password_reset("https://x.test/r", 30),
-            password_changed(),
+            password_changed(&[]),
             magic_link("https://x.test/m", 15),
-            sign_in_method_linked("Google"),
+            sign_in_method_linked("Google", &[]),
+            sign_in_locked(5, 1, "https://x.test/r"),
+            email_change("https://x.test/e", 30),
+            email_changed("new@x.test"),
             trial_ending(3, "https://x.test/b"),
             payment_failed(3, "https://x.test/b"),
             restricted("https://x.test/b"),

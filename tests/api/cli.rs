@@ -81,11 +81,23 @@ fn production_refuses_to_start_without_keys() {
     let out = switchboard(dir.path())
         .arg("serve")
         .env("SWITCHBOARD_ENVIRONMENT", "production")
+        .env("SWITCHBOARD_SMTP_HOST", "smtp.example.com")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("jwt_secret"), "{stderr}");
+    // Without SMTP, production would print sign-in links to its log: refused.
+    let out = switchboard(dir.path())
+        .arg("serve")
+        .env("SWITCHBOARD_ENVIRONMENT", "production")
+        .env("SWITCHBOARD_JWT_SECRET", "a".repeat(44))
+        .env("SWITCHBOARD_MASTER_KEYS", format!("k1:{}", "b".repeat(44)))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("smtp_host"), "{stderr}");
     assert!(
         !dir.path().join(".switchboard-dev-keys.json").exists(),
         "no dev keys in production"

@@ -433,6 +433,8 @@ async fn a_task_whose_process_was_killed_runs_again_after_its_lease() {
         )
         .env("SWITCHBOARD_SMTP_TLS", "none")
         .env("SWITCHBOARD_JOBS__LEASE_SECS", "2")
+        // The second life must open the bodies the first sealed: one keyring.
+        .env("SWITCHBOARD_DEV_KEYS_PATH", &config.dev_keys_path)
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();

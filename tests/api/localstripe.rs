@@ -205,6 +205,7 @@ async fn localstripe_customer_lifecycle_through_our_client_and_signed_webhooks()
         user_id: owner,
         role: entity::enums::Role::Owner,
         owned_business: Some(business_id),
+        auth_time: 0,
     };
     let scope = access::own_scope(&state.authz, caller, Object::Billing, Action::Update).unwrap();
     let customer =

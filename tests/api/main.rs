@@ -11,6 +11,7 @@ mod cli;
 mod email;
 
 mod flow;
+mod hardening;
 mod hostile;
 mod isolation;
 mod jobs;

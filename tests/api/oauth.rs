@@ -23,7 +23,7 @@ use serde_json::json;
 use sha2::Digest;
 use switchboard::config::{Config, FacebookConfig, OidcConfig};
 
-use crate::common::{TestApp, email, test_config};
+use crate::common::{TestApp, email, into_resp, test_config};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -92,14 +92,45 @@ async fn app_with(configure: impl FnOnce(&mut Config)) -> (TestApp, String) {
     (TestApp::spawn_with(dir, config).await, public)
 }
 
-/// A browser: its own cookie jar, following redirects by hand until one
-/// leaves for `stop_prefix`; returns that URL.
-async fn browse(start: &str, stop_prefix: &str, token: Option<&str>) -> String {
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+/// A browser: its own cookie jar.
+struct Browser(reqwest::Client);
+
+impl Browser {
+    fn new() -> Browser {
+        Browser(
+            reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        )
+    }
+}
+
+/// A sign-in stopped at the provider's redirect back: the browser that made
+/// it and the callback URL it was sent to.
+struct Flow {
+    browser: Browser,
+    callback: String,
+}
+
+/// Follows redirects by hand in a new browser until one leaves for
+/// `stop_prefix`.
+async fn browse(start: &str, stop_prefix: &str, token: Option<&str>) -> Flow {
+    let browser = Browser::new();
+    let callback = browse_in(&browser, start, stop_prefix, token).await;
+    Flow { browser, callback }
+}
+
+/// Follows redirects by hand in `browser` until one leaves for
+/// `stop_prefix`; returns that URL.
+async fn browse_in(
+    browser: &Browser,
+    start: &str,
+    stop_prefix: &str,
+    token: Option<&str>,
+) -> String {
+    let browser = &browser.0;
     let mut url = Url::parse(start).unwrap();
     for _ in 0..20 {
         let mut req = browser.get(url.clone());
@@ -131,8 +162,8 @@ fn query_param(url: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// Google sign-in for `hint` through the provider; returns the callback URL.
-async fn to_callback(app: &TestApp, public: &str, hint: &str) -> String {
+/// Google sign-in for `hint` through the provider, stopped at the callback.
+async fn to_callback(app: &TestApp, public: &str, hint: &str) -> Flow {
     browse(
         &app.url(&format!("/v1/auth/oauth/google/start?login_hint={hint}")),
         &format!("{public}/v1/auth/oauth/google/callback"),
@@ -141,9 +172,11 @@ async fn to_callback(app: &TestApp, public: &str, hint: &str) -> String {
     .await
 }
 
-/// Follows the callback to the front end and exchanges the code for tokens.
-async fn finish(app: &TestApp, callback: &str) -> crate::common::Resp {
-    let r = crate::common::into_resp(app.client.get(callback).send().await.unwrap()).await;
+/// Follows the callback in the browser that started the sign-in to the front
+/// end, and exchanges the code for tokens.
+async fn finish(app: &TestApp, flow: &Flow) -> crate::common::Resp {
+    let r =
+        crate::common::into_resp(flow.browser.0.get(&flow.callback).send().await.unwrap()).await;
     if r.status != StatusCode::SEE_OTHER {
         return r;
     }
@@ -203,9 +236,9 @@ async fn google_sign_in_creates_an_owner_on_trial_then_signs_the_same_user_in() 
     };
 
     let alice = email("alice");
-    let callback = to_callback(&app, &public, &alice).await;
-    assert!(query_param(&callback, "state").is_some());
-    let r = finish(&app, &callback).await;
+    let flow = to_callback(&app, &public, &alice).await;
+    assert!(query_param(&flow.callback, "state").is_some());
+    let r = finish(&app, &flow).await;
     let token = r.body["access_token"].as_str().unwrap().to_owned();
     let me = app.get("/v1/me", Some(&token)).await;
     assert_eq!(me.body["email"], alice);
@@ -251,11 +284,12 @@ async fn google_links_an_account_with_the_same_verified_email_and_refuses_the_re
         .get("/v1/me", Some(r.body["access_token"].as_str().unwrap()))
         .await;
     assert_eq!(via_google.body["id"], bob_id);
+    let notice = app.last_message(&bob).await;
+    assert!(notice.subject.contains("Google can now sign you in"));
     assert!(
-        app.last_message(&bob)
-            .await
-            .subject
-            .contains("Google can now sign you in")
+        notice.text.contains("- Password") && notice.text.contains("/remove-sign-in-method?token="),
+        "the notice lists the methods with a removal link: {}",
+        notice.text
     );
     let methods = app.get("/v1/me/sign-in-methods", Some(&bob_token)).await;
     let kinds: Vec<&str> = methods
@@ -276,6 +310,13 @@ async fn google_links_an_account_with_the_same_verified_email_and_refuses_the_re
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "the password remains");
 
+    // A verified address of an admin account: never linked automatically.
+    let admin_mail = email("root");
+    app.admin(&admin_mail).await;
+    let r = finish(&app, &to_callback(&app, &public, &admin_mail).await).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    assert_eq!(r.code(), "link_required");
+
     // Unverified email at the provider: no linking.
     let carol = format!("unverified-{}", email("carol"));
     app.owner(&carol, "Carol's").await;
@@ -292,15 +333,15 @@ async fn google_links_an_account_with_the_same_verified_email_and_refuses_the_re
 
     // Replayed callback (same code and state).
     let dave = email("dave");
-    let callback = to_callback(&app, &public, &dave).await;
-    assert_eq!(finish(&app, &callback).await.status, StatusCode::OK);
-    let r = finish(&app, &callback).await;
+    let flow = to_callback(&app, &public, &dave).await;
+    assert_eq!(finish(&app, &flow).await.status, StatusCode::OK);
+    let r = finish(&app, &flow).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.code(), "invalid_state");
 
     // Wrong nonce: the ID token carries the nonce of the request, not ours.
     let erin = email("erin");
-    let callback = to_callback(&app, &public, &erin).await;
+    let flow = to_callback(&app, &public, &erin).await;
     let pending = entity::oauth::state::Entity::find()
         .order_by_desc(entity::oauth::state::Column::Id)
         .one(&app.app.state.db)
@@ -310,7 +351,7 @@ async fn google_links_an_account_with_the_same_verified_email_and_refuses_the_re
     let mut tampered = pending.into_active_model();
     tampered.nonce = Set(Some("another-nonce".into()));
     tampered.update(&app.app.state.db).await.unwrap();
-    let r = finish(&app, &callback).await;
+    let r = finish(&app, &flow).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
     assert_eq!(r.code(), "oauth_failed");
     assert!(
@@ -326,14 +367,17 @@ async fn google_links_an_account_with_the_same_verified_email_and_refuses_the_re
     // A provider account already linked elsewhere cannot be linked again.
     let frank = email("frank");
     let frank_token = app.owner(&frank, "Frank's").await;
-    let link = app
-        .call(
-            reqwest::Method::POST,
-            "/v1/me/sign-in-methods/google",
-            Some(&frank_token),
-            None,
-        )
-        .await;
+    let frank_browser = Browser::new();
+    let link = crate::common::into_resp(
+        frank_browser
+            .0
+            .post(app.url("/v1/me/sign-in-methods/google"))
+            .bearer_auth(&frank_token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(link.status, StatusCode::OK);
     let url = link.body["authorization_url"].as_str().unwrap();
     // The provider signs in its default account, which Google sign-in registers first.
@@ -343,13 +387,18 @@ async fn google_links_an_account_with_the_same_verified_email_and_refuses_the_re
     )
     .await;
     assert_eq!(r.status, StatusCode::OK);
-    let callback = browse(
+    let callback = browse_in(
+        &frank_browser,
         url,
         &format!("{public}/v1/auth/oauth/google/callback"),
         None,
     )
     .await;
-    let r = finish(&app, &callback).await;
+    let flow = Flow {
+        browser: frank_browser,
+        callback,
+    };
+    let r = finish(&app, &flow).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
     assert_eq!(r.code(), "identity_linked_elsewhere");
 }
@@ -503,13 +552,13 @@ fn facebook(graph: &str, secret: &str) -> FacebookConfig {
 async fn facebook_sign_in_through_the_graph_api() {
     let graph = start_graph().await;
     let (app, public) = app_with(|c| c.facebook = Some(facebook(&graph, FB_SECRET))).await;
-    let callback = browse(
+    let flow = browse(
         &app.url("/v1/auth/oauth/facebook/start"),
         &format!("{public}/v1/auth/oauth/facebook/callback"),
         None,
     )
     .await;
-    let r = finish(&app, &callback).await;
+    let r = finish(&app, &flow).await;
     let me = app
         .get("/v1/me", Some(r.body["access_token"].as_str().unwrap()))
         .await;
@@ -525,13 +574,13 @@ async fn facebook_sign_in_through_the_graph_api() {
 
     // A wrong app secret: the code exchange is refused, nobody signs in.
     let (bad, public) = app_with(|c| c.facebook = Some(facebook(&graph, "wrong-secret"))).await;
-    let callback = browse(
+    let flow = browse(
         &bad.url("/v1/auth/oauth/facebook/start"),
         &format!("{public}/v1/auth/oauth/facebook/callback"),
         None,
     )
     .await;
-    let r = finish(&bad, &callback).await;
+    let r = finish(&bad, &flow).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.code(), "oauth_failed");
 
@@ -600,4 +649,199 @@ async fn concurrent_unlinks_never_remove_the_last_sign_in_method() {
             "round {round}: one method remains"
         );
     }
+}
+
+#[tokio::test]
+async fn a_callback_opened_in_another_browser_signs_nobody_in() {
+    let Some((_provider, app, public)) = google_app("switchboard").await else {
+        return;
+    };
+    // Login CSRF: the attacker stops at the redirect back and sends the
+    // link to a victim, whose browser has no cookie of that sign-in.
+    let attacker = email("mallory");
+    let flow = to_callback(&app, &public, &attacker).await;
+    let victim = Flow {
+        browser: Browser::new(),
+        callback: flow.callback.clone(),
+    };
+    let r = finish(&app, &victim).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(r.code(), "invalid_state");
+    assert!(
+        r.body["title"]
+            .as_str()
+            .unwrap()
+            .contains("another browser")
+    );
+    // The cookie is what binds: the browser that started it completes it.
+    let r = finish(&app, &flow).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+#[tokio::test]
+async fn a_link_url_opened_in_another_browser_links_nothing() {
+    let Some((_provider, app, public)) = google_app("switchboard").await else {
+        return;
+    };
+    // Link CSRF: the attacker asks to link Google to *their* account and
+    // sends the provider URL to a victim signed in to Google.
+    let attacker = app.owner(&email("mallory"), "Mallory's").await;
+    let attacker_browser = Browser::new();
+    let r = into_resp(
+        attacker_browser
+            .0
+            .post(app.url("/v1/me/sign-in-methods/google"))
+            .bearer_auth(&attacker)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let set_cookie = r.headers["set-cookie"].to_str().unwrap().to_owned();
+    for attribute in [
+        "sb_oauth_google=",
+        "HttpOnly",
+        "SameSite=Lax",
+        "Path=/v1/auth/oauth",
+        "Max-Age=600",
+    ] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    assert!(
+        !set_cookie.contains("Secure"),
+        "plain http public URL: {set_cookie}"
+    );
+    let url = r.body["authorization_url"].as_str().unwrap();
+    let victim = browse(
+        url,
+        &format!("{public}/v1/auth/oauth/google/callback"),
+        None,
+    )
+    .await;
+    let r = finish(&app, &victim).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(r.code(), "invalid_state");
+    let methods = app.get("/v1/me/sign-in-methods", Some(&attacker)).await;
+    let kinds: Vec<&str> = methods
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["password"], "nothing was linked to the attacker");
+}
+
+#[tokio::test]
+async fn linking_needs_a_recent_sign_in() {
+    let graph = start_graph().await;
+    let (app, _) = app_with(|c| {
+        c.facebook = Some(facebook(&graph, FB_SECRET));
+        c.auth.reauth_window_secs = 1;
+    })
+    .await;
+    let token = app.owner(&email("stale"), "Stale").await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let r = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/me/sign-in-methods/facebook",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    assert_eq!(r.code(), "reauthentication_required");
+    assert!(
+        r.headers.get("set-cookie").is_none(),
+        "no request was started"
+    );
+    let r = app
+        .post(
+            "/v1/auth/reauthenticate",
+            Some(&token),
+            json!({ "password": crate::common::PASSWORD }),
+        )
+        .await;
+    let fresh = r.body["access_token"].as_str().unwrap();
+    let r = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/me/sign-in-methods/facebook",
+            Some(fresh),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+#[tokio::test]
+async fn the_binding_cookie_is_secure_behind_https() {
+    let graph = start_graph().await;
+    let (app, _) = app_with(|c| {
+        c.facebook = Some(facebook(&graph, FB_SECRET));
+        c.public_url = "https://switchboard.example".into();
+    })
+    .await;
+    let r = app.get("/v1/auth/oauth/facebook/start", None).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let set_cookie = r.headers["set-cookie"].to_str().unwrap();
+    assert!(
+        set_cookie.contains("Secure") && set_cookie.contains("HttpOnly"),
+        "{set_cookie}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn facebook_s_email_never_links_an_existing_account() {
+    let graph = start_graph().await;
+    let (app, public) = app_with(|c| c.facebook = Some(facebook(&graph, FB_SECRET))).await;
+    // An owner already uses the address the Graph API returns.
+    let owner = app.owner("fay.book@example.com", "Fay's").await;
+    let flow = browse(
+        &app.url("/v1/auth/oauth/facebook/start"),
+        &format!("{public}/v1/auth/oauth/facebook/callback"),
+        None,
+    )
+    .await;
+    let r = finish(&app, &flow).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    assert_eq!(r.code(), "email_unverified");
+    let methods = app.get("/v1/me/sign-in-methods", Some(&owner)).await;
+    assert_eq!(
+        methods.body.as_array().unwrap().len(),
+        1,
+        "{}",
+        methods.text
+    );
+
+    // An admin with that address: never linked automatically, by any provider.
+    let (staff, public) = app_with(|c| c.facebook = Some(facebook(&graph, FB_SECRET))).await;
+    staff.admin("fay.book@example.com").await;
+    let flow = browse(
+        &staff.url("/v1/auth/oauth/facebook/start"),
+        &format!("{public}/v1/auth/oauth/facebook/callback"),
+        None,
+    )
+    .await;
+    let r = finish(&staff, &flow).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    assert_eq!(r.code(), "link_required");
+
+    // A new address from Facebook makes an account whose email is not
+    // marked verified.
+    let (fresh, public) = app_with(|c| c.facebook = Some(facebook(&graph, FB_SECRET))).await;
+    let flow = browse(
+        &fresh.url("/v1/auth/oauth/facebook/start"),
+        &format!("{public}/v1/auth/oauth/facebook/callback"),
+        None,
+    )
+    .await;
+    let r = finish(&fresh, &flow).await;
+    let me = fresh
+        .get("/v1/me", Some(r.body["access_token"].as_str().unwrap()))
+        .await;
+    assert_eq!(me.body["email"], "fay.book@example.com");
+    assert_eq!(me.body["email_verified_at"], serde_json::Value::Null);
 }

@@ -11,16 +11,17 @@ async fn auth_routes_answer_429_with_retry_after_past_ten_a_minute() {
     let mut config = test_config(dir.path()).await;
     config.rate_limit.auth_per_minute = 10;
     let app = TestApp::spawn_with(dir, config).await;
-    let body = json!({ "email": "nobody@example.com", "password": "whatever-password" });
+    // A new address each time: the per-account backoff stays out of it.
+    let body = |i: usize| json!({ "email": format!("nobody{i}@example.com"), "password": "whatever-password" });
     for i in 0..10 {
-        let r = app.post("/v1/auth/login", None, body.clone()).await;
+        let r = app.post("/v1/auth/login", None, body(i)).await;
         assert_eq!(
             r.status,
             StatusCode::UNAUTHORIZED,
             "request {i} is within the limit"
         );
     }
-    let r = app.post("/v1/auth/login", None, body.clone()).await;
+    let r = app.post("/v1/auth/login", None, body(10)).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(r.is_problem());
     assert_eq!(r.code(), "rate_limited");

@@ -634,3 +634,118 @@ async fn reveals_are_rate_limited_per_user() {
         "another user's quota is their own"
     );
 }
+
+/// Runs `switchboard keys {command}` with `keys` on `config`'s database.
+#[expect(
+    clippy::unwrap_used,
+    reason = "a test helper: a failure is a failed test"
+)]
+async fn keys_cli(
+    config: &switchboard::config::Config,
+    command: &'static str,
+    keys: SecretString,
+) -> std::process::Output {
+    let (url, dev_keys) = (config.database_url.clone(), config.dev_keys_path.clone());
+    tokio::task::spawn_blocking(move || {
+        use secrecy::ExposeSecret;
+        std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["keys", command])
+            .env("DATABASE_URL", url)
+            .env("SWITCHBOARD_DEV_KEYS_PATH", dev_keys)
+            .env("SWITCHBOARD_MASTER_KEYS", keys.expose_secret())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn rotation_is_not_complete_while_an_instance_still_seals_under_the_old_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path()).await;
+    config.master_keys = Some(keyring(&[("a", 1)]));
+    // An instance not yet restarted: its keyring still starts with A.
+    let stale = TestApp::spawn_with(dir, config.clone()).await;
+    let owner = stale.owner(&email("stale"), "Stale").await;
+    let business = stale.business_id(&owner).await;
+    for i in 0..3 {
+        put(
+            &stale,
+            &owner,
+            &business,
+            &format!("s{i}"),
+            "old-value-0123456789",
+        )
+        .await;
+    }
+    let new_first = || keyring(&[("b", 2), ("a", 1)]);
+    let out = keys_cli(&config, "rotate", new_first()).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("rewrapped 3, already current 0, failed 0"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  b (current): 3 secrets"), "{stdout}");
+    assert!(stdout.contains("rotation complete"), "{stdout}");
+
+    // The stale instance writes after the pass, under A: what the rotation
+    // reported is no longer true, and the status says so before anyone
+    // removes A.
+    put(
+        &stale,
+        &owner,
+        &business,
+        "late",
+        "written-by-the-stale-instance",
+    )
+    .await;
+    let out = keys_cli(&config, "status", new_first()).await;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("  a: 1 secrets"), "{stdout}");
+    assert!(stdout.contains("  b (current): 3 secrets"), "{stdout}");
+    assert!(
+        stderr.contains("rotation incomplete") && stderr.contains("restart every instance"),
+        "{stderr}"
+    );
+
+    // Every instance restarted with B first, rotated again: complete.
+    let TestApp {
+        app: running, dir, ..
+    } = stale;
+    running.stop().await.unwrap();
+    config.master_keys = Some(new_first());
+    let app = TestApp::spawn_with(dir, config.clone()).await;
+    put(
+        &app,
+        &owner,
+        &business,
+        "after",
+        "written-after-the-restart",
+    )
+    .await;
+    let out = keys_cli(&config, "rotate", new_first()).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("  b (current): 5 secrets"), "{stdout}");
+    assert!(!stdout.contains("  a:"), "{stdout}");
+    let out = keys_cli(&config, "status", new_first()).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -44,6 +44,7 @@ async fn seed(app: &TestApp, customer: &str) -> Uuid {
         email_verified_at: Set(Some(now)),
         created_at: Set(now),
         updated_at: Set(now),
+        sessions_valid_after: Set(None),
     }
     .insert(db)
     .await

@@ -2,13 +2,23 @@
 //! sign-in methods of an account.
 //!
 //! `start` keeps state, nonce and PKCE verifier server-side (state hashed,
-//! 10 minutes, single use) and sends the browser to the provider. `callback`
-//! consumes the state, lets the provider client verify everything, then
-//! signs in: a linked identity signs in its user; otherwise an account with
-//! the same *verified* email is linked, not duplicated; otherwise a new owner
-//! with a business on trial is created. The browser then goes to the front
-//! end with a one-time code that `exchange` turns into tokens, so tokens
-//! never travel in URLs.
+//! 10 minutes, single use), binds the request to the browser that started it
+//! (a random value set as a cookie, whose hash is stored with the state:
+//! RFC 9700 §4.7, so a callback link replayed into another browser, the
+//! login CSRF and the link CSRF, fails) and sends the browser to the
+//! provider. `callback` checks that browser, consumes the state, lets the
+//! provider client verify everything, then signs in: a linked identity
+//! signs in its user; otherwise an owner account with the same email is
+//! linked only when the provider verifies the address (Google does; the
+//! Graph API's email is not treated as verified) and never an admin's or a
+//! manager's (sign in with the existing method, then link); otherwise a new
+//! owner with a business on trial is created. The browser then goes to the
+//! front end with a one-time code that `exchange` turns into tokens, so
+//! tokens never travel in URLs.
+//!
+//! Linking (and so the link's `start`) needs a recent authentication; every
+//! link is announced by email listing the account's sign-in methods, each
+//! provider with a single-use link that removes it ([`remove_by_token`]).
 
 use axum::http::StatusCode;
 use chrono::{Duration, Utc};
@@ -23,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::tokens::sha256_hex;
+use crate::auth::tokens::{digest_eq, opaque_token, sha256_hex};
 use crate::domain::identity::Identity;
 use crate::domain::identity::sessions::{self, TokenPair};
 use crate::domain::tenancy::access::Caller;
@@ -36,6 +46,8 @@ use crate::mail::templates;
 pub const STATE_TTL_SECS: i64 = 600;
 /// Lifetime of the one-time exchange code.
 pub const EXCHANGE_TTL_SECS: u64 = 120;
+/// Lifetime of the removal links in security emails (7 days).
+pub const REMOVAL_LINK_TTL_SECS: u64 = 7 * 24 * 3600;
 
 /// An external sign-in provider (a way to authenticate a user; the
 /// systems a business connects are [`crate::integrations::System`]).
@@ -54,6 +66,14 @@ impl SignInProvider {
         match self {
             SignInProvider::Google => "google",
             SignInProvider::Facebook => "facebook",
+        }
+    }
+
+    /// The name people know it by.
+    pub fn label(self) -> &'static str {
+        match self {
+            SignInProvider::Google => "Google",
+            SignInProvider::Facebook => "Facebook",
         }
     }
 }
@@ -90,6 +110,31 @@ fn invalid_state() -> Error {
     .with_detail("Start the sign-in again.")
 }
 
+fn other_browser() -> Error {
+    Error::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_state",
+        "This sign-in was started in another browser",
+    )
+    .with_detail("Start the sign-in again in this browser.")
+}
+
+/// The name of the cookie binding an authorization request to the browser
+/// that started it (one per provider).
+pub fn browser_cookie(provider: SignInProvider) -> String {
+    format!("sb_oauth_{}", provider.as_str())
+}
+
+/// An authorization request as `start` made it: where to send the browser,
+/// and the value to set in its [`browser_cookie`] (HttpOnly, `SameSite=Lax`,
+/// for [`STATE_TTL_SECS`]).
+pub struct Started {
+    /// The provider's authorization URL.
+    pub url: String,
+    /// The cookie's value (random, 256 bits; only its SHA-256 is stored).
+    pub browser_secret: String,
+}
+
 /// `{public_url}/v1/auth/oauth/{provider}/callback`.
 pub fn redirect_uri(ctx: &Identity<'_>, provider: SignInProvider) -> String {
     format!(
@@ -99,19 +144,26 @@ pub fn redirect_uri(ctx: &Identity<'_>, provider: SignInProvider) -> String {
     )
 }
 
-/// Starts a sign-in (or, with `link_user`, the linking of a provider to a
-/// signed-in account); returns the provider URL to send the browser to.
+/// Starts a sign-in (or, with `link`, the linking of a provider to the
+/// signed-in caller's account, which needs a recent authentication: 401
+/// `reauthentication_required`); returns the provider URL to send the
+/// browser to and the value of the cookie that binds the request to that
+/// browser.
 pub async fn start(
     ctx: &Identity<'_>,
     provider: SignInProvider,
     login_hint: Option<&str>,
-    link_user: Option<Uuid>,
-) -> Result<String> {
+    link: Option<Caller>,
+) -> Result<Started> {
+    if let Some(caller) = link {
+        caller.require_recent_auth(ctx.config.auth.reauth_window_secs)?;
+    }
+    let link_user = link.map(|c| c.user_id);
     let redirect = redirect_uri(ctx, provider);
     let auth: Authorization = match provider {
         SignInProvider::Google => {
             let config = configured(ctx.config.google.as_ref(), provider)?;
-            integrations::google::authorize(config, &redirect, login_hint)
+            integrations::google::authorize(config, ctx.oidc, &redirect, login_hint)
                 .await
                 .map_err(|e| oauth_failed(e.to_string()))?
         }
@@ -122,6 +174,7 @@ pub async fn start(
         }
     };
     let now = Utc::now();
+    let browser_secret = opaque_token();
     oauth_state::ActiveModel {
         id: Set(Uuid::now_v7()),
         provider: Set(provider.as_str().to_owned()),
@@ -132,19 +185,26 @@ pub async fn start(
         expires_at: Set(now + Duration::seconds(STATE_TTL_SECS)),
         used_at: Set(None),
         created_at: Set(now),
+        browser_hash: Set(Some(sha256_hex(&browser_secret))),
     }
     .insert(ctx.db)
     .await?;
-    Ok(auth.url)
+    Ok(Started {
+        url: auth.url,
+        browser_secret,
+    })
 }
 
-/// Completes a sign-in from the provider's redirect; returns the one-time
-/// exchange code for the front end.
+/// Completes a sign-in from the provider's redirect, in the browser that
+/// started it (`browser_secret`: its [`browser_cookie`]); returns the
+/// one-time exchange code for the front end. 400 `invalid_state` for an
+/// unknown, used or expired request, or one started in another browser.
 pub async fn callback(
     ctx: &Identity<'_>,
     provider: SignInProvider,
     code: &str,
     state_param: &str,
+    browser_secret: Option<&str>,
 ) -> Result<String> {
     let now = Utc::now();
     let pending = oauth_state::Entity::find()
@@ -155,6 +215,13 @@ pub async fn callback(
         .ok_or_else(invalid_state)?;
     if pending.used_at.is_some() || pending.expires_at <= now {
         return Err(invalid_state());
+    }
+    let same_browser = match (browser_secret, pending.browser_hash.as_deref()) {
+        (Some(secret), Some(stored)) => digest_eq(&sha256_hex(secret), stored),
+        _ => false,
+    };
+    if !same_browser {
+        return Err(other_browser());
     }
     let consumed = oauth_state::Entity::update_many()
         .col_expr(oauth_state::Column::UsedAt, Expr::value(now))
@@ -170,9 +237,16 @@ pub async fn callback(
         SignInProvider::Google => {
             let config = configured(ctx.config.google.as_ref(), provider)?;
             let nonce = pending.nonce.as_deref().ok_or_else(invalid_state)?;
-            integrations::google::finish(config, &redirect, code, &pending.pkce_verifier, nonce)
-                .await
-                .map_err(|e| oauth_failed(e.to_string()))?
+            integrations::google::finish(
+                config,
+                ctx.oidc,
+                &redirect,
+                code,
+                &pending.pkce_verifier,
+                nonce,
+            )
+            .await
+            .map_err(|e| oauth_failed(e.to_string()))?
         }
         SignInProvider::Facebook => {
             let config = configured(ctx.config.facebook.as_ref(), provider)?;
@@ -219,13 +293,104 @@ async fn link<C: ConnectionTrait>(
             "This account already has a sign-in method of this provider; unlink it first",
         )
     })?;
-    let label = match provider {
-        SignInProvider::Google => "Google",
-        SignInProvider::Facebook => "Facebook",
-    };
+    let methods = method_lines(ctx, db, user.id).await?;
     ctx.mailer
-        .enqueue(db, &user.email, templates::sign_in_method_linked(label))
+        .enqueue(
+            db,
+            &user.email,
+            templates::sign_in_method_linked(provider.label(), &methods),
+        )
         .await?;
+    Ok(())
+}
+
+/// The account's sign-in methods for a security email: the password (if
+/// set) and each linked provider with a fresh single-use link removing it
+/// ([`REMOVAL_LINK_TTL_SECS`]), made through `db` (the change's
+/// transaction).
+pub(crate) async fn method_lines<C: ConnectionTrait>(
+    ctx: &Identity<'_>,
+    db: &C,
+    user_id: Uuid,
+) -> Result<Vec<templates::MethodLine>> {
+    let user = users::account(db, user_id).await?;
+    let mut lines = Vec::new();
+    if user.password_hash.is_some() {
+        lines.push(templates::MethodLine {
+            label: "Password".into(),
+            detail: None,
+            remove_url: None,
+        });
+    }
+    for i in identity::Entity::find()
+        .filter(identity::Column::UserId.eq(user.id))
+        .order_by_asc(identity::Column::Id)
+        .all(db)
+        .await?
+    {
+        let token = one_time::create_for_subject(
+            db,
+            TokenPurpose::RemoveSignInMethod,
+            user.id,
+            &user.email,
+            REMOVAL_LINK_TTL_SECS,
+            i.id,
+        )
+        .await?;
+        let label = match i.provider.as_str() {
+            "google" => "Google",
+            "facebook" => "Facebook",
+            other => other,
+        };
+        lines.push(templates::MethodLine {
+            label: label.to_owned(),
+            detail: i.email,
+            remove_url: Some(format!(
+                "{}/remove-sign-in-method?token={token}",
+                ctx.config.public_base()
+            )),
+        });
+    }
+    Ok(lines)
+}
+
+/// Removes the sign-in method named by a removal link's token (from a
+/// security email) and signs the account out everywhere, since whoever added
+/// the method may hold sessions. 400 `invalid_token` for a bad, used or
+/// expired token; 409 `last_sign_in_method` when nothing else would remain
+/// (the token stays usable); a method already gone counts as removed.
+pub async fn remove_by_token(ctx: &Identity<'_>, token: &str) -> Result<()> {
+    let txn = crate::db::begin_write(ctx.db).await?;
+    let (row, identity_id) =
+        one_time::consume_subject(&txn, TokenPurpose::RemoveSignInMethod, token).await?;
+    let user_id = row.user_id.ok_or_else(one_time::invalid_token)?;
+    // The account's row lock first, as `unlink` takes it.
+    user::Entity::update_many()
+        .col_expr(user::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(user::Column::Id.eq(user_id))
+        .exec(&txn)
+        .await?;
+    let current = methods_of(&txn, user_id).await?;
+    let exists = identity::Entity::find_by_id(identity_id)
+        .filter(identity::Column::UserId.eq(user_id))
+        .one(&txn)
+        .await?
+        .is_some();
+    if exists {
+        if current.len() <= 1 {
+            txn.rollback().await?;
+            return Err(Error::conflict(
+                "last_sign_in_method",
+                "This is the account's only way to sign in; set a password first (forgot password)",
+            ));
+        }
+        identity::Entity::delete_by_id(identity_id)
+            .exec(&txn)
+            .await?;
+    }
+    crate::auth::sessions::end_all(&txn, user_id).await?;
+    txn.commit().await?;
+    ctx.sessions.forget(user_id);
     Ok(())
 }
 
@@ -268,16 +433,17 @@ async fn resolve_user<C: ConnectionTrait>(
         .one(db)
         .await?;
     match existing {
-        Some(user) if external.email_verified => {
+        Some(user) if external.email_verified && user.role == Role::Owner => {
             link(ctx, db, provider, external, &user).await?;
             Ok(user)
         }
+        Some(user) if user.role != Role::Owner => Err(Error::conflict(
+            "link_required",
+            "An account uses this email; sign in with its existing method, then link the provider from the account",
+        )),
         Some(_) => Err(Error::conflict(
             "email_unverified",
-            "An account uses this email, but the provider has not verified it; sign in and link the provider from your account",
-        )),
-        None if !external.email_verified => Err(oauth_failed(
-            "The provider has not verified this email address".into(),
+            "An account uses this email, but the provider has not verified it; sign in with the existing method, then link the provider from the account",
         )),
         None => create_owner(ctx, db, provider, external, &email).await,
     }
@@ -309,9 +475,11 @@ async fn create_owner<C: ConnectionTrait>(
         password_hash: Set(None),
         full_name: Set(name.clone()),
         role: Set(Role::Owner),
-        email_verified_at: Set(Some(now)),
+        // Only a provider that verifies addresses verifies this one.
+        email_verified_at: Set(external.email_verified.then_some(now)),
         created_at: Set(now),
         updated_at: Set(now),
+        sessions_valid_after: Set(None),
     }
     .insert(db)
     .await

@@ -42,6 +42,49 @@ pub async fn create<C: ConnectionTrait>(
     Ok(token)
 }
 
+/// Like [`create`], for a token that acts on one thing (`subject`, e.g. a
+/// linked identity): the plaintext is `{subject}.{random}` and its hash
+/// covers both, so the subject cannot be swapped; [`consume_subject`] reads
+/// it back.
+pub async fn create_for_subject<C: ConnectionTrait>(
+    db: &C,
+    purpose: TokenPurpose,
+    user_id: Uuid,
+    email: &str,
+    ttl_secs: u64,
+    subject: Uuid,
+) -> Result<String> {
+    let token = format!("{}.{}", subject.simple(), opaque_token());
+    let now = Utc::now();
+    one_time_token::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        purpose: Set(purpose),
+        user_id: Set(Some(user_id)),
+        email: Set(email.to_owned()),
+        token_hash: Set(sha256_hex(&token)),
+        expires_at: Set(now + Duration::seconds(ttl_secs as i64)),
+        used_at: Set(None),
+        created_at: Set(now),
+    }
+    .insert(db)
+    .await?;
+    Ok(token)
+}
+
+/// Consumes a token made by [`create_for_subject`]: its row and its subject.
+pub async fn consume_subject<C: ConnectionTrait>(
+    db: &C,
+    purpose: TokenPurpose,
+    presented: &str,
+) -> Result<(one_time_token::Model, Uuid)> {
+    let subject = presented
+        .split_once('.')
+        .and_then(|(s, _)| Uuid::try_parse(s).ok())
+        .ok_or_else(invalid_token)?;
+    let token = consume(db, purpose, presented).await?;
+    Ok((token, subject))
+}
+
 /// 400 `invalid_token`: unknown, of another purpose, expired or used.
 pub fn invalid_token() -> Error {
     Error::new(

@@ -12,7 +12,7 @@ use secrecy::SecretString;
 use crate::domain::identity::Identity;
 use crate::domain::tenancy::access::Caller;
 use crate::domain::validate::{Email, Password};
-use crate::domain::{identity::one_time, identity::sessions, identity::users};
+use crate::domain::{identity::oauth, identity::one_time, identity::throttle, identity::users};
 use crate::error::{Error, Result};
 use crate::mail::templates;
 
@@ -31,8 +31,10 @@ pub async fn forgot(ctx: &Identity<'_>, email: &Email) -> Result<()> {
 
 /// Stores a new password for `user`: the email counts as verified (only its
 /// owner could have acted on the emailed token or known the old password),
-/// every refresh token is revoked, and with `confirm` a "password changed"
-/// email is queued, all in one transaction.
+/// every session ends (refresh tokens revoked, access tokens refused from the
+/// next request), and with `confirm` a "password changed" email listing the
+/// account's sign-in methods, each provider with a removal link, is queued,
+/// all in one transaction.
 pub(crate) async fn store_password(
     ctx: &Identity<'_>,
     user: user::Model,
@@ -49,13 +51,15 @@ pub(crate) async fn store_password(
     active.email_verified_at = Set(Some(now));
     active.updated_at = Set(now);
     active.update(&txn).await?;
-    sessions::revoke_user(&txn, user_id).await?;
+    crate::auth::sessions::end_all(&txn, user_id).await?;
     if confirm {
+        let methods = oauth::method_lines(ctx, &txn, user_id).await?;
         ctx.mailer
-            .enqueue(&txn, &email, templates::password_changed())
+            .enqueue(&txn, &email, templates::password_changed(&methods))
             .await?;
     }
     txn.commit().await?;
+    ctx.sessions.forget(user_id);
     Ok(())
 }
 
@@ -75,15 +79,19 @@ pub async fn change(
     new: Password,
 ) -> Result<()> {
     let user = users::account(ctx.db, caller.user_id).await?;
+    let key = throttle::account_key(&user.email);
+    throttle::check(ctx.db, &key).await?;
     if !ctx
         .passwords
         .verify(current, user.password_hash.clone())
         .await?
     {
+        throttle::failed(ctx, &key, Some(&user)).await?;
         return Err(Error::unauthorized(
             "invalid_credentials",
             "The current password is incorrect",
         ));
     }
+    throttle::succeeded(ctx.db, &key).await?;
     store_password(ctx, user, new, true).await
 }

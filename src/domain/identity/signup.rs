@@ -20,9 +20,11 @@ use crate::mail::templates;
 
 /// Step 1: emails a code. Answers the same whether or not the address is
 /// taken (a taken address gets a "sign in instead" email), so it reveals
-/// nothing. Any earlier pending code of the address dies. The email is
-/// queued in the same transaction as the code. 429 `too_many_requests`
-/// past the per-email limit.
+/// nothing. A taken address gets a pending registration too, with a code
+/// that is sent nowhere and never accepted, so that step 2 answers a wrong
+/// code alike for both (attempts counted and remaining). Any earlier pending
+/// code of the address dies. The email is queued in the same transaction as
+/// the code. 429 `too_many_requests` past the per-email limit.
 pub async fn start(ctx: &Identity<'_>, email: &Email) -> Result<()> {
     let txn = crate::db::begin_write(ctx.db).await?;
     quota::take(
@@ -32,17 +34,11 @@ pub async fn start(ctx: &Identity<'_>, email: &Email) -> Result<()> {
         ctx.config.auth.email_requests_per_hour,
     )
     .await?;
-    let existing = user::Entity::find()
+    let taken = user::Entity::find()
         .filter(user::Column::Email.eq(email.as_str()))
         .one(&txn)
-        .await?;
-    if existing.is_some() {
-        ctx.mailer
-            .enqueue(&txn, email.as_str(), templates::already_registered())
-            .await?;
-        txn.commit().await?;
-        return Ok(());
-    }
+        .await?
+        .is_some();
     let code = six_digit_code();
     let id = Uuid::now_v7();
     let now = Utc::now();
@@ -63,13 +59,12 @@ pub async fn start(ctx: &Identity<'_>, email: &Email) -> Result<()> {
     }
     .insert(&txn)
     .await?;
-    ctx.mailer
-        .enqueue(
-            &txn,
-            email.as_str(),
-            templates::verification_code(&code, ttl / 60),
-        )
-        .await?;
+    let message = if taken {
+        templates::already_registered()
+    } else {
+        templates::verification_code(&code, ttl / 60)
+    };
+    ctx.mailer.enqueue(&txn, email.as_str(), message).await?;
     txn.commit().await?;
     Ok(())
 }
@@ -117,12 +112,18 @@ pub async fn verify(ctx: &Identity<'_>, email: &Email, code: &str) -> Result<Str
         .with_detail("Ask for a new code."));
     }
     let well_formed = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
-    if !well_formed
-        || !digest_eq(
+    let matches = well_formed
+        && digest_eq(
             &ctx.tokens.hash_code(reg.id.as_bytes(), code),
             &reg.code_hash,
-        )
-    {
+        );
+    // A taken address's code was sent nowhere: even a lucky guess is wrong.
+    let taken = user::Entity::find()
+        .filter(user::Column::Email.eq(email.as_str()))
+        .one(ctx.db)
+        .await?
+        .is_some();
+    if !matches || taken {
         let remaining = max - (reg.attempts + 1);
         return Err(invalid_code().with("attempts_remaining", Ord::max(remaining, 0)));
     }
@@ -180,6 +181,7 @@ pub async fn complete(ctx: &Identity<'_>, input: Completion) -> Result<TokenPair
         email_verified_at: Set(Some(now)),
         created_at: Set(now),
         updated_at: Set(now),
+        sessions_valid_after: Set(None),
     }
     .insert(&txn)
     .await

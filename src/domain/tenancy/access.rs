@@ -18,15 +18,44 @@ use uuid::Uuid;
 use crate::authz::{Action, Authz, Domain, Object, roles_in_business};
 use crate::error::{Error, Result};
 
-/// The authenticated caller, from a verified access token.
+/// The authenticated caller, from a verified access token whose session is
+/// alive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Caller {
     /// User id.
     pub user_id: Uuid,
-    /// Platform role.
+    /// Platform role, as the database holds it now.
     pub role: Role,
     /// The business the caller owns (from the access token), if any.
     pub owned_business: Option<Uuid>,
+    /// When the caller last proved who they are (Unix seconds; 0: unknown).
+    pub auth_time: i64,
+}
+
+impl Caller {
+    /// Ok when the caller authenticated within `window_secs` (password,
+    /// provider or emailed link, or `POST /v1/auth/reauthenticate`); else 401
+    /// `reauthentication_required` with `max_age`, and a `WWW-Authenticate`
+    /// challenge per RFC 9470 (OAuth 2.0 Step Up Authentication).
+    pub fn require_recent_auth(&self, window_secs: u64) -> Result<()> {
+        let age = chrono::Utc::now().timestamp() - self.auth_time;
+        if (0..=i64::try_from(window_secs).unwrap_or(i64::MAX)).contains(&age) {
+            return Ok(());
+        }
+        Err(Error::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "reauthentication_required",
+            "Sign in again to make this change",
+        )
+        .with_detail(format!(
+            "This change needs a sign-in within the last {window_secs} s: POST /v1/auth/reauthenticate with your password, or sign in again with a linked provider."
+        ))
+        .with("max_age", window_secs)
+        .with_header(
+            axum::http::header::WWW_AUTHENTICATE,
+            format!("Bearer error=\"insufficient_user_authentication\", error_description=\"A more recent authentication is required\", max_age={window_secs}"),
+        ))
+    }
 }
 
 /// Proof that the caller may act in one business: minted by the access

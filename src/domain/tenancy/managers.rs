@@ -67,6 +67,7 @@ pub async fn create(
         email_verified_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        sessions_valid_after: Set(None),
     }
     .insert(&txn)
     .await
@@ -236,6 +237,7 @@ pub async fn create_admin(
         email_verified_at: Set(Some(now)),
         created_at: Set(now),
         updated_at: Set(now),
+        sessions_valid_after: Set(None),
     }
     .insert(ctx.db)
     .await

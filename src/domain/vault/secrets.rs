@@ -68,7 +68,9 @@ pub struct SecretView {
     /// Name.
     pub name: String,
     /// `••••` followed by the last four characters (only for values of at
-    /// least 12 characters; shorter ones show `••••` alone).
+    /// least 12 characters; shorter ones show `••••` alone). The four
+    /// characters are stored sealed under the secret's own data key, never
+    /// in plaintext.
     pub masked: String,
     /// Status and expiry.
     pub metadata: SecretMetadata,
@@ -81,11 +83,21 @@ pub struct SecretView {
     pub updated_by: Option<Uuid>,
 }
 
-impl From<secret::Model> for SecretView {
-    fn from(s: secret::Model) -> Self {
+impl SecretView {
+    /// The view of `s`; its hint is opened with `keyring` (a hint that is
+    /// missing or does not open shows `••••` alone).
+    fn of(keyring: &Keyring, s: secret::Model) -> SecretView {
+        let hint = match (&s.hint_ciphertext, &s.hint_nonce) {
+            (Some(ct), Some(nonce)) => keyring
+                .open_hint(&binding_of(&s), &sealed_of(&s), ct, nonce)
+                .ok()
+                .and_then(|h| String::from_utf8(h.to_vec()).ok())
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
         let metadata = serde_json::from_value(s.metadata).unwrap_or_default();
         SecretView {
-            masked: format!("••••{}", s.last4.unwrap_or_default()),
+            masked: format!("••••{hint}"),
             provider: s.provider,
             name: s.name,
             metadata,
@@ -143,12 +155,25 @@ pub struct Vault<'a> {
     pub keyring: &'a Keyring,
 }
 
+/// The last four characters of `plaintext` when it has at least
+/// [`LAST4_MIN_CHARS`], else nothing (four characters of a short value would
+/// reveal too much of it).
+fn hint_of(plaintext: &str) -> String {
+    let chars: Vec<char> = plaintext.chars().collect();
+    if chars.len() >= LAST4_MIN_CHARS {
+        chars[chars.len() - 4..].iter().collect()
+    } else {
+        String::new()
+    }
+}
+
 /// A page of the business's secrets, masked, ordered by creation.
 pub async fn list(
-    db: &DatabaseConnection,
+    vault: Vault<'_>,
     scope: &BusinessScope,
     page: PageRequest,
 ) -> Result<Page<SecretView>> {
+    let Vault { db, keyring } = vault;
     let mut q = secret::Entity::find()
         .filter(secret::Column::BusinessId.eq(scope.id()))
         .order_by_asc(secret::Column::Id);
@@ -156,7 +181,12 @@ pub async fn list(
         q = q.filter(secret::Column::Id.gt(after));
     }
     let rows = q.limit(page.limit + 1).all(db).await?;
-    Ok(Page::from_rows(rows, page, |s| s.id, SecretView::from))
+    Ok(Page::from_rows(
+        rows,
+        page,
+        |s| s.id,
+        |s| SecretView::of(keyring, s),
+    ))
 }
 
 /// Creates or replaces a secret (a fresh data key every time) and records
@@ -189,9 +219,6 @@ pub async fn put(
             "at most 32 printable characters",
         ));
     }
-    let chars: Vec<char> = plaintext.chars().collect();
-    let last4 = (chars.len() >= LAST4_MIN_CHARS)
-        .then(|| chars[chars.len() - 4..].iter().collect::<String>());
     let metadata_json = serde_json::to_value(&metadata).map_err(Error::internal)?;
     let now = Utc::now();
     let business_id = scope.id();
@@ -207,6 +234,9 @@ pub async fn put(
     let sealed = keyring
         .seal(&binding, plaintext.as_bytes())
         .map_err(Error::internal)?;
+    let (hint_ciphertext, hint_nonce) = keyring
+        .seal_hint(&binding, &sealed, hint_of(plaintext).as_bytes())
+        .map_err(Error::internal)?;
     let created = existing.is_none();
     let row = secret::Model {
         id,
@@ -219,11 +249,12 @@ pub async fn put(
         dek_nonce: sealed.dek_nonce,
         key_id: sealed.key_id,
         version: sealed.version,
-        last4,
         metadata: metadata_json,
         created_at: existing.map_or(now, |e| e.created_at),
         updated_at: now,
         updated_by: actor.user_id,
+        hint_ciphertext: Some(hint_ciphertext),
+        hint_nonce: Some(hint_nonce),
     };
     let model = store(&txn, row, created).await?;
     audit::record(
@@ -237,7 +268,42 @@ pub async fn put(
     )
     .await?;
     txn.commit().await?;
-    Ok(model.into())
+    Ok(SecretView::of(keyring, model))
+}
+
+/// Seals the list hint of every secret that has none yet (secrets stored
+/// before hints were sealed; run at start-up). Each row is written only if
+/// it still holds the envelope that was read, so a concurrent write keeps
+/// its own hint. Returns how many were filled; a secret that does not open
+/// is left for the reveal path to report.
+pub async fn fill_hints(vault: Vault<'_>) -> Result<u64> {
+    let Vault { db, keyring } = vault;
+    let rows = secret::Entity::find()
+        .filter(secret::Column::HintCiphertext.is_null())
+        .all(db)
+        .await?;
+    let mut filled = 0;
+    for row in rows {
+        let binding = binding_of(&row);
+        let sealed = sealed_of(&row);
+        let Ok(plaintext) = keyring.open(&binding, &sealed) else {
+            continue;
+        };
+        let hint = hint_of(&String::from_utf8_lossy(&plaintext));
+        let Ok((ct, nonce)) = keyring.seal_hint(&binding, &sealed, hint.as_bytes()) else {
+            continue;
+        };
+        let res = secret::Entity::update_many()
+            .col_expr(secret::Column::HintCiphertext, Expr::value(ct))
+            .col_expr(secret::Column::HintNonce, Expr::value(nonce))
+            .filter(secret::Column::Id.eq(row.id))
+            .filter(secret::Column::HintCiphertext.is_null())
+            .filter(secret::Column::Ciphertext.eq(row.ciphertext.clone()))
+            .exec(db)
+            .await?;
+        filled += res.rows_affected;
+    }
+    Ok(filled)
 }
 
 /// Writes `row` whole: inserted when `created`, else over the stored secret
@@ -443,4 +509,38 @@ pub async fn rotate<C: ConnectionTrait>(
         }
     }
     Ok(summary)
+}
+
+/// How many secrets each key-encryption key wraps, by key id (ascending),
+/// and as many email bodies still waiting to be sent: what `keys rotate`
+/// reports, and what must show only the current key before an old one is
+/// removed from the keyring.
+pub async fn count_by_key<C: ConnectionTrait>(db: &C) -> Result<Vec<(String, u64, u64)>> {
+    let secrets: Vec<(String, i64)> = secret::Entity::find()
+        .select_only()
+        .column(secret::Column::KeyId)
+        .column_as(secret::Column::Id.count(), "n")
+        .group_by(secret::Column::KeyId)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let emails: Vec<(Option<String>, i64)> = entity::email::outbox::Entity::find()
+        .select_only()
+        .column(entity::email::outbox::Column::BodyKeyId)
+        .column_as(entity::email::outbox::Column::Id.count(), "n")
+        .filter(entity::email::outbox::Column::BodyKeyId.is_not_null())
+        .group_by(entity::email::outbox::Column::BodyKeyId)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut by_key: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    for (key, n) in secrets {
+        by_key.entry(key).or_default().0 = u64::try_from(n).unwrap_or(0);
+    }
+    for (key, n) in emails {
+        if let Some(key) = key {
+            by_key.entry(key).or_default().1 = u64::try_from(n).unwrap_or(0);
+        }
+    }
+    Ok(by_key.into_iter().map(|(k, (s, e))| (k, s, e)).collect())
 }
