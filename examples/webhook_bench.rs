@@ -310,6 +310,8 @@ async fn seed(db: &sea_orm::DatabaseConnection, n: usize) -> anyhow::Result<Vec<
             trial_notice_sent_at: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
+            event_seq: Set(0),
+            api_rate_limit_per_minute: Set(None),
         });
         companies.push(company::ActiveModel {
             id: Set(company),

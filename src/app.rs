@@ -43,6 +43,9 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     Ok(AppState::new(Services {
         keyring: keyring.clone(),
         reveal_limiter: Arc::new(governor::RateLimiter::keyed(reveal_quota)),
+        api_limits: Arc::new(crate::http::rate_limit::ApiLimits::new(
+            config.rate_limit.api_per_minute,
+        )),
         db,
         read,
         inbound: Default::default(),

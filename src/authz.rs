@@ -11,6 +11,12 @@
 //! access token.
 //! Handlers ask [`Authz::enforce`] with `(subject, domain, object, action)`;
 //! no code tests `role == …` to decide a permission.
+//!
+//! Programs calling with an API key act in their key's business with the
+//! key's [`Scope`]s: each scope is a casbin subject of its own
+//! (`scope:companies:read`) with its policy lines, so what a key may do is
+//! the same data as what a role may do. No scope reaches keys, billing,
+//! accounts, deletion or secret reveals.
 
 use casbin::{CoreApi, DefaultModel, Enforcer, StringAdapter};
 use entity::enums::Role;
@@ -23,6 +29,145 @@ use crate::memo::Memo;
 pub const MODEL: &str = include_str!("../policies/model.conf");
 /// The policy: which role may do which action on which object, where.
 pub const POLICY: &str = include_str!("../policies/policy.csv");
+
+/// A permission an API key is given (its casbin subject is `scope:{name}`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
+pub enum Scope {
+    /// Read the business's record (`GET /v1/business`).
+    #[serde(rename = "business:read")]
+    BusinessRead,
+    /// List and read companies.
+    #[serde(rename = "companies:read")]
+    CompaniesRead,
+    /// Create, change and delete companies.
+    #[serde(rename = "companies:write")]
+    CompaniesWrite,
+    /// List and read channels.
+    #[serde(rename = "channels:read")]
+    ChannelsRead,
+    /// Create and delete channels.
+    #[serde(rename = "channels:write")]
+    ChannelsWrite,
+    /// List integration secrets, masked.
+    #[serde(rename = "secrets:read")]
+    SecretsRead,
+    /// Write and delete integration secrets (never reveal them).
+    #[serde(rename = "secrets:write")]
+    SecretsWrite,
+    /// Read the event log and its live stream.
+    #[serde(rename = "events:read")]
+    EventsRead,
+    /// List webhook endpoints and their deliveries.
+    #[serde(rename = "webhooks:read")]
+    WebhooksRead,
+    /// Create, change, roll the secret of and delete webhook endpoints.
+    #[serde(rename = "webhooks:write")]
+    WebhooksWrite,
+    /// Read the business's audit log.
+    #[serde(rename = "audit:read")]
+    AuditRead,
+}
+
+impl Scope {
+    /// Every scope.
+    pub const ALL: [Scope; 11] = [
+        Scope::BusinessRead,
+        Scope::CompaniesRead,
+        Scope::CompaniesWrite,
+        Scope::ChannelsRead,
+        Scope::ChannelsWrite,
+        Scope::SecretsRead,
+        Scope::SecretsWrite,
+        Scope::EventsRead,
+        Scope::WebhooksRead,
+        Scope::WebhooksWrite,
+        Scope::AuditRead,
+    ];
+
+    /// The scope's name (`companies:read`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::BusinessRead => "business:read",
+            Scope::CompaniesRead => "companies:read",
+            Scope::CompaniesWrite => "companies:write",
+            Scope::ChannelsRead => "channels:read",
+            Scope::ChannelsWrite => "channels:write",
+            Scope::SecretsRead => "secrets:read",
+            Scope::SecretsWrite => "secrets:write",
+            Scope::EventsRead => "events:read",
+            Scope::WebhooksRead => "webhooks:read",
+            Scope::WebhooksWrite => "webhooks:write",
+            Scope::AuditRead => "audit:read",
+        }
+    }
+
+    fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+}
+
+/// A set of [`Scope`]s (a bit set: copied freely).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Scopes(u32);
+
+impl Scopes {
+    /// The set of `scopes`.
+    pub fn of(scopes: impl IntoIterator<Item = Scope>) -> Scopes {
+        Scopes(scopes.into_iter().fold(0, |bits, s| bits | s.bit()))
+    }
+
+    /// Whether `scope` is in the set.
+    pub fn contains(self, scope: Scope) -> bool {
+        self.0 & scope.bit() != 0
+    }
+
+    /// The scopes in the set, in [`Scope::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = Scope> {
+        Scope::ALL.into_iter().filter(move |s| self.contains(*s))
+    }
+}
+
+/// Who a casbin request is for: a role, or one scope of an API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Subject {
+    /// A role held in the domain.
+    Role(Role),
+    /// A scope of the calling key.
+    Scope(Scope),
+}
+
+impl From<Role> for Subject {
+    fn from(role: Role) -> Subject {
+        Subject::Role(role)
+    }
+}
+
+impl From<Scope> for Subject {
+    fn from(scope: Scope) -> Subject {
+        Subject::Scope(scope)
+    }
+}
+
+impl Subject {
+    fn to_casbin(self) -> std::borrow::Cow<'static, str> {
+        match self {
+            Subject::Role(role) => role.as_str().into(),
+            Subject::Scope(scope) => format!("scope:{}", scope.as_str()).into(),
+        }
+    }
+}
 
 /// A casbin domain: one business, or the platform itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -67,6 +212,12 @@ pub enum Object {
     Billing,
     /// Background tasks of the job runner (platform).
     Job,
+    /// API keys of a business (and, for admins, of the platform).
+    ApiKey,
+    /// The business's event log and live stream.
+    Event,
+    /// The business's outgoing-webhook endpoints.
+    WebhookEndpoint,
 }
 
 impl Object {
@@ -83,6 +234,9 @@ impl Object {
             Object::Stats => "stats",
             Object::Billing => "billing",
             Object::Job => "job",
+            Object::ApiKey => "api_key",
+            Object::Event => "event",
+            Object::WebhookEndpoint => "webhook_endpoint",
         }
     }
 }
@@ -118,7 +272,7 @@ impl Action {
 }
 
 /// A request as casbin sees it.
-type Request = (Role, Domain, Object, Action);
+type Request = (Subject, Domain, Object, Action);
 
 /// Most decisions remembered; past it the memo starts over (a business
 /// domain per tenant makes the key space unbounded).
@@ -150,11 +304,12 @@ impl Authz {
     /// An enforcer failure is an internal error (the policy is compiled in).
     pub fn enforce(
         &self,
-        subject: Role,
+        subject: impl Into<Subject>,
         domain: Domain,
         object: Object,
         action: Action,
     ) -> Result<bool> {
+        let subject = subject.into();
         let request = (subject, domain, object, action);
         if let Some(decision) = self.decisions.get(&request) {
             return Ok(decision);
@@ -162,7 +317,7 @@ impl Authz {
         let decision = self
             .enforcer
             .enforce((
-                subject.as_str(),
+                subject.to_casbin(),
                 domain.to_casbin(),
                 object.as_str(),
                 action.as_str(),

@@ -312,6 +312,9 @@ pub struct RateLimitConfig {
     pub auth_per_minute: u32,
     /// Secret reveals per minute per user; default 10.
     pub reveal_per_minute: u32,
+    /// Requests per minute per user and per API key on the rest of the API
+    /// (an admin may raise a business's); default 100 (SPEC §5).
+    pub api_per_minute: u32,
     /// Proxies whose `X-Forwarded-For` is believed, as addresses or CIDR
     /// blocks (`10.0.0.0/8`, `::1`). When the TCP peer is one of them, the
     /// client is the right-most forwarded address that is not (the left-most
@@ -401,6 +404,7 @@ impl Default for RateLimitConfig {
         RateLimitConfig {
             auth_per_minute: 10,
             reveal_per_minute: 10,
+            api_per_minute: 100,
             trusted_proxies: Vec::new(),
         }
     }
@@ -565,6 +569,9 @@ impl Config {
                 key: "rate_limit.trusted_proxies",
                 message: format!("`{bad}` is not an IP address or CIDR block"),
             });
+        }
+        if self.rate_limit.api_per_minute == 0 {
+            return Err(invalid("rate_limit.api_per_minute", "must be at least 1"));
         }
         if self.rate_limit.auth_per_minute == 0 {
             return Err(invalid("rate_limit.auth_per_minute", "must be at least 1"));

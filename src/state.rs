@@ -66,6 +66,8 @@ pub struct Services {
     pub webhook_secrets: Arc<Vec<secrecy::SecretString>>,
     /// The inbound-webhook writers (group commit per source).
     pub inbound: crate::inbound::Writers,
+    /// Requests per user and per API key (`rate_limit.api_per_minute`).
+    pub api_limits: Arc<crate::http::rate_limit::ApiLimits>,
     /// Secret reveals per user (GCRA, `rate_limit.reveal_per_minute`).
     pub reveal_limiter: Arc<governor::DefaultKeyedRateLimiter<uuid::Uuid>>,
 }

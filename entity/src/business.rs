@@ -31,6 +31,12 @@ pub struct Model {
     pub trial_notice_sent_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Number of the business's latest event (`business_events.seq`);
+    /// bumped in the transaction of each change that records one.
+    pub event_seq: i64,
+    /// An admin's request limit for the business's users and keys, per
+    /// minute; `None`: the configured default.
+    pub api_rate_limit_per_minute: Option<i32>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -3,6 +3,7 @@
 //! the `migration` crate; these structs mirror it and carry no behaviour beyond
 //! what sea-orm derives. Rules about the data live in the root crate's `domain`.
 
+pub mod api_key;
 pub mod audit_event;
 pub mod billing;
 pub mod business;
@@ -10,6 +11,8 @@ pub mod channel;
 pub mod company;
 pub mod email;
 pub mod enums;
+pub mod event;
+pub mod idempotency_key;
 pub mod inbound_event;
 pub mod job;
 pub mod login_throttle;
@@ -19,3 +22,4 @@ pub mod refresh_token;
 pub mod registration;
 pub mod secret;
 pub mod user;
+pub mod webhook;

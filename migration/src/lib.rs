@@ -12,6 +12,7 @@ mod m20261122_000005_billing;
 mod m20261202_000006_jobs;
 mod m20261202_000007_inbound_events;
 mod m20261203_000008_sign_in_hardening;
+mod m20261203_000009_programs;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000006_jobs::Migration),
             Box::new(m20261202_000007_inbound_events::Migration),
             Box::new(m20261203_000008_sign_in_hardening::Migration),
+            Box::new(m20261203_000009_programs::Migration),
         ]
     }
 }

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::pagination::{Page, PageRequest};
-use crate::domain::tenancy::access::Caller;
+use crate::domain::tenancy::access::{BusinessScope, Caller, Grant, Principal};
 use crate::error::Result;
 
 /// Where a request came from: client IP and request id (`x-request-id`);
@@ -32,9 +32,10 @@ pub struct RequestMeta {
 /// Who acts, in which role, from where.
 #[derive(Debug, Clone)]
 pub struct Actor {
-    /// The user; `None` for the system (jobs, CLI maintenance).
+    /// The user, or the API key (role `api_key`); `None` for the system
+    /// (jobs, CLI maintenance).
     pub user_id: Option<Uuid>,
-    /// `owner`, `manager`, `admin` or `system`.
+    /// `owner`, `manager`, `admin`, `api_key` or `system`.
     pub role: &'static str,
     /// Request origin.
     pub meta: RequestMeta,
@@ -47,6 +48,20 @@ impl Actor {
             user_id: Some(caller.user_id),
             role: role.as_str(),
             meta,
+        }
+    }
+
+    /// Whoever `principal` is, acting in a business through `scope` (the
+    /// role that granted it, or `api_key` with the key's id).
+    pub fn acting(principal: Principal, scope: &BusinessScope, meta: RequestMeta) -> Actor {
+        match (principal, scope.grant()) {
+            (Principal::User(caller), Grant::Role(role)) => Actor::user(caller, role, meta),
+            (Principal::User(caller), Grant::ApiKey) => Actor::user(caller, caller.role, meta),
+            (Principal::Key(key), _) => Actor {
+                user_id: Some(key.key_id),
+                role: "api_key",
+                meta,
+            },
         }
     }
 

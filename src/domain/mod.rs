@@ -10,6 +10,7 @@
 //! - [`billing`]: plans, Stripe subscriptions and the entitlements derived
 //!   from them.
 //! - [`vault`]: integration secrets, envelope-encrypted.
+//! - [`programs`]: API keys for a business's programs, idempotent `POST`s.
 //! - Shared by all: [`audit`] (the append-only log), [`pagination`],
 //!   [`validate`] (newtypes checked at the edge).
 
@@ -18,6 +19,7 @@ pub mod billing;
 pub mod channels;
 pub mod identity;
 pub mod pagination;
+pub mod programs;
 pub mod tenancy;
 pub mod validate;
 pub mod vault;

@@ -11,7 +11,7 @@ use crate::authz::{Action, Object};
 use crate::domain::audit::{self, Actor, AuditFilter, AuditView, Outcome, RequestMeta};
 use crate::domain::pagination::{Page, PageQuery, PageRequest};
 use crate::domain::tenancy::access;
-use crate::domain::tenancy::businesses::{self, BusinessView};
+use crate::domain::tenancy::businesses::{self, BusinessView, RateLimitView};
 use crate::domain::tenancy::managers::{self, ManagerView};
 use crate::domain::tenancy::stats::{self, PlatformStats};
 use crate::domain::validate::Email;
@@ -185,7 +185,7 @@ pub async fn assign_manager(
         Action::Update,
     )
     .await?;
-    let actor = Actor::user(caller, scope.role(), meta);
+    let actor = Actor::acting(caller.into(), &scope, meta);
     Ok(Json(
         managers::assign(&state.db, &state.plans, &actor, b, body.manager_id).await?,
     ))
@@ -215,13 +215,13 @@ pub async fn unassign_manager(
         Action::Update,
     )
     .await?;
-    let actor = Actor::user(caller, scope.role(), meta);
+    let actor = Actor::acting(caller.into(), &scope, meta);
     managers::unassign(&state.db, &actor, b).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Records an admin's read (SPEC: every admin action is audited).
-async fn admin_read(
+pub(crate) async fn admin_read(
     state: &AppState,
     caller: crate::domain::tenancy::access::Caller,
     meta: RequestMeta,
@@ -384,5 +384,50 @@ pub async fn retry_job(
     .await?;
     let view = result?;
     state.jobs.wake();
+    Ok(Json(view))
+}
+
+/// Body of `PUT /v1/admin/businesses/{id}/rate-limit`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetRateLimit {
+    /// Requests per minute per user and per API key of the business,
+    /// 1..=100000; `null` restores the platform default.
+    #[schema(minimum = 1, maximum = 100000)]
+    pub per_minute: Option<u32>,
+}
+
+/// Set a business's request limit (per user and per API key, per minute).
+/// Applies within seconds on every instance.
+#[utoipa::path(put, path = "/v1/admin/businesses/{id}/rate-limit", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Business id")), request_body = SetRateLimit,
+    responses(
+        (status = 200, body = RateLimitView),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn set_rate_limit(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    meta: RequestMeta,
+    Path(id): Path<Uuid>,
+    Json(body): Json<SetRateLimit>,
+) -> Result<Json<RateLimitView>> {
+    access::platform(&state.authz, caller, Object::Business, Action::List)?;
+    let (b, scope) = access::business(
+        &state.db,
+        &state.authz,
+        caller,
+        id,
+        Object::Business,
+        Action::Update,
+    )
+    .await?;
+    let actor = Actor::acting(caller.into(), &scope, meta);
+    let view = businesses::set_rate_limit(&state.db, &actor, b, body.per_minute).await?;
+    state.api_limits.forget(id);
     Ok(Json(view))
 }

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::extract::Query;
-use super::extract::{Auth, Json};
+use super::extract::{AnyAuth, Auth, Json};
 use crate::authz::{Action, Object};
 use crate::domain::audit::{self, AuditFilter, AuditView};
 use crate::domain::pagination::{Page, PageQuery, PageRequest};
@@ -23,6 +23,8 @@ pub struct UpdateBusiness {
 }
 
 /// The caller's business: plan, status, trial end and channel usage.
+///
+/// API keys: `business:read`.
 #[utoipa::path(get, path = "/v1/business", tag = "business", security(("bearer" = [])),
     responses(
         (status = 200, body = BusinessView),
@@ -31,12 +33,12 @@ pub struct UpdateBusiness {
     ))]
 pub async fn get_business(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    AnyAuth(principal): AnyAuth,
 ) -> Result<Json<BusinessView>> {
     let (b, _) = access::own_business(
         &state.db,
         &state.authz,
-        caller,
+        principal,
         Object::Business,
         Action::Read,
     )
@@ -72,6 +74,8 @@ pub async fn update_business(
 
 /// What happened to the caller's business: secret writes, reveals (managers'
 /// included), deletions, manager assignments, admin actions. Oldest first.
+///
+/// API keys: `audit:read`.
 #[utoipa::path(get, path = "/v1/business/audit", tag = "business", security(("bearer" = [])), params(PageQuery),
     responses(
         (status = 200, body = Page<AuditView>),
@@ -82,11 +86,11 @@ pub async fn update_business(
     ))]
 pub async fn business_audit(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    AnyAuth(principal): AnyAuth,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<Page<AuditView>>> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
-    let scope = access::own_scope(&state.authz, caller, Object::Audit, Action::List)?;
+    let scope = access::own_scope(&state.authz, principal, Object::Audit, Action::List)?;
     let filter = AuditFilter {
         business_id: Some(scope.id()),
         ..AuditFilter::default()

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::extract::{Auth, Json, Path, Query};
+use super::extract::{AnyAuth, Json, Path, Query};
 use crate::authz::{Action, Object};
 use crate::domain::channels::{self, ChannelFilter, ChannelView, NewChannel};
 use crate::domain::pagination::{Page, PageRequest};
@@ -61,6 +61,8 @@ impl ListChannels {
 /// Add a channel. Counts against the plan: at the limit it answers 402
 /// `plan_limit_reached` with `{plan, limit, used}`; after a trial without a
 /// subscription, 402 `subscription_required`.
+///
+/// API keys: `channels:write`.
 #[utoipa::path(post, path = "/v1/channels", tag = "channels", security(("bearer" = [])), request_body = CreateChannel,
     responses(
         (status = 201, body = ChannelView),
@@ -72,10 +74,10 @@ impl ListChannels {
     ))]
 pub async fn create_channel(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    AnyAuth(principal): AnyAuth,
     Json(body): Json<CreateChannel>,
 ) -> Result<(StatusCode, Json<ChannelView>)> {
-    let scope = access::own_scope(&state.authz, caller, Object::Channel, Action::Create)?;
+    let scope = access::own_scope(&state.authz, principal, Object::Channel, Action::Create)?;
     let channel = channels::create(
         &state.db,
         &state.plans,
@@ -92,6 +94,8 @@ pub async fn create_channel(
 }
 
 /// List the business's channels, filtered by company, platform or status.
+///
+/// API keys: `channels:read`.
 #[utoipa::path(get, path = "/v1/channels", tag = "channels", security(("bearer" = [])), params(ListChannels),
     responses(
         (status = 200, body = Page<ChannelView>),
@@ -103,17 +107,19 @@ pub async fn create_channel(
     ))]
 pub async fn list_channels(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    AnyAuth(principal): AnyAuth,
     Query(q): Query<ListChannels>,
 ) -> Result<Json<Page<ChannelView>>> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
-    let scope = access::own_scope(&state.authz, caller, Object::Channel, Action::List)?;
+    let scope = access::own_scope(&state.authz, principal, Object::Channel, Action::List)?;
     Ok(Json(
         channels::list(&state.read, &scope, q.filter(), page).await?,
     ))
 }
 
 /// One channel of the business.
+///
+/// API keys: `channels:read`.
 #[utoipa::path(get, path = "/v1/channels/{id}", tag = "channels", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Channel id")),
     responses(
         (status = 200, body = ChannelView),
@@ -124,14 +130,16 @@ pub async fn list_channels(
     ))]
 pub async fn get_channel(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    AnyAuth(principal): AnyAuth,
     Path(id): Path<Uuid>,
 ) -> Result<Json<ChannelView>> {
-    let scope = access::own_scope(&state.authz, caller, Object::Channel, Action::Read)?;
+    let scope = access::own_scope(&state.authz, principal, Object::Channel, Action::Read)?;
     Ok(Json(channels::get(&state.read, &scope, id).await?))
 }
 
 /// Delete a channel, freeing its plan slot.
+///
+/// API keys: `channels:write`.
 #[utoipa::path(delete, path = "/v1/channels/{id}", tag = "channels", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Channel id")),
     responses(
         (status = 204, description = "Deleted"),
@@ -142,10 +150,10 @@ pub async fn get_channel(
     ))]
 pub async fn delete_channel(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    AnyAuth(principal): AnyAuth,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode> {
-    let scope = access::own_scope(&state.authz, caller, Object::Channel, Action::Delete)?;
+    let scope = access::own_scope(&state.authz, principal, Object::Channel, Action::Delete)?;
     channels::delete(&state.db, &state.rules(), &scope, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

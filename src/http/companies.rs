@@ -7,7 +7,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::extract::{Auth, Json, Path, Query};
+use super::extract::{AnyAuth, Json, Path, Query};
 use crate::authz::{Action, Object};
 use crate::domain::pagination::{Page, PageRequest};
 use crate::domain::tenancy::access;
@@ -55,6 +55,8 @@ pub struct ListCompanies {
 }
 
 /// Create a company; it gets the business's next code (`COMP001`, …).
+///
+/// API keys: `companies:write`.
 #[utoipa::path(post, path = "/v1/companies", tag = "companies", security(("bearer" = [])), request_body = CreateCompany,
     responses(
         (status = 201, body = CompanyView),
@@ -64,10 +66,10 @@ pub struct ListCompanies {
     ))]
 pub async fn create_company(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    AnyAuth(principal): AnyAuth,
     Json(body): Json<CreateCompany>,
 ) -> Result<(StatusCode, Json<CompanyView>)> {
-    let scope = access::own_scope(&state.authz, caller, Object::Company, Action::Create)?;
+    let scope = access::own_scope(&state.authz, principal, Object::Company, Action::Create)?;
     let company = companies::create(
         &state.db,
         &scope,
@@ -82,6 +84,8 @@ pub async fn create_company(
 }
 
 /// List the business's companies (cursor pagination).
+///
+/// API keys: `companies:read`.
 #[utoipa::path(get, path = "/v1/companies", tag = "companies", security(("bearer" = [])), params(ListCompanies),
     responses(
         (status = 200, body = Page<CompanyView>),
@@ -92,17 +96,19 @@ pub async fn create_company(
     ))]
 pub async fn list_companies(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    AnyAuth(principal): AnyAuth,
     Query(q): Query<ListCompanies>,
 ) -> Result<Json<Page<CompanyView>>> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
-    let scope = access::own_scope(&state.authz, caller, Object::Company, Action::List)?;
+    let scope = access::own_scope(&state.authz, principal, Object::Company, Action::List)?;
     Ok(Json(
         companies::list(&state.read, &scope, q.status, page).await?,
     ))
 }
 
 /// One company of the business.
+///
+/// API keys: `companies:read`.
 #[utoipa::path(get, path = "/v1/companies/{id}", tag = "companies", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Company id")),
     responses(
         (status = 200, body = CompanyView),
@@ -113,14 +119,16 @@ pub async fn list_companies(
     ))]
 pub async fn get_company(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    AnyAuth(principal): AnyAuth,
     Path(id): Path<Uuid>,
 ) -> Result<Json<CompanyView>> {
-    let scope = access::own_scope(&state.authz, caller, Object::Company, Action::Read)?;
+    let scope = access::own_scope(&state.authz, principal, Object::Company, Action::Read)?;
     Ok(Json(companies::get(&state.read, &scope, id).await?))
 }
 
 /// Change a company.
+///
+/// API keys: `companies:write`.
 #[utoipa::path(patch, path = "/v1/companies/{id}", tag = "companies", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Company id")), request_body = UpdateCompany,
     responses(
         (status = 200, body = CompanyView),
@@ -132,11 +140,11 @@ pub async fn get_company(
     ))]
 pub async fn update_company(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    AnyAuth(principal): AnyAuth,
     Path(id): Path<Uuid>,
     Json(body): Json<UpdateCompany>,
 ) -> Result<Json<CompanyView>> {
-    let scope = access::own_scope(&state.authz, caller, Object::Company, Action::Update)?;
+    let scope = access::own_scope(&state.authz, principal, Object::Company, Action::Update)?;
     let changes = CompanyChanges {
         name: body.name,
         kind: body.kind,
@@ -149,6 +157,8 @@ pub async fn update_company(
 }
 
 /// Delete a company and its channels.
+///
+/// API keys: `companies:write`.
 #[utoipa::path(delete, path = "/v1/companies/{id}", tag = "companies", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Company id")),
     responses(
         (status = 204, description = "Deleted"),
@@ -159,10 +169,10 @@ pub async fn update_company(
     ))]
 pub async fn delete_company(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    AnyAuth(principal): AnyAuth,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode> {
-    let scope = access::own_scope(&state.authz, caller, Object::Company, Action::Delete)?;
+    let scope = access::own_scope(&state.authz, principal, Object::Company, Action::Delete)?;
     companies::delete(&state.db, &scope, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

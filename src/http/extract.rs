@@ -11,7 +11,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::audit::RequestMeta;
-use crate::domain::tenancy::access::Caller;
+use crate::domain::programs::api_keys;
+use crate::domain::tenancy::access::{Caller, Principal};
 use crate::error::Error;
 use crate::state::AppState;
 
@@ -134,41 +135,83 @@ fn query_rejection(rejection: QueryRejection) -> Error {
     .with_detail(rejection.body_text())
 }
 
-/// The authenticated caller. 401 `unauthenticated` without a bearer token,
+/// The authenticated person. 401 `unauthenticated` without a bearer token,
 /// 401 `invalid_token` for a bad or expired one, or one whose session ended
 /// (signed out everywhere, password changed, account changed: see
 /// [`crate::auth::sessions`]). The caller's role is the account's current
-/// one.
+/// one. An API key is refused with 403 `api_key_not_allowed`: routes that
+/// take `Auth` are for people (accounts, keys, billing, platform staff).
 pub struct Auth(pub Caller);
+
+/// A person or a program: [`Auth`]'s access tokens, or an API key
+/// (`Authorization: Bearer sb_live_…`; 401 `invalid_api_key` when it is
+/// unknown, revoked or expired). For the routes programs may use; what a
+/// key may do there is its scopes' policy.
+pub struct AnyAuth(pub Principal);
+
+/// The bearer credential of a request.
+pub(crate) fn bearer(parts: &Parts) -> Result<&str, Error> {
+    let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        Error::unauthorized(
+            "unauthenticated",
+            "Send Authorization: Bearer <access token or API key>",
+        )
+    })?;
+    header
+        .to_str()
+        .ok()
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .ok_or_else(|| Error::unauthorized("invalid_token", "Expected a Bearer token"))
+}
+
+async fn user(state: &AppState, token: &str) -> Result<Caller, Error> {
+    let grant = state.tokens.verify(token).ok_or_else(|| {
+        Error::unauthorized("invalid_token", "The access token is invalid or expired")
+    })?;
+    let role = state.sessions.check(&state.db, &grant).await?;
+    Ok(Caller {
+        user_id: grant.user_id,
+        role,
+        owned_business: grant.owned_business,
+        auth_time: grant.auth_time,
+    })
+}
 
 impl FromRequestParts<AppState> for Auth {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
-            Error::unauthorized(
-                "unauthenticated",
-                "Send Authorization: Bearer <access token>",
+        let token = bearer(parts)?;
+        if api_keys::looks_like_key(token) {
+            return Err(Error::new(
+                StatusCode::FORBIDDEN,
+                "api_key_not_allowed",
+                "API keys cannot use this route",
             )
-        })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
-            .ok_or_else(|| Error::unauthorized("invalid_token", "Expected a Bearer token"))?;
-        let grant = state.tokens.verify(token.trim()).ok_or_else(|| {
-            Error::unauthorized("invalid_token", "The access token is invalid or expired")
-        })?;
-        let role = state.sessions.check(&state.db, &grant).await?;
-        Ok(Auth(Caller {
-            user_id: grant.user_id,
-            role,
-            owned_business: grant.owned_business,
-            auth_time: grant.auth_time,
-        }))
+            .with_detail("Accounts, API keys, billing, deletion and platform routes are for people: sign in instead."));
+        }
+        let caller = user(state, token).await?;
+        super::context::record(parts, state, Principal::User(caller)).await?;
+        Ok(Auth(caller))
+    }
+}
+
+impl FromRequestParts<AppState> for AnyAuth {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let token = bearer(parts)?;
+        let principal = if api_keys::looks_like_key(token) {
+            Principal::Key(api_keys::authenticate(&state.db, token).await?)
+        } else {
+            Principal::User(user(state, token).await?)
+        };
+        super::context::record(parts, state, principal).await?;
+        Ok(AnyAuth(principal))
     }
 }
 

@@ -4,12 +4,14 @@
 //! limit, panic capture, rate limits, problem+json fallbacks).
 
 pub mod admin;
+pub mod api_keys;
 pub mod auth;
 pub mod billing;
 pub mod business;
 pub mod channels;
 pub mod client_ip;
 pub mod companies;
+pub mod context;
 pub mod extract;
 pub mod health;
 pub mod manager;
@@ -58,6 +60,7 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
         (name = "manager", description = "Managers' read-only views of assigned businesses"),
         (name = "secrets", description = "Integration secrets (envelope-encrypted), masked; reveal is audited"),
         (name = "billing", description = "Stripe subscription, plans, invoices; Stripe webhooks"),
+        (name = "api-keys", description = "API keys for the business's programs (people only; a key never manages keys)"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -150,6 +153,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(billing::subscription))
         .routes(routes!(billing::invoices))
         .routes(routes!(billing::stripe_webhook))
+        .routes(routes!(api_keys::create_api_key, api_keys::list_api_keys))
+        .routes(routes!(api_keys::revoke_api_key))
+        .routes(routes!(api_keys::admin_list_api_keys))
+        .routes(routes!(api_keys::admin_revoke_api_key))
+        .routes(routes!(admin::set_rate_limit))
 }
 
 /// The OpenAPI document (what `GET /openapi.json` serves and
@@ -163,9 +171,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
+    let context = axum::middleware::from_fn_with_state(state.clone(), context::layer);
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(auth_routes().layer(rate_limit::auth_layer(&state.config.rate_limit)))
-        .merge(api_routes())
+        .merge(
+            auth_routes()
+                .layer(context.clone())
+                .layer(rate_limit::auth_layer(&state.config.rate_limit)),
+        )
+        .merge(api_routes().layer(context))
         .split_for_parts();
     let resolver = client_ip::Resolver::new(&state.config.rate_limit.trusted_proxies);
     router

@@ -10,11 +10,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::extract::{Auth, Json, Path, Query};
+use super::extract::{AnyAuth, Auth, Json, Path, Query};
 use crate::authz::{Action, Object};
 use crate::domain::audit::{Actor, RequestMeta};
 use crate::domain::pagination::{Page, PageQuery, PageRequest};
-use crate::domain::tenancy::access::{self, BusinessScope, Caller};
+use crate::domain::tenancy::access::{self, BusinessScope, Principal};
 use crate::domain::vault::secrets::{self, SecretMetadata, SecretView, System};
 use crate::error::{Error, Problem, Result};
 use crate::state::AppState;
@@ -43,6 +43,8 @@ pub struct RevealedSecret {
 }
 
 /// The business's secrets, masked (never plaintext).
+///
+/// API keys: `secrets:read`.
 #[utoipa::path(get, path = "/v1/businesses/{business_id}/secrets", tag = "secrets", security(("bearer" = [])),
     params(("business_id" = Uuid, Path, description = "Business id"), PageQuery),
     responses(
@@ -55,16 +57,18 @@ pub struct RevealedSecret {
     ))]
 pub async fn list_secrets(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    AnyAuth(principal): AnyAuth,
     Path(business_id): Path<Uuid>,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<Page<SecretView>>> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
-    let scope = secret_scope(&state, caller, business_id, Action::List).await?;
+    let scope = secret_scope(&state, principal, business_id, Action::List).await?;
     Ok(Json(secrets::list(state.vault(), &scope, page).await?))
 }
 
 /// Create or replace a secret. The value is sealed with a fresh data key.
+///
+/// API keys: `secrets:write`.
 #[utoipa::path(put, path = "/v1/businesses/{business_id}/secrets/{provider}/{name}", tag = "secrets", security(("bearer" = [])),
     params(("business_id" = Uuid, Path, description = "Business id"), ("provider" = System, Path, description = "The outside system the secret belongs to"), ("name" = String, Path, description = "Name: 1..=64 of a-z 0-9 _ . -")),
     request_body = PutSecret,
@@ -79,13 +83,13 @@ pub async fn list_secrets(
     ))]
 pub async fn put_secret(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    AnyAuth(principal): AnyAuth,
     meta: RequestMeta,
     Path((business_id, provider, name)): Path<(Uuid, System, String)>,
     Json(body): Json<PutSecret>,
 ) -> Result<Json<SecretView>> {
-    let scope = secret_scope(&state, caller, business_id, Action::Update).await?;
-    let actor = Actor::user(caller, scope.role(), meta);
+    let scope = secret_scope(&state, principal, business_id, Action::Update).await?;
+    let actor = Actor::acting(principal, &scope, meta);
     Ok(Json(
         secrets::put(
             state.vault(),
@@ -101,7 +105,8 @@ pub async fn put_secret(
 }
 
 /// Reveal a secret's plaintext. Audited; limited per user
-/// (`rate_limit.reveal_per_minute`, default 10/min).
+/// (`rate_limit.reveal_per_minute`, default 10/min). People only: no API
+/// key reveals a secret.
 #[utoipa::path(post, path = "/v1/businesses/{business_id}/secrets/{provider}/{name}/reveal", tag = "secrets", security(("bearer" = [])),
     params(("business_id" = Uuid, Path, description = "Business id"), ("provider" = System, Path, description = "The outside system the secret belongs to"), ("name" = String, Path, description = "Name")),
     responses(
@@ -119,7 +124,7 @@ pub async fn reveal_secret(
     meta: RequestMeta,
     Path((business_id, provider, name)): Path<(Uuid, System, String)>,
 ) -> Result<Json<RevealedSecret>> {
-    let scope = secret_scope(&state, caller, business_id, Action::Reveal).await?;
+    let scope = secret_scope(&state, caller.into(), business_id, Action::Reveal).await?;
     if let Err(not_until) = state.reveal_limiter.check_key(&caller.user_id) {
         let wait = not_until.wait_time_from(governor::clock::Clock::now(
             &governor::clock::DefaultClock::default(),
@@ -132,7 +137,7 @@ pub async fn reveal_secret(
         .with_detail("Secret reveals are limited per user.")
         .with_retry_after(wait.as_secs().max(1)));
     }
-    let actor = Actor::user(caller, scope.role(), meta);
+    let actor = Actor::acting(caller.into(), &scope, meta);
     let value = secrets::reveal(state.vault(), &actor, &scope, provider, &name).await?;
     Ok(Json(RevealedSecret {
         provider,
@@ -142,6 +147,8 @@ pub async fn reveal_secret(
 }
 
 /// Destroy a secret (crypto-shredding: its wrapped data key goes with it).
+///
+/// API keys: `secrets:write`.
 #[utoipa::path(delete, path = "/v1/businesses/{business_id}/secrets/{provider}/{name}", tag = "secrets", security(("bearer" = [])),
     params(("business_id" = Uuid, Path, description = "Business id"), ("provider" = System, Path, description = "The outside system the secret belongs to"), ("name" = String, Path, description = "Name")),
     responses(
@@ -153,12 +160,12 @@ pub async fn reveal_secret(
     ))]
 pub async fn delete_secret(
     State(state): State<AppState>,
-    Auth(caller): Auth,
+    AnyAuth(principal): AnyAuth,
     meta: RequestMeta,
     Path((business_id, provider, name)): Path<(Uuid, System, String)>,
 ) -> Result<StatusCode> {
-    let scope = secret_scope(&state, caller, business_id, Action::Delete).await?;
-    let actor = Actor::user(caller, scope.role(), meta);
+    let scope = secret_scope(&state, principal, business_id, Action::Delete).await?;
+    let actor = Actor::acting(principal, &scope, meta);
     secrets::delete(&state.db, &actor, &scope, provider, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -167,14 +174,14 @@ pub async fn delete_secret(
 /// secrets (404 without a role there, 403 when the role may not).
 async fn secret_scope(
     state: &AppState,
-    caller: Caller,
+    principal: Principal,
     business_id: Uuid,
     action: Action,
 ) -> Result<BusinessScope> {
     let (_, scope) = access::business(
         &state.db,
         &state.authz,
-        caller,
+        principal,
         business_id,
         Object::Secret,
         action,

@@ -67,6 +67,7 @@ pub async fn test_config(dir: &Path) -> Config {
     };
     config.rate_limit.auth_per_minute = 100_000;
     config.rate_limit.reveal_per_minute = 100_000;
+    config.rate_limit.api_per_minute = 1_000_000;
     // Tests sign in concurrently on a loaded machine: no 503 for waiting
     // (the overload test sets its own).
     config.auth.hash_wait_ms = 60_000;
@@ -291,6 +292,20 @@ impl TestApp {
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         r.body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates an API key with `scopes` as the owner behind `token` (a
+    /// fresh sign-in); returns the key.
+    pub async fn api_key(&self, token: &str, scopes: &[&str]) -> String {
+        let r = self
+            .post(
+                "/v1/api-keys",
+                Some(token),
+                json!({ "name": format!("key {}", Uuid::new_v4().simple()), "scopes": scopes }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.body["key"].as_str().unwrap().to_owned()
     }
 
     /// The business id of the owner behind `token`.

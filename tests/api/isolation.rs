@@ -63,8 +63,37 @@ async fn every_route_with_an_id_answers_404_across_businesses() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 
+    let r = app
+        .post(
+            "/v1/api-keys",
+            Some(&a),
+            json!({ "name": "alpha program", "scopes": ["business:read"] }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let a_key = r.body["id"].as_str().unwrap().to_owned();
+
     // B's own resources so that B's calls are otherwise valid.
     let b_company = app.company(&b, "Beta Company").await;
+    // B's program, with every scope.
+    let b_key = app
+        .api_key(
+            &b,
+            &[
+                "business:read",
+                "companies:read",
+                "companies:write",
+                "channels:read",
+                "channels:write",
+                "secrets:read",
+                "secrets:write",
+                "events:read",
+                "webhooks:read",
+                "webhooks:write",
+                "audit:read",
+            ],
+        )
+        .await;
 
     let admin = app.admin(&email("admin")).await;
     let (manager_b_id, manager_b) = app.manager(&admin, &email("manager-b")).await;
@@ -122,6 +151,8 @@ async fn every_route_with_an_id_answers_404_across_businesses() {
                 Some(a_channel.as_str())
             } else if template.starts_with("/v1/manager/businesses/") {
                 Some(a_business.as_str())
+            } else if template.starts_with("/v1/api-keys/") {
+                Some(a_key.as_str())
             } else {
                 None
             };
@@ -156,6 +187,13 @@ async fn every_route_with_an_id_answers_404_across_businesses() {
         if path.starts_with("/v1/manager/") || path.starts_with("/v1/businesses/") {
             callers.push(("manager of B", &manager_b));
         }
+        let key_route = ["/v1/companies", "/v1/channels", "/v1/businesses/"]
+            .iter()
+            .any(|p| path.starts_with(p))
+            && !path.ends_with("/reveal");
+        if key_route {
+            callers.push(("B's API key", &b_key));
+        }
         for (who, token) in callers {
             let r = app
                 .call(method.clone(), path, Some(token), body.clone())
@@ -167,7 +205,7 @@ async fn every_route_with_an_id_answers_404_across_businesses() {
                 r.text
             );
             assert!(r.is_problem(), "{method} {path}");
-            for secret in ["Alpha", &a_company, &a_channel, &a_business] {
+            for secret in ["Alpha", &a_company, &a_channel, &a_business, &a_key] {
                 assert!(
                     !r.text.contains(secret),
                     "{method} {path} leaked {secret}: {}",

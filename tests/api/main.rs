@@ -5,6 +5,7 @@
 
 mod common;
 
+mod api_keys;
 mod audit;
 mod billing;
 mod cli;

@@ -84,6 +84,13 @@ async fn role_matrix() {
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     }
+    let key_id = |r: crate::common::Resp| r.body["id"].as_str().unwrap().to_owned();
+    let scopes = json!({ "name": "matrix", "scopes": ["business:read"] });
+    let owner_key = key_id(
+        app.post("/v1/api-keys", tokens[1].as_deref(), scopes.clone())
+            .await,
+    );
+    let admin_key = key_id(app.post("/v1/api-keys", tokens[1].as_deref(), scopes).await);
     let new_manager = email("new-manager");
     let job = {
         use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
@@ -137,6 +144,12 @@ async fn role_matrix() {
         row(Method::GET, "/v1/admin/stats", None, [401, 403, 403, 403, 403, 200]),
         row(Method::GET, "/v1/business/audit", None, [401, 200, 200, 403, 403, 403]),
         row(Method::GET, "/v1/me/sign-in-methods", None, [401, 200, 200, 200, 200, 200]),
+        row(Method::POST, "/v1/api-keys", Some(json!({ "name": "n8n", "scopes": ["companies:read"] })), [401, 201, 201, 403, 403, 403]),
+        row(Method::GET, "/v1/api-keys", None, [401, 200, 200, 403, 403, 403]),
+        row(Method::DELETE, "/v1/api-keys/{owner_key}", None, [401, 204, 404, 403, 403, 403]),
+        row(Method::GET, "/v1/admin/api-keys", None, [401, 403, 403, 403, 403, 200]),
+        row(Method::PUT, "/v1/admin/businesses/{business}/rate-limit", Some(json!({ "per_minute": 1000000 })), [401, 403, 403, 403, 403, 422]),
+        row(Method::DELETE, "/v1/admin/api-keys/{admin_key}", None, [401, 403, 403, 403, 403, 204]),
         row(Method::GET, "/v1/billing/plans", None, [200, 200, 200, 200, 200, 200]),
         row(Method::GET, "/v1/billing/subscription", None, [401, 200, 200, 403, 403, 403]),
         // This app has no Stripe key: permitted callers learn billing is unavailable.
@@ -156,6 +169,8 @@ async fn role_matrix() {
             .replace("{business}", &business)
             .replace("{assigned_id}", &assigned_id)
             .replace("{job}", &job)
+            .replace("{owner_key}", &owner_key)
+            .replace("{admin_key}", &admin_key)
     };
     let mut failures = Vec::new();
     for row in &table {

@@ -257,7 +257,7 @@ async fn secret_scope_matrix_and_unassignment_takes_effect_at_once() {
 
 /// Collects everything the app logs, at every level.
 #[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Capture(pub(crate) Arc<Mutex<Vec<u8>>>);
 
 impl std::io::Write for Capture {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -280,7 +280,7 @@ impl std::io::Write for Capture {
     clippy::expect_used,
     reason = "a test helper: a second global subscriber is a broken suite"
 )]
-fn global_capture() -> &'static Capture {
+pub(crate) fn global_capture() -> &'static Capture {
     static CAPTURE: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
     CAPTURE.get_or_init(|| {
         let capture = Capture::default();

@@ -65,6 +65,8 @@ async fn seed(app: &TestApp, customer: &str) -> Uuid {
         trial_notice_sent_at: Set(Some(now)),
         created_at: Set(now),
         updated_at: Set(now),
+        event_seq: Set(0),
+        api_rate_limit_per_minute: Set(None),
     }
     .insert(db)
     .await

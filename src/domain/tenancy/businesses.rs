@@ -83,6 +83,8 @@ pub fn new_on_trial(
         trial_notice_sent_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        event_seq: Set(0),
+        api_rate_limit_per_minute: Set(None),
     }
 }
 
@@ -185,4 +187,53 @@ pub async fn list(
             view_with_usage(plans, b, used)
         },
     ))
+}
+
+/// The request limit of a business's users and keys.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RateLimitView {
+    /// The business.
+    pub business_id: Uuid,
+    /// Requests per minute per user and per API key of the business; `null`:
+    /// the platform default (`rate_limit.api_per_minute`).
+    pub per_minute: Option<u32>,
+}
+
+/// Sets (or, with `None`, clears) business `b`'s request limit per user and
+/// per key (SPEC §5: an admin may raise it). 1..=100,000 per minute.
+/// Recorded as `business.rate_limit`.
+pub async fn set_rate_limit(
+    db: &sea_orm::DatabaseConnection,
+    actor: &crate::domain::audit::Actor,
+    b: business::Model,
+    per_minute: Option<u32>,
+) -> crate::error::Result<RateLimitView> {
+    use sea_orm::{ActiveModelTrait, IntoActiveModel};
+    if per_minute.is_some_and(|n| !(1..=100_000).contains(&n)) {
+        return Err(crate::error::Error::invalid_field(
+            "per_minute",
+            "between 1 and 100000, or null for the default",
+        ));
+    }
+    let txn = crate::db::begin_write(db).await?;
+    let id = b.id;
+    let mut active = b.into_active_model();
+    active.api_rate_limit_per_minute = Set(per_minute.and_then(|n| i32::try_from(n).ok()));
+    active.updated_at = Set(Utc::now());
+    active.update(&txn).await?;
+    crate::domain::audit::record(
+        &txn,
+        actor,
+        Some(id),
+        "business.rate_limit",
+        &format!("business/{id}"),
+        crate::domain::audit::Outcome::Success,
+        serde_json::json!({ "per_minute": per_minute }),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(RateLimitView {
+        business_id: id,
+        per_minute,
+    })
 }

@@ -1,0 +1,1 @@
+//! Idempotent `POST`s (filled in with the idempotency layer).
