@@ -83,6 +83,9 @@ pub struct Config {
     /// outcome; their bodies are erased at once) before they are purged;
     /// default 30.
     pub outbox_retention_days: u32,
+    /// Hours a stored `Idempotency-Key` answer is kept for replay; default
+    /// 24 (Stripe's).
+    pub idempotency_retention_hours: u32,
     /// Google (any OpenID Connect provider) sign-in; off when unset.
     pub google: Option<OidcConfig>,
     /// Facebook sign-in; off when unset.
@@ -365,6 +368,7 @@ impl Default for Config {
             outbox_max_attempts: 10,
             outbox_retry_base_ms: 5000,
             outbox_retention_days: 30,
+            idempotency_retention_hours: 24,
             google: None,
             facebook: None,
             oauth_frontend_url: None,

@@ -14,6 +14,7 @@ pub mod companies;
 pub mod context;
 pub mod extract;
 pub mod health;
+pub mod idempotency;
 pub mod manager;
 pub mod me;
 pub mod oauth;
@@ -178,7 +179,14 @@ pub fn router(state: AppState) -> Router {
                 .layer(context.clone())
                 .layer(rate_limit::auth_layer(&state.config.rate_limit)),
         )
-        .merge(api_routes().layer(context))
+        .merge(
+            api_routes()
+                .layer(context)
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    idempotency::layer,
+                )),
+        )
         .split_for_parts();
     let resolver = client_ip::Resolver::new(&state.config.rate_limit.trusted_proxies);
     router

@@ -1,8 +1,9 @@
 //! `cleanup.purge` (hourly, first a minute after start): deletes dead rows —
 //! expired sign-up codes, one-time tokens, OAuth states and refresh tokens,
 //! per-email request counters past their window, failed-sign-in counts idle
-//! for a day — once they are a day past use, and sent or failed emails
-//! (their bodies are already erased) after `outbox_retention_days`. Nothing
+//! for a day — once they are a day past use, sent or failed emails (their
+//! bodies are already erased) after `outbox_retention_days`, and stored
+//! `Idempotency-Key` answers after `idempotency_retention_hours`. Nothing
 //! here is needed after expiry; keeping it would only grow the tables and
 //! the data held.
 
@@ -46,6 +47,8 @@ pub struct Purged {
     pub login_throttles: u64,
     /// Sent or failed emails past their retention.
     pub emails: u64,
+    /// Idempotency keys past their retention.
+    pub idempotency_keys: u64,
 }
 
 /// Deletes rows that expired more than [`GRACE`] ago.
@@ -101,6 +104,12 @@ pub async fn purge(state: &AppState) -> Result<Purged, sea_orm::DbErr> {
             .exec(db)
             .await?
             .rows_affected,
+        idempotency_keys: crate::domain::programs::idempotency::purge(
+            db,
+            chrono::Duration::hours(i64::from(state.config.idempotency_retention_hours)),
+        )
+        .await
+        .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?,
     })
 }
 

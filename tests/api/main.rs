@@ -14,6 +14,7 @@ mod email;
 mod flow;
 mod hardening;
 mod hostile;
+mod idempotency;
 mod isolation;
 mod jobs;
 mod localstripe;
