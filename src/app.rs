@@ -40,7 +40,17 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let keyring = Arc::new(Keyring::new(master_keys));
     seal_at_rest(&db, &keyring).await?;
     let jobs = crate::jobs::queue::Queue::new(&config);
+    let poll = config
+        .events
+        .poll_ms
+        .unwrap_or(if config.is_sqlite() { 25 } else { 1000 });
+    let hub = crate::domain::events::hub::Hub::new(
+        db.clone(),
+        config.database_url.clone(),
+        std::time::Duration::from_millis(poll),
+    );
     Ok(AppState::new(Services {
+        hub,
         keyring: keyring.clone(),
         reveal_limiter: Arc::new(governor::RateLimiter::keyed(reveal_quota)),
         api_limits: Arc::new(crate::http::rate_limit::ApiLimits::new(
@@ -125,6 +135,9 @@ impl RunningApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        // Event streams never end by themselves: end them so their
+        // connections close and the graceful shutdown can finish.
+        self.state.hub.close();
         let result = (&mut self.handle)
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));

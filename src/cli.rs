@@ -232,6 +232,8 @@ async fn rotate_keys(config: Config) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let (emails_rewrapped, emails_current, emails_failed) =
         crate::mail::rotate(&db, &keyring).await?;
+    let (hooks_rewrapped, hooks_current, hooks_failed) =
+        crate::domain::events::webhooks::rotate(&db, &keyring).await?;
     println!(
         "rewrapped {}, already current {}, failed {}",
         summary.rewrapped, summary.already_current, summary.failed
@@ -239,12 +241,13 @@ async fn rotate_keys(config: Config) -> anyhow::Result<()> {
     println!(
         "pending email bodies: rewrapped {emails_rewrapped}, already current {emails_current}, failed {emails_failed}"
     );
-    if summary.failed + emails_failed > 0 {
+    println!(
+        "webhook signing secrets: rewrapped {hooks_rewrapped}, already current {hooks_current}, failed {hooks_failed}"
+    );
+    let failed = summary.failed + emails_failed + hooks_failed;
+    if failed > 0 {
         db.close().await?;
-        anyhow::bail!(
-            "{} value(s) could not be opened; see the log and the audit log",
-            summary.failed + emails_failed
-        );
+        anyhow::bail!("{failed} value(s) could not be opened; see the log and the audit log");
     }
     // Counted after the pass: an instance still running with an older
     // keyring keeps sealing under its first key, and this is where it shows.
@@ -276,11 +279,14 @@ async fn report_keys(db: &sea_orm::DatabaseConnection, current: &str) -> anyhow:
     let counts = crate::domain::vault::secrets::count_by_key(db).await?;
     println!("sealed under each key now:");
     let mut elsewhere = 0;
-    for (key, secrets, emails) in &counts {
+    for (key, n) in &counts {
         let mark = if key == current { " (current)" } else { "" };
-        println!("  {key}{mark}: {secrets} secrets, {emails} pending email bodies");
+        println!(
+            "  {key}{mark}: {} secrets, {} pending email bodies, {} webhook signing secrets",
+            n.secrets, n.emails, n.webhook_secrets
+        );
         if key != current {
-            elsewhere += secrets + emails;
+            elsewhere += n.secrets + n.emails + n.webhook_secrets;
         }
     }
     if elsewhere > 0 {

@@ -100,6 +100,46 @@ pub struct Config {
     pub billing: BillingConfig,
     /// The background job runner.
     pub jobs: JobsConfig,
+    /// Outgoing webhooks to businesses' endpoints.
+    pub webhooks: WebhooksConfig,
+    /// The live event stream.
+    pub events: EventsConfig,
+}
+
+/// Outgoing webhooks (`SWITCHBOARD_WEBHOOKS__MAX_ATTEMPTS`, …).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Attempts of one delivery before it fails for good and its endpoint
+    /// is disabled; default 15 (with the backoff: about three days).
+    pub max_attempts: u32,
+    /// First retry delay in seconds, doubling, capped at 12 h; default 60.
+    pub retry_base_secs: u64,
+    /// Let endpoints point at loopback and private addresses (tests,
+    /// private deployments); default false (SSRF protection).
+    pub allow_private_targets: bool,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            max_attempts: 15,
+            retry_base_secs: 60,
+            allow_private_targets: false,
+        }
+    }
+}
+
+/// The live event stream (`SWITCHBOARD_EVENTS__POLL_MS`, …).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Milliseconds between checks of subscribed businesses for new events;
+    /// default 25 on SQLite (the only wake-up) and 1000 on PostgreSQL (a
+    /// safety net behind LISTEN/NOTIFY).
+    pub poll_ms: Option<u64>,
+    /// Seconds between keep-alive comments on idle streams; default 15.
+    pub keep_alive_secs: Option<u64>,
 }
 
 /// The durable job runner (`SWITCHBOARD_JOBS__CONCURRENCY`, …).
@@ -375,6 +415,8 @@ impl Default for Config {
             stripe: None,
             billing: BillingConfig::default(),
             jobs: JobsConfig::default(),
+            webhooks: WebhooksConfig::default(),
+            events: EventsConfig::default(),
         }
     }
 }
@@ -593,6 +635,18 @@ impl Config {
             return Err(invalid(
                 "rate_limit.reveal_per_minute",
                 "must be at least 1",
+            ));
+        }
+        if self.webhooks.max_attempts == 0 || self.webhooks.retry_base_secs == 0 {
+            return Err(invalid(
+                "webhooks",
+                "max_attempts and retry_base_secs must be at least 1",
+            ));
+        }
+        if self.events.poll_ms == Some(0) || self.events.keep_alive_secs == Some(0) {
+            return Err(invalid(
+                "events",
+                "poll_ms and keep_alive_secs must be at least 1",
             ));
         }
         if self.jobs.concurrency == 0 {

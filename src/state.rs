@@ -66,6 +66,8 @@ pub struct Services {
     pub webhook_secrets: Arc<Vec<secrecy::SecretString>>,
     /// The inbound-webhook writers (group commit per source).
     pub inbound: crate::inbound::Writers,
+    /// The live event stream's fan-out.
+    pub hub: Arc<crate::domain::events::hub::Hub>,
     /// Requests per user and per API key (`rate_limit.api_per_minute`).
     pub api_limits: Arc<crate::http::rate_limit::ApiLimits>,
     /// Secret reveals per user (GCRA, `rate_limit.reveal_per_minute`).
@@ -102,6 +104,15 @@ impl Services {
         crate::domain::vault::secrets::Vault {
             db: &self.db,
             keyring: &self.keyring,
+        }
+    }
+
+    /// What managing webhook endpoints needs.
+    pub fn endpoints(&self) -> crate::domain::events::webhooks::Endpoints<'_> {
+        crate::domain::events::webhooks::Endpoints {
+            db: &self.db,
+            keyring: &self.keyring,
+            allow_private: self.config.webhooks.allow_private_targets,
         }
     }
 

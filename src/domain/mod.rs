@@ -11,12 +11,15 @@
 //!   from them.
 //! - [`vault`]: integration secrets, envelope-encrypted.
 //! - [`programs`]: API keys for a business's programs, idempotent `POST`s.
+//! - [`events`]: each business's event log, its live stream and its signed
+//!   outgoing webhooks.
 //! - Shared by all: [`audit`] (the append-only log), [`pagination`],
 //!   [`validate`] (newtypes checked at the edge).
 
 pub mod audit;
 pub mod billing;
 pub mod channels;
+pub mod events;
 pub mod identity;
 pub mod pagination;
 pub mod programs;

@@ -13,8 +13,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-use crate::domain::programs::{api_keys, idempotency};
 use crate::domain::programs::idempotency::{Claim, Stored};
+use crate::domain::programs::{api_keys, idempotency};
 use crate::error::Error;
 use crate::state::AppState;
 
@@ -93,7 +93,11 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
         return next.run(request).await;
     };
     let key = match raw.to_str() {
-        Ok(k) if !k.is_empty() && k.len() <= KEY_MAX && k.bytes().all(|b| b.is_ascii_graphic() || b == b' ') => {
+        Ok(k)
+            if !k.is_empty()
+                && k.len() <= KEY_MAX
+                && k.bytes().all(|b| b.is_ascii_graphic() || b == b' ') =>
+        {
             k.to_owned()
         }
         _ => return bad_key().into_response(),

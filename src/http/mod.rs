@@ -12,6 +12,7 @@ pub mod channels;
 pub mod client_ip;
 pub mod companies;
 pub mod context;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
@@ -20,6 +21,7 @@ pub mod me;
 pub mod oauth;
 pub mod rate_limit;
 pub mod secrets;
+pub mod webhook_endpoints;
 
 use std::any::Any;
 
@@ -62,6 +64,8 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
         (name = "secrets", description = "Integration secrets (envelope-encrypted), masked; reveal is audited"),
         (name = "billing", description = "Stripe subscription, plans, invoices; Stripe webhooks"),
         (name = "api-keys", description = "API keys for the business's programs (people only; a key never manages keys)"),
+        (name = "events", description = "The business's event log: pages and a live stream (server-sent events)"),
+        (name = "webhooks", description = "Outgoing webhooks to the business's own endpoints (Standard Webhooks signatures)"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -159,6 +163,19 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(api_keys::admin_list_api_keys))
         .routes(routes!(api_keys::admin_revoke_api_key))
         .routes(routes!(admin::set_rate_limit))
+        .routes(routes!(events::list_events))
+        .routes(routes!(events::stream_events))
+        .routes(routes!(
+            webhook_endpoints::create_endpoint,
+            webhook_endpoints::list_endpoints
+        ))
+        .routes(routes!(
+            webhook_endpoints::get_endpoint,
+            webhook_endpoints::update_endpoint,
+            webhook_endpoints::delete_endpoint
+        ))
+        .routes(routes!(webhook_endpoints::roll_secret))
+        .routes(routes!(webhook_endpoints::list_deliveries))
 }
 
 /// The OpenAPI document (what `GET /openapi.json` serves and

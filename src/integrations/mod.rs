@@ -4,6 +4,7 @@
 
 pub mod facebook;
 pub mod google;
+pub mod ssrf;
 pub mod stripe;
 
 /// The outside systems Switchboard connects a business to, by the names

@@ -14,7 +14,8 @@
 //!   failed task.
 //! - The kinds: [`email`] (deliver one queued email), [`billing`] (the
 //!   entitlement sweep and the reconciliation with Stripe), [`cleanup`]
-//!   (purge expired rows).
+//!   (purge expired rows), [`webhooks`] (outgoing webhooks: an event's
+//!   fan-out, each delivery).
 //!
 //! A new kind is a [`queue::Task`] type with a name in [`queue::kind`], a
 //! policy in [`queue::policies`] and a handler in [`handlers`].
@@ -32,6 +33,7 @@ pub mod cleanup;
 pub mod email;
 pub mod queue;
 pub mod runner;
+pub mod webhooks;
 
 use crate::state::AppState;
 pub use queue::{Queue, Task};
@@ -48,6 +50,10 @@ pub fn handlers(state: &AppState) -> Handlers {
     h.add(move |_: billing::Reconcile| billing::reconcile(s.clone()));
     let s = state.clone();
     h.add(move |_: cleanup::Purge| cleanup::run(s.clone()));
+    let s = state.clone();
+    h.add(move |t: crate::domain::events::webhooks::FanOut| webhooks::fan_out(s.clone(), t));
+    let s = state.clone();
+    h.add(move |t: crate::domain::events::webhooks::Deliver| webhooks::deliver(s.clone(), t));
     h
 }
 

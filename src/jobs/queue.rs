@@ -28,6 +28,12 @@ pub mod kind {
     pub const BILLING_RECONCILE: &str = "billing.reconcile";
     /// Purge expired codes, tokens and counters (`jobs::cleanup`), recurring.
     pub const CLEANUP_PURGE: &str = "cleanup.purge";
+    /// Make the deliveries of one event to the business's webhook endpoints
+    /// (`domain::events::webhooks`).
+    pub const WEBHOOK_FAN_OUT: &str = "webhook.fan_out";
+    /// Deliver one event to one webhook endpoint, retried for about three
+    /// days (`domain::events::webhooks`).
+    pub const WEBHOOK_DELIVER: &str = "webhook.deliver";
 }
 
 /// Task states as stored.
@@ -137,6 +143,23 @@ pub fn policies(config: &Config) -> HashMap<&'static str, Policy> {
             Policy::recurring(Duration::from_secs(hours * 3600), Duration::ZERO),
         );
     }
+    p.insert(
+        kind::WEBHOOK_FAN_OUT,
+        Policy::once(
+            u32::try_from(crate::domain::events::webhooks::FAN_OUT_ATTEMPTS).unwrap_or(10),
+            Duration::from_secs(1),
+        ),
+    );
+    p.insert(
+        kind::WEBHOOK_DELIVER,
+        Policy {
+            max_attempts: config.webhooks.max_attempts,
+            backoff_base: Duration::from_secs(config.webhooks.retry_base_secs),
+            backoff_cap: Duration::from_secs(12 * 3600),
+            every: None,
+            first_run: Duration::ZERO,
+        },
+    );
     p.insert(
         kind::CLEANUP_PURGE,
         Policy::recurring(Duration::from_secs(3600), Duration::from_secs(60)),

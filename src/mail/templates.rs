@@ -278,6 +278,20 @@ pub fn sign_in_method_linked(provider: &str, methods: &[MethodLine]) -> Rendered
     }
 }
 
+/// A webhook endpoint was disabled after its deliveries kept failing.
+pub fn webhook_endpoint_disabled(url: &str, error: &str) -> Rendered {
+    let subject = "A Switchboard webhook endpoint was disabled".to_owned();
+    let text = format!(
+        "Deliveries to {url} kept failing for about three days (last: {error}), so the endpoint was disabled and receives nothing now. Fix it, then re-enable it in your settings; events from meanwhile stay in the event log."
+    );
+    Rendered {
+        template: "webhook_endpoint_disabled",
+        html: page(&subject, &[esc(&text)]),
+        text,
+        subject,
+    }
+}
+
 /// Billing notice: the trial ends soon (SPEC §2; sent 3 days before).
 pub fn trial_ending(days_left: i64, billing_url: &str) -> Rendered {
     let subject = format!("Your Switchboard trial ends in {days_left} days");
@@ -383,6 +397,7 @@ mod tests {
             sign_in_locked(5, 1, "https://x.test/r"),
             email_change("https://x.test/e", 30),
             email_changed("new@x.test"),
+            webhook_endpoint_disabled("https://x.test/h", "HTTP 500"),
             trial_ending(3, "https://x.test/b"),
             payment_failed(3, "https://x.test/b"),
             restricted("https://x.test/b"),

@@ -68,6 +68,8 @@ pub async fn test_config(dir: &Path) -> Config {
     config.rate_limit.auth_per_minute = 100_000;
     config.rate_limit.reveal_per_minute = 100_000;
     config.rate_limit.api_per_minute = 1_000_000;
+    // Webhook receivers in tests listen on loopback.
+    config.webhooks.allow_private_targets = true;
     // Tests sign in concurrently on a loaded machine: no 503 for waiting
     // (the overload test sets its own).
     config.auth.hash_wait_ms = 60_000;

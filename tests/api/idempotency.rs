@@ -2,10 +2,7 @@
 //! request replay the first answer; another request under the key is 422;
 //! a key still running is 409; keys belong to their principal; an answer
 //! that did not run is not kept; concurrent requests make one object.
-#![expect(
-    clippy::unwrap_used,
-    reason = "test helpers: a panic is a failed test"
-)]
+#![expect(clippy::unwrap_used, reason = "test helpers: a panic is a failed test")]
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -40,7 +37,11 @@ async fn the_same_key_replays_the_first_answer_and_another_body_is_refused() {
     assert_eq!(again.headers["idempotent-replayed"], "true");
     assert_eq!(again.headers["content-type"], "application/json");
     let list = app.get("/v1/companies", Some(&owner)).await;
-    assert_eq!(list.body["items"].as_array().unwrap().len(), 1, "one company");
+    assert_eq!(
+        list.body["items"].as_array().unwrap().len(),
+        1,
+        "one company"
+    );
 
     let other = post_with_key(
         &app,
@@ -55,7 +56,14 @@ async fn the_same_key_replays_the_first_answer_and_another_body_is_refused() {
 
     // Keys are per principal: another owner's same key is another key.
     let stranger = app.owner(&email("stranger"), "Stranger").await;
-    let theirs = post_with_key(&app, &stranger, "create-once-1", "/v1/companies", body.clone()).await;
+    let theirs = post_with_key(
+        &app,
+        &stranger,
+        "create-once-1",
+        "/v1/companies",
+        body.clone(),
+    )
+    .await;
     assert_eq!(theirs.status, StatusCode::CREATED);
     assert_ne!(theirs.body["id"], first.body["id"]);
 
@@ -66,13 +74,27 @@ async fn the_same_key_replays_the_first_answer_and_another_body_is_refused() {
     let r = post_with_key(&app, &owner, "chan-1", "/v1/channels", channel("telegram")).await;
     assert_eq!(r.status, StatusCode::CREATED);
     let r = post_with_key(&app, &owner, "chan-2", "/v1/channels", channel("whatsapp")).await;
-    assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED, "over the trial's one channel");
+    assert_eq!(
+        r.status,
+        StatusCode::PAYMENT_REQUIRED,
+        "over the trial's one channel"
+    );
     let r2 = post_with_key(&app, &owner, "chan-2", "/v1/channels", channel("whatsapp")).await;
     assert_eq!(r2.status, StatusCode::PAYMENT_REQUIRED);
-    assert_eq!(r2.headers["idempotent-replayed"], "true", "a 402 ran, and is kept");
+    assert_eq!(
+        r2.headers["idempotent-replayed"], "true",
+        "a 402 ran, and is kept"
+    );
 
     // A malformed key is refused before anything runs.
-    let r = post_with_key(&app, &owner, &"k".repeat(256), "/v1/companies", body.clone()).await;
+    let r = post_with_key(
+        &app,
+        &owner,
+        &"k".repeat(256),
+        "/v1/companies",
+        body.clone(),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.code(), "invalid_idempotency_key");
     // API keys have keys of their own too.
@@ -107,10 +129,18 @@ async fn concurrent_requests_with_one_key_make_one_object() {
             }
         }
         assert!(created >= 1, "round {round}: someone got the answer");
-        assert_eq!(ids.len(), 1, "round {round}: every 201 names the same company");
+        assert_eq!(
+            ids.len(),
+            1,
+            "round {round}: every 201 names the same company"
+        );
     }
     let list = app.get("/v1/companies?limit=100", Some(&owner)).await;
-    assert_eq!(list.body["items"].as_array().unwrap().len(), 5, "one company per key");
+    assert_eq!(
+        list.body["items"].as_array().unwrap().len(),
+        5,
+        "one company per key"
+    );
 }
 
 #[tokio::test]
@@ -128,7 +158,10 @@ async fn old_keys_are_purged_by_the_job_runner() {
     assert_eq!(r.status, StatusCode::CREATED);
     use sea_orm::{EntityTrait, PaginatorTrait};
     let db = &app.app.state.db;
-    let rows = entity::idempotency_key::Entity::find().count(db).await.unwrap();
+    let rows = entity::idempotency_key::Entity::find()
+        .count(db)
+        .await
+        .unwrap();
     assert_eq!(rows, 1);
     // Age it past the retention, then run the purge.
     entity::idempotency_key::Entity::update_many()
@@ -139,7 +172,9 @@ async fn old_keys_are_purged_by_the_job_runner() {
         .exec(db)
         .await
         .unwrap();
-    let purged = switchboard::jobs::cleanup::purge(&app.app.state).await.unwrap();
+    let purged = switchboard::jobs::cleanup::purge(&app.app.state)
+        .await
+        .unwrap();
     assert_eq!(purged.idempotency_keys, 1);
     // The key is free again: the same request now makes a new object.
     let r2 = post_with_key(

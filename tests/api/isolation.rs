@@ -39,6 +39,7 @@ fn body_for(method: &Method, template: &str, a_company: &str) -> Option<Value> {
         ("POST", "/v1/channels") => {
             Some(json!({ "company_id": a_company, "platform": "telegram" }))
         }
+        ("PATCH", "/v1/webhook-endpoints/{id}") => Some(json!({ "description": "pwned" })),
         _ => None,
     }
 }
@@ -72,6 +73,15 @@ async fn every_route_with_an_id_answers_404_across_businesses() {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let a_key = r.body["id"].as_str().unwrap().to_owned();
+    let r = app
+        .post(
+            "/v1/webhook-endpoints",
+            Some(&a),
+            json!({ "url": "http://127.0.0.1:9/alpha-hook" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let a_endpoint = r.body["id"].as_str().unwrap().to_owned();
 
     // B's own resources so that B's calls are otherwise valid.
     let b_company = app.company(&b, "Beta Company").await;
@@ -153,6 +163,8 @@ async fn every_route_with_an_id_answers_404_across_businesses() {
                 Some(a_business.as_str())
             } else if template.starts_with("/v1/api-keys/") {
                 Some(a_key.as_str())
+            } else if template.starts_with("/v1/webhook-endpoints/") {
+                Some(a_endpoint.as_str())
             } else {
                 None
             };
@@ -187,9 +199,14 @@ async fn every_route_with_an_id_answers_404_across_businesses() {
         if path.starts_with("/v1/manager/") || path.starts_with("/v1/businesses/") {
             callers.push(("manager of B", &manager_b));
         }
-        let key_route = ["/v1/companies", "/v1/channels", "/v1/businesses/"]
-            .iter()
-            .any(|p| path.starts_with(p))
+        let key_route = [
+            "/v1/companies",
+            "/v1/channels",
+            "/v1/businesses/",
+            "/v1/webhook-endpoints",
+        ]
+        .iter()
+        .any(|p| path.starts_with(p))
             && !path.ends_with("/reveal");
         if key_route {
             callers.push(("B's API key", &b_key));
@@ -205,7 +222,14 @@ async fn every_route_with_an_id_answers_404_across_businesses() {
                 r.text
             );
             assert!(r.is_problem(), "{method} {path}");
-            for secret in ["Alpha", &a_company, &a_channel, &a_business, &a_key] {
+            for secret in [
+                "Alpha",
+                &a_company,
+                &a_channel,
+                &a_business,
+                &a_key,
+                &a_endpoint,
+            ] {
                 assert!(
                     !r.text.contains(secret),
                     "{method} {path} leaked {secret}: {}",

@@ -10,6 +10,7 @@ mod audit;
 mod billing;
 mod cli;
 mod email;
+mod events;
 
 mod flow;
 mod hardening;

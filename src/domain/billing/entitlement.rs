@@ -378,6 +378,41 @@ fn settle_channel(
     Some(row)
 }
 
+/// The events `settlement` records, given the channels as they were before
+/// it: one `channel.status_changed` per channel it suspends or restores,
+/// and `business.updated` when the plan or status changed.
+pub fn events_of(
+    settlement: &Settlement,
+    before: &[channel::Model],
+) -> Vec<(&'static str, serde_json::Value)> {
+    use crate::domain::events::kind;
+    let mut out = Vec::new();
+    for row in &settlement.channels {
+        let from = before.iter().find(|c| c.id == row.id).map(|c| c.status);
+        out.push((
+            kind::CHANNEL_STATUS_CHANGED,
+            serde_json::json!({
+                "id": row.id,
+                "company_id": row.company_id,
+                "from": from,
+                "to": row.status,
+                "reason": row.suspended_reason,
+            }),
+        ));
+    }
+    let change = &settlement.change;
+    if change.plan.is_some() || change.status.is_some() {
+        out.push((
+            kind::BUSINESS_UPDATED,
+            serde_json::json!({
+                "plan": change.plan.as_ref().map(|(f, t)| serde_json::json!({ "from": f, "to": t })),
+                "status": change.status.map(|(f, t)| serde_json::json!({ "from": f, "to": t })),
+            }),
+        ));
+    }
+    out
+}
+
 /// Queues the notices of `settlement` to `owner_email` in `txn`.
 pub async fn send_notices<C: ConnectionTrait>(
     rules: &Rules<'_>,
@@ -482,6 +517,9 @@ pub async fn apply<C: ConnectionTrait>(
         let mut a = row.clone().into_active_model();
         BUSINESS_COLUMNS.into_iter().for_each(|c| a.reset(c));
         a.update(txn).await?;
+    }
+    for (event_type, data) in events_of(&settlement, &channels) {
+        crate::domain::events::record(txn, business_id, event_type, data).await?;
     }
     if (settlement.restricted_notice || settlement.trial_notice_days.is_some())
         && let Some(owner) = user::Entity::find_by_id(b.owner_id).one(txn).await?

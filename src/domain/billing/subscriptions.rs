@@ -224,14 +224,26 @@ pub async fn apply<C: ConnectionTrait>(
         version,
         Utc::now(),
     );
-    match (decision.row, existing.is_some()) {
-        (Some(row), false) => {
-            row.into_active_model().reset_all().insert(txn).await?;
-        }
-        (Some(row), true) => {
-            row.into_active_model().reset_all().update(txn).await?;
-        }
-        (None, _) => {}
+    let changed = decision.applied == Applied::Changed;
+    let stored = match (decision.row, existing.is_some()) {
+        (Some(row), false) => Some(row.into_active_model().reset_all().insert(txn).await?),
+        (Some(row), true) => Some(row.into_active_model().reset_all().update(txn).await?),
+        (None, _) => None,
+    };
+    if let Some(s) = stored.filter(|_| changed) {
+        crate::domain::events::record(
+            txn,
+            business_id,
+            crate::domain::events::kind::SUBSCRIPTION_UPDATED,
+            serde_json::json!({
+                "stripe_subscription_id": s.stripe_subscription_id,
+                "plan": s.plan,
+                "status": s.status,
+                "current_period_end": s.current_period_end,
+                "cancel_at_period_end": s.cancel_at_period_end,
+            }),
+        )
+        .await?;
     }
     Ok(decision.applied)
 }

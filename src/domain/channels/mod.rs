@@ -8,6 +8,7 @@
 //! business are thereby serialised; N parallel requests at limit L leave
 //! exactly L channels.
 
+use crate::domain::events::{self, kind};
 use chrono::{DateTime, Utc};
 use entity::channel;
 use entity::enums::{ChannelStatus, Platform};
@@ -192,8 +193,11 @@ pub async fn create(
     }
     .insert(&txn)
     .await?;
+    let view = ChannelView::from(channel);
+    let data = serde_json::to_value(&view).map_err(Error::internal)?;
+    events::record(&txn, business_id, kind::CHANNEL_CREATED, data).await?;
     txn.commit().await?;
-    Ok(channel.into())
+    Ok(view)
 }
 
 /// A page of the business's channels matching `filter`.
@@ -257,6 +261,13 @@ pub async fn delete(
     if res.rows_affected == 0 {
         return Err(Error::not_found());
     }
+    events::record(
+        &txn,
+        business_id,
+        kind::CHANNEL_DELETED,
+        serde_json::json!({ "id": id }),
+    )
+    .await?;
     entitlement::apply(rules, &txn, business_id, Utc::now()).await?;
     txn.commit().await?;
     Ok(())

@@ -113,7 +113,10 @@ pub async fn claim(
     }
     // The first request's process died: take the key over, once.
     let taken = idempotency_key::Entity::update_many()
-        .col_expr(idempotency_key::Column::LockedUntil, Expr::value(lock_until()))
+        .col_expr(
+            idempotency_key::Column::LockedUntil,
+            Expr::value(lock_until()),
+        )
         .filter(idempotency_key::Column::Principal.eq(principal))
         .filter(idempotency_key::Column::Key.eq(key))
         .filter(idempotency_key::Column::State.eq("in_progress"))

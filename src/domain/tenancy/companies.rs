@@ -2,6 +2,7 @@
 //! Every function takes the scope of the business the company must belong
 //! to ([`BusinessScope`]).
 
+use crate::domain::events::{self, kind};
 use chrono::{DateTime, Utc};
 use entity::company;
 use entity::enums::{CompanyKind, CompanyStatus};
@@ -147,8 +148,14 @@ pub async fn create(
     }
     .insert(&txn)
     .await?;
+    let view = CompanyView::from(company);
+    events::record(&txn, business_id, kind::COMPANY_CREATED, to_data(&view)?).await?;
     txn.commit().await?;
-    Ok(company.into())
+    Ok(view)
+}
+
+fn to_data<T: serde::Serialize>(v: &T) -> Result<serde_json::Value> {
+    serde_json::to_value(v).map_err(Error::internal)
 }
 
 /// A page of the business's companies, optionally of one status.
@@ -180,7 +187,8 @@ pub async fn update(
     id: Uuid,
     changes: CompanyChanges,
 ) -> Result<CompanyView> {
-    let company = find(db, scope, id).await?;
+    let txn = crate::db::begin_write(db).await?;
+    let company = find(&txn, scope, id).await?;
     let mut active = company.into_active_model();
     if let Some(name) =
         validate::optional_name("name", changes.name.as_deref(), validate::NAME_MAX)?
@@ -206,18 +214,35 @@ pub async fn update(
         None => {}
     }
     active.updated_at = Set(Utc::now());
-    Ok(active.update(db).await?.into())
+    let view = CompanyView::from(active.update(&txn).await?);
+    events::record(&txn, scope.id(), kind::COMPANY_UPDATED, to_data(&view)?).await?;
+    txn.commit().await?;
+    Ok(view)
 }
 
 /// Deletes company `id` of the scope's business and, by cascade, its channels.
 pub async fn delete(db: &DatabaseConnection, scope: &BusinessScope, id: Uuid) -> Result<()> {
     let txn = crate::db::begin_write(db).await?;
     let company = find(&txn, scope, id).await?;
+    let channels: Vec<Uuid> = entity::channel::Entity::find()
+        .select_only()
+        .column(entity::channel::Column::Id)
+        .filter(entity::channel::Column::CompanyId.eq(company.id))
+        .into_tuple()
+        .all(&txn)
+        .await?;
     entity::channel::Entity::delete_many()
         .filter(entity::channel::Column::CompanyId.eq(company.id))
         .exec(&txn)
         .await?;
     company::Entity::delete_by_id(company.id).exec(&txn).await?;
+    events::record(
+        &txn,
+        scope.id(),
+        kind::COMPANY_DELETED,
+        serde_json::json!({ "id": company.id, "code": company.code, "channel_ids": channels }),
+    )
+    .await?;
     txn.commit().await?;
     Ok(())
 }

@@ -257,6 +257,13 @@ pub async fn put(
         hint_nonce: Some(hint_nonce),
     };
     let model = store(&txn, row, created).await?;
+    crate::domain::events::record(
+        &txn,
+        business_id,
+        crate::domain::events::kind::SECRET_WRITTEN,
+        json!({ "provider": provider.as_str(), "name": name, "created": created }),
+    )
+    .await?;
     audit::record(
         &txn,
         actor,
@@ -418,6 +425,13 @@ pub async fn delete(
     if res.rows_affected == 0 {
         return Err(Error::not_found());
     }
+    crate::domain::events::record(
+        &txn,
+        business_id,
+        crate::domain::events::kind::SECRET_DELETED,
+        json!({ "provider": provider.as_str(), "name": name }),
+    )
+    .await?;
     audit::record(
         &txn,
         actor,
@@ -511,11 +525,22 @@ pub async fn rotate<C: ConnectionTrait>(
     Ok(summary)
 }
 
-/// How many secrets each key-encryption key wraps, by key id (ascending),
-/// and as many email bodies still waiting to be sent: what `keys rotate`
-/// reports, and what must show only the current key before an old one is
-/// removed from the keyring.
-pub async fn count_by_key<C: ConnectionTrait>(db: &C) -> Result<Vec<(String, u64, u64)>> {
+/// What one key-encryption key wraps: secrets, email bodies waiting to be
+/// sent, webhook endpoints' signing secrets.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct KeyUse {
+    /// Integration secrets.
+    pub secrets: u64,
+    /// Pending email bodies.
+    pub emails: u64,
+    /// Webhook endpoints' signing secrets.
+    pub webhook_secrets: u64,
+}
+
+/// What each key-encryption key wraps, by key id (ascending): what `keys
+/// rotate` reports, and what must show only the current key before an old
+/// one is removed from the keyring.
+pub async fn count_by_key<C: ConnectionTrait>(db: &C) -> Result<Vec<(String, KeyUse)>> {
     let secrets: Vec<(String, i64)> = secret::Entity::find()
         .select_only()
         .column(secret::Column::KeyId)
@@ -533,14 +558,25 @@ pub async fn count_by_key<C: ConnectionTrait>(db: &C) -> Result<Vec<(String, u64
         .into_tuple()
         .all(db)
         .await?;
-    let mut by_key: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    let endpoints: Vec<(String, i64)> = entity::webhook::endpoint::Entity::find()
+        .select_only()
+        .column(entity::webhook::endpoint::Column::SecretKeyId)
+        .column_as(entity::webhook::endpoint::Column::Id.count(), "n")
+        .group_by(entity::webhook::endpoint::Column::SecretKeyId)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut by_key: std::collections::BTreeMap<String, KeyUse> = Default::default();
     for (key, n) in secrets {
-        by_key.entry(key).or_default().0 = u64::try_from(n).unwrap_or(0);
+        by_key.entry(key).or_default().secrets = u64::try_from(n).unwrap_or(0);
     }
     for (key, n) in emails {
         if let Some(key) = key {
-            by_key.entry(key).or_default().1 = u64::try_from(n).unwrap_or(0);
+            by_key.entry(key).or_default().emails = u64::try_from(n).unwrap_or(0);
         }
     }
-    Ok(by_key.into_iter().map(|(k, (s, e))| (k, s, e)).collect())
+    for (key, n) in endpoints {
+        by_key.entry(key).or_default().webhook_secrets = u64::try_from(n).unwrap_or(0);
+    }
+    Ok(by_key.into_iter().collect())
 }

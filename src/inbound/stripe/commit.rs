@@ -51,6 +51,8 @@ struct Picture {
     dirty_businesses: HashSet<Uuid>,
     /// Stripe subscription ids whose rows are to be written (new or changed).
     dirty_subs: HashSet<String>,
+    /// Those whose state changed (each records a `subscription.updated`).
+    changed_subs: HashSet<String>,
 }
 
 /// One transaction for `items`. `None`: a claim raced another process and
@@ -65,6 +67,7 @@ pub(super) async fn commit(state: &AppState, items: &[&Item]) -> Result<Option<V
     let mut picture = load(&txn, items).await?;
     let batch = picture.apply(items, &done, rules.plans, now);
     let (settlements, channel_rows) = picture.settle(&batch.touched, &rules, now);
+    let events = picture.events(&settlements, now);
 
     // The writes: the ledger claim first, so a race is found before the rest.
     let expected = batch.claims.len() as u64;
@@ -73,6 +76,7 @@ pub(super) async fn commit(state: &AppState, items: &[&Item]) -> Result<Option<V
         return Ok(None);
     }
     write(&txn, &picture, channel_rows).await?;
+    crate::domain::events::insert_numbered(&txn, events).await?;
     queue_notices(
         &txn,
         &rules,
@@ -144,6 +148,9 @@ impl Picture {
                     batch.steps.push(Step::Ambiguous(s.id.clone()));
                     continue;
                 }
+                if decision.applied == Applied::Changed {
+                    self.changed_subs.insert(s.id.clone());
+                }
                 if let Some(row) = decision.row {
                     self.dirty_subs.insert(s.id.clone());
                     self.subs.insert(s.id.clone(), row);
@@ -206,6 +213,65 @@ impl Picture {
     }
 }
 
+impl Picture {
+    /// The events of the batch, numbered from the businesses' counters
+    /// (the rows are locked and written back with their new counters):
+    /// each changed subscription's `subscription.updated`, then each
+    /// settlement's channel and business events.
+    fn events(
+        &mut self,
+        settlements: &[entitlement::Settlement],
+        now: DateTime<Utc>,
+    ) -> Vec<entity::event::Model> {
+        use crate::domain::events::kind;
+        let mut per_business: Vec<(Uuid, &'static str, serde_json::Value)> = Vec::new();
+        let mut changed: Vec<&String> = self.changed_subs.iter().collect();
+        changed.sort();
+        for id in changed {
+            if let Some(s) = self.subs.get(id) {
+                per_business.push((
+                    s.business_id,
+                    kind::SUBSCRIPTION_UPDATED,
+                    serde_json::json!({
+                        "stripe_subscription_id": s.stripe_subscription_id,
+                        "plan": s.plan,
+                        "status": s.status,
+                        "current_period_end": s.current_period_end,
+                        "cancel_at_period_end": s.cancel_at_period_end,
+                    }),
+                ));
+            }
+        }
+        for s in settlements {
+            let before = self
+                .channels
+                .get(&s.change.business_id)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            for (t, d) in entitlement::events_of(s, before) {
+                per_business.push((s.change.business_id, t, d));
+            }
+        }
+        let mut rows = Vec::with_capacity(per_business.len());
+        for (business_id, event_type, data) in per_business {
+            let Some(b) = self.businesses.get_mut(&business_id) else {
+                continue;
+            };
+            b.event_seq += 1;
+            self.dirty_businesses.insert(business_id);
+            rows.push(entity::event::Model {
+                business_id,
+                seq: b.event_seq,
+                id: Uuid::now_v7(),
+                event_type: event_type.to_owned(),
+                data: data.to_string(),
+                occurred_at: now,
+            });
+        }
+        rows
+    }
+}
+
 /// Writes the picture's changed subscriptions and businesses and
 /// `channel_rows`, one multi-row upsert per table (a new row never meets
 /// its conflict target, a fresh id, so one statement serves inserts and
@@ -234,6 +300,7 @@ async fn write<C: ConnectionTrait>(
     let businesses_conflict = OnConflict::column(business::Column::Id)
         .update_columns(entitlement::BUSINESS_COLUMNS)
         .update_column(business::Column::StripeCustomerId)
+        .update_column(business::Column::EventSeq)
         .to_owned();
     upsert(txn, businesses, businesses_conflict).await?;
     let channels_conflict = OnConflict::column(channel::Column::Id)
