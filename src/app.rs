@@ -49,7 +49,10 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         config.database_url.clone(),
         std::time::Duration::from_millis(poll),
     );
+    // Counters and histograms start recording from the first request.
+    crate::telemetry::handle();
     Ok(AppState::new(Services {
+        probes: Default::default(),
         hub,
         keyring: keyring.clone(),
         reveal_limiter: Arc::new(governor::RateLimiter::keyed(reveal_quota)),
@@ -165,6 +168,24 @@ pub fn spawn(state: AppState, listener: TcpListener) -> std::io::Result<RunningA
     });
     let (stop_jobs, stop) = watch::channel(false);
     let jobs = tokio::spawn(crate::jobs::runner(&state).run(stop));
+    if let Some(bind) = state.config.metrics.bind {
+        let metrics = axum::Router::new()
+            .route("/metrics", axum::routing::get(crate::http::ops::metrics_unguarded))
+            .with_state(state.clone());
+        let mut stopped = stop_jobs.subscribe();
+        tokio::spawn(async move {
+            match TcpListener::bind(bind).await {
+                Ok(l) => {
+                    let _ = axum::serve(l, metrics)
+                        .with_graceful_shutdown(async move {
+                            let _ = stopped.changed().await;
+                        })
+                        .await;
+                }
+                Err(e) => tracing::error!(error = %e, %bind, "cannot serve metrics"),
+            }
+        });
+    }
     Ok(RunningApp {
         addr,
         state,

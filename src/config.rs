@@ -104,6 +104,33 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     /// The live event stream.
     pub events: EventsConfig,
+    /// Who may read `/metrics` and `/health/detailed` without an admin.
+    pub metrics: MetricsConfig,
+    /// Cross-origin requests from browsers (a web front end elsewhere).
+    pub cors: CorsConfig,
+}
+
+/// Operators' endpoints (`SWITCHBOARD_METRICS__TOKEN`, …). Never public by
+/// default: with neither key set, `/metrics` does not exist and
+/// `/health/detailed` answers admins only.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Bearer token for `GET /metrics` and `GET /health/detailed` (at least
+    /// 32 characters).
+    pub token: Option<SecretString>,
+    /// A separate address serving `GET /metrics` without a token (a private
+    /// network's scraper), e.g. `127.0.0.1:9090`.
+    pub bind: Option<SocketAddr>,
+}
+
+/// Cross-origin resource sharing (`SWITCHBOARD_CORS__ALLOWED_ORIGINS`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Exact origins (`https://app.example.com`) allowed to call the API
+    /// from a browser, with credentials; empty (default): none.
+    pub allowed_origins: Vec<String>,
 }
 
 /// Outgoing webhooks (`SWITCHBOARD_WEBHOOKS__MAX_ATTEMPTS`, …).
@@ -417,6 +444,8 @@ impl Default for Config {
             jobs: JobsConfig::default(),
             webhooks: WebhooksConfig::default(),
             events: EventsConfig::default(),
+            metrics: MetricsConfig::default(),
+            cors: CorsConfig::default(),
         }
     }
 }
@@ -648,6 +677,24 @@ impl Config {
                 "events",
                 "poll_ms and keep_alive_secs must be at least 1",
             ));
+        }
+        if self
+            .metrics
+            .token
+            .as_ref()
+            .is_some_and(|t| secrecy::ExposeSecret::expose_secret(t).len() < 32)
+        {
+            return Err(invalid("metrics.token", "must be at least 32 characters"));
+        }
+        if let Some(bad) = self.cors.allowed_origins.iter().find(|o| {
+            !(o.starts_with("http://") || o.starts_with("https://"))
+                || o.trim_end_matches('/') != o.as_str()
+                || axum::http::HeaderValue::from_str(o).is_err()
+        }) {
+            return Err(ConfigError::Invalid {
+                key: "cors.allowed_origins",
+                message: format!("`{bad}` is not an origin like https://app.example.com"),
+            });
         }
         if self.jobs.concurrency == 0 {
             return Err(invalid("jobs.concurrency", "must be at least 1"));

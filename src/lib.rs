@@ -6,7 +6,8 @@
 //! (credentials), `config`/`keys` (start-up), `db` (connection, migrations,
 //! the SQLite read path), `mail` (templates, the outbox), `jobs` (the one
 //! durable job runner and its kinds), `crypto` (the secret vault's envelope
-//! encryption), `integrations` (one client per external system).
+//! encryption), `integrations` (one client per external system),
+//! `telemetry` (Prometheus metrics).
 #![warn(missing_docs)]
 
 pub mod app;
@@ -27,3 +28,4 @@ pub mod mail;
 pub mod memo;
 pub mod rfc3339;
 pub mod state;
+pub mod telemetry;

@@ -66,6 +66,8 @@ pub struct Services {
     pub webhook_secrets: Arc<Vec<secrecy::SecretString>>,
     /// The inbound-webhook writers (group commit per source).
     pub inbound: crate::inbound::Writers,
+    /// The last probes of the external systems (`/health/detailed`).
+    pub probes: crate::http::ops::Probes,
     /// The live event stream's fan-out.
     pub hub: Arc<crate::domain::events::hub::Hub>,
     /// Requests per user and per API key (`rate_limit.api_per_minute`).

@@ -149,6 +149,35 @@ pub struct Auth(pub Caller);
 /// key may do there is its scopes' policy.
 pub struct AnyAuth(pub Principal);
 
+/// The bearer credential in `headers`, if any.
+pub(crate) fn bearer_of(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+/// The person behind `headers`' access token (as [`Auth`] finds them), for
+/// handlers that accept other credentials too.
+pub(crate) async fn caller_from_headers(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<Caller, Error> {
+    let token = bearer_of(headers).ok_or_else(|| {
+        Error::unauthorized("unauthenticated", "Send Authorization: Bearer <access token>")
+    })?;
+    if api_keys::looks_like_key(token) {
+        return Err(Error::new(
+            StatusCode::FORBIDDEN,
+            "api_key_not_allowed",
+            "API keys cannot use this route",
+        ));
+    }
+    user(state, token).await
+}
+
 /// The bearer credential of a request.
 pub(crate) fn bearer(parts: &Parts) -> Result<&str, Error> {
     let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {

@@ -19,6 +19,7 @@ pub mod idempotency;
 pub mod manager;
 pub mod me;
 pub mod oauth;
+pub mod ops;
 pub mod rate_limit;
 pub mod secrets;
 pub mod webhook_endpoints;
@@ -117,6 +118,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
+        .routes(routes!(ops::detailed))
         .routes(routes!(me::get_me, me::update_me))
         .routes(routes!(me::change_email))
         .routes(routes!(oauth::list_methods))
@@ -206,10 +208,17 @@ pub fn router(state: AppState) -> Router {
         )
         .split_for_parts();
     let resolver = client_ip::Resolver::new(&state.config.rate_limit.trusted_proxies);
+    let hsts = state.config.public_url.starts_with("https://");
     router
+        .route("/metrics", axum::routing::get(ops::metrics))
+        .layer(axum::middleware::from_fn(crate::telemetry::http_layer))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(move |req, next| {
+            security_headers(hsts, req, next)
+        }))
+        .layer(cors(&state.config.cors))
         .layer(axum::middleware::from_fn_with_state(
             resolver,
             client_ip::layer,
@@ -220,6 +229,75 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// Headers every response carries: no MIME sniffing, no referrer, a
+/// content security policy (the API's answers load nothing and frame
+/// nowhere; the docs page loads its own scripts and styles only, so it
+/// works offline), and HSTS when the public URL is https.
+async fn security_headers(
+    hsts: bool,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use axum::http::{HeaderValue, header};
+    let docs = request.uri().path().starts_with("/docs");
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    let csp = if docs {
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+    } else {
+        "default-src 'none'; frame-ancestors 'none'"
+    };
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    if hsts {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
+    response
+}
+
+/// Cross-origin requests from the configured origins only (none by
+/// default), with credentials (the OAuth binding cookie); the headers a
+/// client needs to read are exposed.
+fn cors(config: &crate::config::CorsConfig) -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderName, HeaderValue, Method, header};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let origins: Vec<HeaderValue> = config
+        .allowed_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_credentials(true)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("last-event-id"),
+        ])
+        .expose_headers([
+            header::RETRY_AFTER,
+            header::LOCATION,
+            HeaderName::from_static("ratelimit"),
+            HeaderName::from_static("ratelimit-policy"),
+            HeaderName::from_static("idempotent-replayed"),
+            HeaderName::from_static("x-request-id"),
+        ])
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 async fn not_found() -> Error {

@@ -149,3 +149,20 @@ pub async fn retry<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<JobView> {
         ),
     ))
 }
+
+/// Seconds the oldest due task (queued or retrying, its time passed) has
+/// waited: the runner's lag.
+pub async fn due_lag_secs(db: &sea_orm::DatabaseConnection) -> Result<f64, sea_orm::DbErr> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+    let now = chrono::Utc::now();
+    let oldest: Option<chrono::DateTime<chrono::Utc>> = entity::job::Entity::find()
+        .select_only()
+        .column(entity::job::Column::RunAt)
+        .filter(entity::job::Column::State.is_in(["queued", "retrying"]))
+        .filter(entity::job::Column::RunAt.lte(now))
+        .order_by_asc(entity::job::Column::RunAt)
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(oldest.map_or(0.0, |t| (now - t).num_milliseconds() as f64 / 1000.0))
+}

@@ -323,6 +323,7 @@ impl Runner {
     /// Runs one claimed task, renewing its lease meanwhile, and records
     /// the outcome.
     async fn execute(&self, task: job::Model) {
+        let started = std::time::Instant::now();
         let outcome = match self.handlers.0.get(task.kind.as_str()) {
             None => Err(Failure::permanent(format!("no handler for {}", task.kind))),
             Some(handler) => {
@@ -345,6 +346,12 @@ impl Runner {
                 }
             }
         };
+        let label = match &outcome {
+            Ok(()) => "success",
+            Err(f) if f.permanent || task.attempts >= task.max_attempts => "failed",
+            Err(_) => "retry",
+        };
+        crate::telemetry::job_finished(&task.kind, label, started.elapsed().as_secs_f64());
         if let Err(e) = self.finish(&task, outcome).await {
             // The lease expires and the task runs again.
             tracing::error!(task = %task.id, kind = %task.kind, error = %e, "recording a task's outcome failed");

@@ -21,6 +21,7 @@ mod jobs;
 mod localstripe;
 mod oauth;
 mod openapi;
+mod ops;
 mod overload;
 mod race;
 mod rate_limit;

@@ -154,6 +154,7 @@ async fn role_matrix() {
         row(Method::DELETE, "/v1/admin/businesses/{business}/manager", None, [401, 403, 404, 403, 404, 204]),
         row(Method::GET, "/health", None, [200, 200, 200, 200, 200, 200]),
         row(Method::GET, "/health/ready", None, [200, 200, 200, 200, 200, 200]),
+        row(Method::GET, "/health/detailed", None, [401, 403, 403, 403, 403, 200]),
         row(Method::GET, "/v1/admin/audit", None, [401, 403, 403, 403, 403, 200]),
         row(Method::GET, "/v1/admin/stats", None, [401, 403, 403, 403, 403, 200]),
         row(Method::GET, "/v1/business/audit", None, [401, 200, 200, 403, 403, 403]),

@@ -109,6 +109,11 @@ impl Hub {
         })
     }
 
+    /// Businesses with an open stream.
+    pub fn feeds(&self) -> usize {
+        self.feeds.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
     /// Ends every stream now and refuses new ones (graceful shutdown: an
     /// open stream would otherwise keep its connection forever).
     pub fn close(&self) {
