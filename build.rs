@@ -1,5 +1,8 @@
 //! Records the commit the binary is built from (for `/health/detailed`),
-//! or `unknown` outside a git checkout (e.g. a Docker build context).
+//! or `unknown` outside a git checkout (e.g. a Docker build context). The
+//! variable's name stays outside the `SWITCHBOARD_` configuration prefix:
+//! cargo also sets it for the programs it runs (tests, `cargo run`), and
+//! the configuration refuses unknown `SWITCHBOARD_` keys.
 
 use std::process::Command;
 
@@ -13,7 +16,7 @@ fn main() {
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "unknown".into());
-    println!("cargo:rustc-env=SWITCHBOARD_COMMIT={commit}");
+    println!("cargo:rustc-env=BUILD_GIT_COMMIT={commit}");
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs/heads");
 }

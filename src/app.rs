@@ -170,7 +170,10 @@ pub fn spawn(state: AppState, listener: TcpListener) -> std::io::Result<RunningA
     let jobs = tokio::spawn(crate::jobs::runner(&state).run(stop));
     if let Some(bind) = state.config.metrics.bind {
         let metrics = axum::Router::new()
-            .route("/metrics", axum::routing::get(crate::http::ops::metrics_unguarded))
+            .route(
+                "/metrics",
+                axum::routing::get(crate::http::ops::metrics_unguarded),
+            )
             .with_state(state.clone());
         let mut stopped = stop_jobs.subscribe();
         tokio::spawn(async move {

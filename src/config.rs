@@ -733,6 +733,14 @@ impl Config {
                 ));
             }
         }
+        if self.plans.keys().any(|id| {
+            !crate::domain::validate::matches(crate::domain::billing::plans::PLAN_ID_PATTERN, id)
+        }) {
+            return Err(invalid(
+                "plans",
+                "a plan id is a lower-case letter then up to 31 of a-z, 0-9, `_`",
+            ));
+        }
         if !self.plans.contains_key(TRIAL) {
             return Err(invalid("plans", "the catalogue must contain `trial`"));
         }

@@ -39,10 +39,7 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                     &BUCKETS,
                 )
                 .and_then(|b| {
-                    b.set_buckets_for_metric(
-                        Matcher::Full("job_duration_seconds".into()),
-                        &BUCKETS,
-                    )
+                    b.set_buckets_for_metric(Matcher::Full("job_duration_seconds".into()), &BUCKETS)
                 })
                 .ok()
                 .and_then(|b| b.install_recorder().ok())
@@ -87,7 +84,12 @@ async fn rows(db: &DatabaseConnection, sql: &str) -> Vec<sea_orm::QueryResult> {
 /// webhook events per source, open event streams, the database pool.
 pub async fn refresh_gauges(state: &crate::state::AppState) {
     let db = &state.db;
-    for row in rows(db, "SELECT kind, state, count(*) FROM jobs GROUP BY kind, state").await {
+    for row in rows(
+        db,
+        "SELECT kind, state, count(*) FROM jobs GROUP BY kind, state",
+    )
+    .await
+    {
         if let (Ok(kind), Ok(st), Ok(n)) = (
             row.try_get_by_index::<String>(0),
             row.try_get_by_index::<String>(1),
@@ -98,7 +100,12 @@ pub async fn refresh_gauges(state: &crate::state::AppState) {
     }
     let lag = crate::jobs::admin::due_lag_secs(db).await.unwrap_or(0.0);
     metrics::gauge!("jobs_due_lag_seconds").set(lag);
-    for row in rows(db, "SELECT count(*) FROM email_outbox WHERE status = 'pending'").await {
+    for row in rows(
+        db,
+        "SELECT count(*) FROM email_outbox WHERE status = 'pending'",
+    )
+    .await
+    {
         if let Ok(n) = row.try_get_by_index::<i64>(0) {
             metrics::gauge!("email_outbox_pending").set(n as f64);
         }

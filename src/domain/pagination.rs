@@ -12,6 +12,9 @@ use crate::error::{Error, Result};
 
 /// Largest page.
 pub const MAX_LIMIT: u64 = 100;
+/// A cursor: the 16 bytes of an id in unpadded base64url, 22 characters
+/// whose last one carries 2 bits (RFC 4648 §5), so one of `A Q g w`.
+pub const CURSOR_PATTERN: &str = r"^[A-Za-z0-9_-]{21}[AQgw]$";
 /// Page size when none is asked.
 pub const DEFAULT_LIMIT: u64 = 20;
 
@@ -21,8 +24,10 @@ pub const DEFAULT_LIMIT: u64 = 20;
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Items per page, 1..=100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = r"^[A-Za-z0-9_-]{21}[AQgw]$")]
     pub cursor: Option<String>,
 }
 

@@ -25,8 +25,17 @@ use entity::enums::Role;
 #[serde(deny_unknown_fields)]
 pub struct CreateManager {
     /// The manager's email; a set-password link is sent there.
+    #[schema(
+        max_length = 254,
+        pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?$"
+    )]
     pub email: String,
     /// Their full name.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub full_name: String,
 }
 
@@ -39,7 +48,7 @@ pub struct AssignManager {
 }
 
 /// Every business (cursor pagination).
-#[utoipa::path(get, path = "/v1/admin/businesses", tag = "admin", security(("bearer" = [])), params(PageQuery),
+#[utoipa::path(get, path = "/v1/admin/businesses", operation_id = "admin_list_businesses", tag = "admin", security(("bearer" = [])), params(PageQuery),
     responses(
         (status = 200, body = Page<BusinessView>),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -70,7 +79,7 @@ pub async fn list_businesses(
 }
 
 /// One business.
-#[utoipa::path(get, path = "/v1/admin/businesses/{id}", tag = "admin", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Business id")),
+#[utoipa::path(get, path = "/v1/admin/businesses/{id}", operation_id = "admin_get_business", tag = "admin", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Business id")),
     responses(
         (status = 200, body = BusinessView),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -166,8 +175,8 @@ pub async fn list_managers(
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`not_a_manager`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such business, or no user has that `manager_id`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`not_a_manager`: the user is not a manager account", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn assign_manager(
     State(state): State<AppState>,
@@ -258,8 +267,10 @@ pub struct AdminAuditQuery {
     /// Before this time (RFC 3339).
     pub to: Option<chrono::DateTime<chrono::Utc>>,
     /// Items per page, 1..=100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = r"^[A-Za-z0-9_-]{21}[AQgw]$")]
     pub cursor: Option<String>,
 }
 
@@ -320,8 +331,10 @@ pub struct JobsQuery {
     /// Only tasks in this state.
     pub state: Option<JobState>,
     /// Items per page, 1..=100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = r"^[A-Za-z0-9_-]{21}[AQgw]$")]
     pub cursor: Option<String>,
 }
 
@@ -394,6 +407,7 @@ pub struct SetRateLimit {
     /// Requests per minute per user and per API key of the business,
     /// 1..=100000; `null` restores the platform default.
     #[schema(minimum = 1, maximum = 100000)]
+    #[serde(default, deserialize_with = "super::extract::optional_whole_number")]
     pub per_minute: Option<u32>,
 }
 

@@ -23,7 +23,11 @@ use entity::enums::Role;
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
     /// What the key is for, 1..=100 characters (e.g. `n8n production`).
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     /// What it may do (at least one).
     #[schema(min_items = 1)]
@@ -43,6 +47,7 @@ pub struct ListApiKeys {
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = r"^[A-Za-z0-9_-]{21}[AQgw]$")]
     pub cursor: Option<String>,
 }
 
@@ -59,6 +64,7 @@ pub struct AdminListApiKeys {
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = r"^[A-Za-z0-9_-]{21}[AQgw]$")]
     pub cursor: Option<String>,
 }
 

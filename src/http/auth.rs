@@ -14,7 +14,7 @@ use super::extract::{Auth, Json};
 use crate::domain::identity::sessions::{self, AccessToken, TokenPair};
 use crate::domain::identity::signup::{self, Completion};
 use crate::domain::identity::{email_change, oauth};
-use crate::domain::validate::{Email, Password};
+use crate::domain::validate::{self, Email, Password};
 use crate::domain::{identity::magic_link, identity::recovery, tenancy::managers};
 use crate::error::{Problem, Result};
 use crate::state::AppState;
@@ -24,6 +24,10 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct RegisterStart {
     /// Address to verify.
+    #[schema(
+        max_length = 254,
+        pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?$"
+    )]
     pub email: String,
 }
 
@@ -41,8 +45,13 @@ pub struct Accepted {
 #[serde(deny_unknown_fields)]
 pub struct RegisterVerify {
     /// Address the code was sent to.
+    #[schema(
+        max_length = 254,
+        pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?$"
+    )]
     pub email: String,
     /// The 6-digit code.
+    #[schema(pattern = r"^[0-9]{6}$")]
     pub code: String,
 }
 
@@ -60,13 +69,24 @@ pub struct RegistrationToken {
 #[serde(deny_unknown_fields)]
 pub struct RegisterComplete {
     /// From `register/verify`.
+    #[schema(min_length = 1, max_length = 512)]
     pub registration_token: String,
     /// 10 to 128 characters.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 10, max_length = 128)]
     pub password: SecretString,
     /// The owner's full name.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub full_name: String,
     /// The new business's name.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub business_name: String,
 }
 
@@ -86,6 +106,7 @@ pub struct Login {
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     /// The current refresh token.
+    #[schema(min_length = 1, max_length = 512)]
     pub refresh_token: String,
 }
 
@@ -94,9 +115,10 @@ pub struct RefreshRequest {
 #[serde(deny_unknown_fields)]
 pub struct SetPassword {
     /// Token from the emailed link.
+    #[schema(min_length = 1, max_length = 512)]
     pub token: String,
     /// The new password, 10 to 128 characters.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 10, max_length = 128)]
     pub password: SecretString,
 }
 
@@ -205,7 +227,11 @@ pub async fn refresh(
     Json(body): Json<RefreshRequest>,
 ) -> Result<Json<TokenPair>> {
     Ok(Json(
-        sessions::refresh(&state.identity(), &body.refresh_token).await?,
+        sessions::refresh(
+            &state.identity(),
+            validate::token("refresh_token", &body.refresh_token)?,
+        )
+        .await?,
     ))
 }
 
@@ -220,7 +246,11 @@ pub async fn logout(
     State(state): State<AppState>,
     Json(body): Json<RefreshRequest>,
 ) -> Result<StatusCode> {
-    sessions::logout(&state.identity(), &body.refresh_token).await?;
+    sessions::logout(
+        &state.identity(),
+        validate::token("refresh_token", &body.refresh_token)?,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -247,6 +277,10 @@ pub async fn password_set(
 #[serde(deny_unknown_fields)]
 pub struct EmailOnly {
     /// Account email.
+    #[schema(
+        max_length = 254,
+        pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?$"
+    )]
     pub email: String,
 }
 
@@ -255,9 +289,10 @@ pub struct EmailOnly {
 #[serde(deny_unknown_fields)]
 pub struct ResetPassword {
     /// Token from the emailed reset link.
+    #[schema(min_length = 1, max_length = 512)]
     pub token: String,
     /// The new password, 10 to 128 characters.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 10, max_length = 128)]
     pub password: SecretString,
 }
 
@@ -269,7 +304,7 @@ pub struct ChangePassword {
     #[schema(value_type = String, format = Password)]
     pub current_password: SecretString,
     /// The new password, 10 to 128 characters.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 10, max_length = 128)]
     pub new_password: SecretString,
 }
 
@@ -278,6 +313,7 @@ pub struct ChangePassword {
 #[serde(deny_unknown_fields)]
 pub struct MagicLinkVerify {
     /// Token from the emailed sign-in link.
+    #[schema(min_length = 1, max_length = 512)]
     pub token: String,
 }
 
@@ -436,6 +472,7 @@ pub async fn logout_all(State(state): State<AppState>, Auth(caller): Auth) -> Re
 #[serde(deny_unknown_fields)]
 pub struct TokenOnly {
     /// The token from the emailed link.
+    #[schema(min_length = 1, max_length = 512)]
     pub token: String,
 }
 

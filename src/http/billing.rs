@@ -22,6 +22,7 @@ use crate::state::AppState;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanChoice {
+    #[schema(pattern = r"^[a-z][a-z0-9_]{0,31}$")]
     /// Plan id, e.g. `growth` (see `GET /v1/billing/plans`).
     pub plan: String,
 }
@@ -32,8 +33,10 @@ pub struct PlanChoice {
 #[into_params(parameter_in = Query)]
 pub struct InvoiceQuery {
     /// Invoices per page, 1..=100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
     /// `next_cursor` of the previous page (an invoice id).
+    #[param(pattern = r"^in_[A-Za-z0-9_]{1,252}$")]
     pub starting_after: Option<String>,
 }
 
@@ -181,7 +184,7 @@ pub async fn subscription(
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: a bad `limit`, or a `starting_after` that is not an invoice of this business", body = Problem, content_type = "application/problem+json"),
         (status = 502, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ))]

@@ -24,6 +24,11 @@ pub struct CreateChannel {
     /// `whatsapp`, `telegram`, `instagram`, `facebook`, `email` or `tiktok`.
     pub platform: Platform,
     /// Display name, ≤ 200 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub account_name: Option<String>,
     /// Non-secret configuration, a JSON object ≤ 16 KiB.
     #[schema(value_type = Option<Object>)]
@@ -42,8 +47,10 @@ pub struct ListChannels {
     /// Only this status.
     pub status: Option<ChannelStatus>,
     /// Items per page, 1..=100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = r"^[A-Za-z0-9_-]{21}[AQgw]$")]
     pub cursor: Option<String>,
 }
 

@@ -20,10 +20,20 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct CreateCompany {
     /// Name, 1..=200 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     /// `product`, `service` or `hybrid`.
     pub kind: CompanyKind,
     /// Free-form shop type, ≤ 100 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub shop_type: Option<String>,
 }
 
@@ -32,13 +42,42 @@ pub struct CreateCompany {
 #[serde(deny_unknown_fields)]
 pub struct UpdateCompany {
     /// New name.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
     /// New kind.
     pub kind: Option<CompanyKind>,
     /// New shop type.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub shop_type: Option<String>,
-    /// `active` or `inactive`.
-    pub status: Option<CompanyStatus>,
+    /// `active` or `inactive` (`suspended` is the platform's to set).
+    pub status: Option<OwnerStatus>,
+}
+
+/// The statuses an owner may set on a company.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OwnerStatus {
+    /// Operating.
+    Active,
+    /// Paused by its owner.
+    Inactive,
+}
+
+impl From<OwnerStatus> for CompanyStatus {
+    fn from(s: OwnerStatus) -> CompanyStatus {
+        match s {
+            OwnerStatus::Active => CompanyStatus::Active,
+            OwnerStatus::Inactive => CompanyStatus::Inactive,
+        }
+    }
 }
 
 /// Query of `GET /v1/companies`.
@@ -49,8 +88,10 @@ pub struct ListCompanies {
     /// Only companies of this status.
     pub status: Option<CompanyStatus>,
     /// Items per page, 1..=100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = r"^[A-Za-z0-9_-]{21}[AQgw]$")]
     pub cursor: Option<String>,
 }
 
@@ -149,7 +190,7 @@ pub async fn update_company(
         name: body.name,
         kind: body.kind,
         shop_type: body.shop_type,
-        status: body.status,
+        status: body.status.map(Into::into),
     };
     Ok(Json(
         companies::update(&state.db, &scope, id, changes).await?,

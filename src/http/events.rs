@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{AnyAuth, Json, Query};
 use crate::authz::{Action, Object};
-use crate::domain::events::{self, EventView};
+use crate::domain::events::{self, EventType, EventView};
 use crate::domain::pagination::page_limit;
 use crate::domain::tenancy::access;
 use crate::error::{Error, Problem, Result};
@@ -31,7 +31,7 @@ pub struct ListEvents {
     /// Only this type, e.g. `channel.status_changed`.
     #[serde(rename = "type")]
     #[param(rename = "type")]
-    pub event_type: Option<String>,
+    pub event_type: Option<EventType>,
     /// Items per page, 1..=100 (default 20).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
@@ -45,6 +45,20 @@ pub struct EventPage {
     /// Pass as `after` for the next page; `null` when this page is the
     /// last one so far (poll again with the last `seq` for newer ones).
     pub next_after: Option<i64>,
+}
+
+/// One server-sent event of the stream, as an SSE parser hands it over.
+#[derive(ToSchema)]
+#[schema(as = StreamedEvent)]
+pub struct StreamedEvent {
+    /// The event's `seq` (send it back as `Last-Event-ID` to resume).
+    #[schema(pattern = r"^[0-9]+$")]
+    pub id: String,
+    /// The event's `type`.
+    pub event: String,
+    /// The event, as JSON (an [`EventView`]).
+    #[schema(content_media_type = "application/json")]
+    pub data: String,
 }
 
 /// Query of `GET /v1/events/stream`.
@@ -85,7 +99,14 @@ pub async fn list_events(
     let scope = access::own_scope(&state.authz, principal, Object::Event, Action::List)?;
     let limit = page_limit(q.limit, 20)?;
     let after = parse_after(q.after, "after")?.unwrap_or(0);
-    let items = events::list(&state.db, &scope, after, limit, q.event_type.as_deref()).await?;
+    let items = events::list(
+        &state.db,
+        &scope,
+        after,
+        limit,
+        q.event_type.map(EventType::as_str),
+    )
+    .await?;
     let next_after = (items.len() as u64 == limit)
         .then(|| items.last().map(|e| e.seq))
         .flatten();
@@ -100,9 +121,9 @@ pub async fn list_events(
 ///
 /// API keys: `events:read`.
 #[utoipa::path(get, path = "/v1/events/stream", tag = "events", security(("bearer" = [])), params(StreamQuery,
-        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event number")),
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event number", minimum = 0)),
     responses(
-        (status = 200, description = "A stream of server-sent events", content_type = "text/event-stream", body = String),
+        (status = 200, description = "A stream of server-sent events: `id` is the event's `seq`, `event` its `type`, `data` the event as JSON", content_type = "text/event-stream", body = StreamedEvent),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -124,7 +145,8 @@ pub async fn stream_events(
                 .ok_or_else(|| Error::invalid_field("Last-Event-ID", "an event number"))?,
         ),
     };
-    let after = parse_after(header.or(q.after), "after")?;
+    let query = parse_after(q.after, "after")?;
+    let after = parse_after(header, "Last-Event-ID")?.or(query);
     let subscription = state.hub.subscribe(scope.id(), after).await?;
     let stream = futures_util::stream::unfold(subscription, |mut sub| async move {
         let event = sub.next().await?;

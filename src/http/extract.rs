@@ -7,8 +7,11 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
+
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{DeserializeOwned, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::domain::audit::RequestMeta;
 use crate::domain::programs::api_keys;
@@ -18,15 +21,16 @@ use crate::state::AppState;
 
 /// A JSON body (request) or JSON response. Rejections: 415
 /// `unsupported_media_type`, 400 `malformed_json`, 413 `payload_too_large`,
-/// 422 `invalid_body` (unknown field, wrong type, bad enum value, missing field).
+/// 422 `invalid_body` (not an object, unknown field, wrong type, bad enum
+/// value, missing field).
 pub struct Json<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Json(v)),
+        match axum::Json::<Object<T>>::from_request(req, state).await {
+            Ok(axum::Json(Object(v))) => Ok(Json(v)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }
@@ -63,6 +67,64 @@ pub fn json_rejection(rejection: JsonRejection) -> Error {
         )
         .with_detail(detail),
     }
+}
+
+/// A struct read from a JSON object only. serde's derived structs also
+/// accept a JSON array of their fields in order (`[null, null]` for a
+/// two-field struct), which the API document does not allow and a client
+/// never means; bodies and nested objects go through this instead.
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer
+            .deserialize_map(ObjectVisitor(PhantomData))
+            .map(Object)
+    }
+}
+
+/// `#[serde(deserialize_with = "object")]` for a struct nested in a body:
+/// read from a JSON object only (see [`Json`]).
+pub fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<T, D::Error> {
+    Object::deserialize(deserializer).map(|o| o.0)
+}
+
+/// `#[serde(default, deserialize_with = "optional_whole_number")]` for an
+/// optional integer field: JSON Schema's `integer` is any number whose
+/// fraction is zero (`5.0` is 5; JSON Schema 2020-12 validation §6.1.1),
+/// which serde's integer types refuse. Missing or `null` is `None`; a
+/// fraction, a negative or an out-of-range number is an error (422).
+pub fn optional_whole_number<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    let Some(n) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let whole = n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=9.0e15).contains(f))
+            .map(|f| f as u64)
+    });
+    whole
+        .and_then(|v| T::try_from(v).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!("expected a whole number in range, got {n}"))
+        })
 }
 
 /// Bytes reserved for a JSON response before serializing: a page of a few
@@ -166,7 +228,10 @@ pub(crate) async fn caller_from_headers(
     headers: &axum::http::HeaderMap,
 ) -> Result<Caller, Error> {
     let token = bearer_of(headers).ok_or_else(|| {
-        Error::unauthorized("unauthenticated", "Send Authorization: Bearer <access token>")
+        Error::unauthorized(
+            "unauthenticated",
+            "Send Authorization: Bearer <access token>",
+        )
     })?;
     if api_keys::looks_like_key(token) {
         return Err(Error::new(

@@ -15,13 +15,13 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::programs::idempotency::{Claim, Stored};
 use crate::domain::programs::{api_keys, idempotency};
+use crate::domain::validate;
 use crate::error::Error;
 use crate::state::AppState;
 
 /// The request header (Stripe's name; IETF draft-ietf-httpapi-idempotency-key-header).
 pub const HEADER: &str = "idempotency-key";
-/// Longest key accepted.
-pub const KEY_MAX: usize = 255;
+pub use crate::domain::programs::idempotency::KEY_MAX;
 
 fn bad_key() -> Error {
     Error::new(
@@ -96,7 +96,7 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
         Ok(k)
             if !k.is_empty()
                 && k.len() <= KEY_MAX
-                && k.bytes().all(|b| b.is_ascii_graphic() || b == b' ') =>
+                && validate::matches(idempotency::KEY_PATTERN, k) =>
         {
             k.to_owned()
         }

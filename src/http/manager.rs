@@ -21,7 +21,7 @@ use crate::error::{Problem, Result};
 use crate::state::AppState;
 
 /// The businesses assigned to the calling manager.
-#[utoipa::path(get, path = "/v1/manager/businesses", tag = "manager", security(("bearer" = [])), params(PageQuery),
+#[utoipa::path(get, path = "/v1/manager/businesses", operation_id = "manager_list_businesses", tag = "manager", security(("bearer" = [])), params(PageQuery),
     responses(
         (status = 200, body = Page<BusinessView>),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -57,7 +57,7 @@ pub struct ManagedBusinessView {
 
 /// One assigned business: plan, status, trial end, channel usage, last
 /// activity, subscription status and renewal date.
-#[utoipa::path(get, path = "/v1/manager/businesses/{id}", tag = "manager", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Business id")),
+#[utoipa::path(get, path = "/v1/manager/businesses/{id}", operation_id = "manager_get_business", tag = "manager", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Business id")),
     responses(
         (status = 200, body = ManagedBusinessView),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -91,7 +91,7 @@ pub async fn get_business(
 }
 
 /// Companies of an assigned business.
-#[utoipa::path(get, path = "/v1/manager/businesses/{id}/companies", tag = "manager", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Business id"), ListCompanies),
+#[utoipa::path(get, path = "/v1/manager/businesses/{id}/companies", operation_id = "manager_list_companies", tag = "manager", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Business id"), ListCompanies),
     responses(
         (status = 200, body = Page<CompanyView>),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -114,7 +114,7 @@ pub async fn list_companies(
 }
 
 /// Channels of an assigned business.
-#[utoipa::path(get, path = "/v1/manager/businesses/{id}/channels", tag = "manager", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Business id"), ListChannels),
+#[utoipa::path(get, path = "/v1/manager/businesses/{id}/channels", operation_id = "manager_list_channels", tag = "manager", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Business id"), ListChannels),
     responses(
         (status = 200, body = Page<ChannelView>),
         (status = 400, body = Problem, content_type = "application/problem+json"),

@@ -17,6 +17,11 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct UpdateMe {
     /// New full name.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub full_name: Option<String>,
 }
 
@@ -52,6 +57,10 @@ pub async fn update_me(
 #[serde(deny_unknown_fields)]
 pub struct ChangeEmail {
     /// The new address.
+    #[schema(
+        max_length = 254,
+        pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?$"
+    )]
     pub email: String,
 }
 

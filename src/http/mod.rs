@@ -12,6 +12,7 @@ pub mod channels;
 pub mod client_ip;
 pub mod companies;
 pub mod context;
+pub mod contract;
 pub mod events;
 pub mod extract;
 pub mod health;
@@ -54,6 +55,7 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
         version = "1.0.0"
     ),
     modifiers(&BearerAuth),
+    components(schemas(crate::domain::identity::oauth::SignInProvider)),
     tags(
         (name = "auth", description = "Registration and sessions"),
         (name = "me", description = "The signed-in account"),
@@ -181,12 +183,14 @@ fn api_routes() -> OpenApiRouter<AppState> {
 }
 
 /// The OpenAPI document (what `GET /openapi.json` serves and
-/// `switchboard openapi` prints).
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
+/// `switchboard openapi` prints): generated from the routes, with the
+/// cross-cutting layers' answers added ([`contract`]).
+pub fn openapi() -> serde_json::Value {
+    let doc = OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
         .merge(auth_routes())
         .merge(api_routes())
-        .into_openapi()
+        .into_openapi();
+    contract::apply(&doc)
 }
 
 /// The whole application router.
@@ -207,12 +211,13 @@ pub fn router(state: AppState) -> Router {
                 )),
         )
         .split_for_parts();
+    let doc = contract::apply(&doc);
     let resolver = client_ip::Resolver::new(&state.config.rate_limit.trusted_proxies);
     let hsts = state.config.public_url.starts_with("https://");
     router
         .route("/metrics", axum::routing::get(ops::metrics))
         .layer(axum::middleware::from_fn(crate::telemetry::http_layer))
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", doc))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(move |req, next| {
@@ -244,15 +249,24 @@ async fn security_headers(
     let docs = request.uri().path().starts_with("/docs");
     let mut response = next.run(request).await;
     let h = response.headers_mut();
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     let csp = if docs {
         "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
     } else {
         "default-src 'none'; frame-ancestors 'none'"
     };
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(csp),
+    );
     if hsts {
         h.insert(
             header::STRICT_TRANSPORT_SECURITY,

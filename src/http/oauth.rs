@@ -45,6 +45,7 @@ pub struct CallbackQuery {
 #[serde(deny_unknown_fields)]
 pub struct ExchangeRequest {
     /// The `code` the front end received after the callback.
+    #[schema(min_length = 1, max_length = 512)]
     pub code: String,
 }
 

@@ -173,13 +173,21 @@ impl Probes {
         }
         let mut probes = Vec::new();
         if let Some(s) = &config.stripe {
-            probes.push(Box::pin(probe_http("stripe", format!("{}/v1/", s.api_base.trim_end_matches('/'))))
-                as std::pin::Pin<Box<dyn std::future::Future<Output = Reachability> + Send>>);
+            probes.push(Box::pin(probe_http(
+                "stripe",
+                format!("{}/v1/", s.api_base.trim_end_matches('/')),
+            ))
+                as std::pin::Pin<
+                    Box<dyn std::future::Future<Output = Reachability> + Send>,
+                >);
         }
         if let Some(g) = &config.google {
             probes.push(Box::pin(probe_http(
                 "google",
-                format!("{}/.well-known/openid-configuration", g.issuer_url.trim_end_matches('/')),
+                format!(
+                    "{}/.well-known/openid-configuration",
+                    g.issuer_url.trim_end_matches('/')
+                ),
             )));
         }
         if let Some(f) = &config.facebook {
@@ -204,7 +212,10 @@ impl Probes {
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn detailed(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<DetailedHealth>> {
+pub async fn detailed(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<DetailedHealth>> {
     if !has_metrics_token(&state, &headers) {
         let caller = super::extract::caller_from_headers(&state, &headers).await?;
         access::platform(&state.authz, caller, Object::Stats, Action::Read)?;
@@ -227,19 +238,31 @@ async fn gather(state: &AppState) -> DetailedHealth {
     };
     crate::telemetry::refresh_gauges(state).await;
     let count = |sql: &'static str| async move {
-        db.query_all_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql))
-            .await
-            .unwrap_or_default()
+        db.query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            sql,
+        ))
+        .await
+        .unwrap_or_default()
     };
     let mut jobs = serde_json::Map::new();
     for row in count("SELECT state, count(*) FROM jobs GROUP BY state").await {
-        if let (Ok(s), Ok(n)) = (row.try_get_by_index::<String>(0), row.try_get_by_index::<i64>(1)) {
+        if let (Ok(s), Ok(n)) = (
+            row.try_get_by_index::<String>(0),
+            row.try_get_by_index::<i64>(1),
+        ) {
             jobs.insert(s, n.into());
         }
     }
     let mut inbound = serde_json::Map::new();
-    for row in count("SELECT source, count(*) FROM inbound_events WHERE status <> 'done' GROUP BY source").await {
-        if let (Ok(s), Ok(n)) = (row.try_get_by_index::<String>(0), row.try_get_by_index::<i64>(1)) {
+    for row in
+        count("SELECT source, count(*) FROM inbound_events WHERE status <> 'done' GROUP BY source")
+            .await
+    {
+        if let (Ok(s), Ok(n)) = (
+            row.try_get_by_index::<String>(0),
+            row.try_get_by_index::<i64>(1),
+        ) {
             inbound.insert(s, n.into());
         }
     }
@@ -251,15 +274,17 @@ async fn gather(state: &AppState) -> DetailedHealth {
     let lag = crate::jobs::admin::due_lag_secs(db).await.unwrap_or(0.0);
     let external = state.probes.get(&state.config).await;
     let (size, idle) = crate::telemetry::pool_use(db);
-    let healthy = reachable
-        && pending == Some(0)
-        && lag < 60.0
-        && external.iter().all(|e| e.reachable);
+    let healthy =
+        reachable && pending == Some(0) && lag < 60.0 && external.iter().all(|e| e.reachable);
     DetailedHealth {
         status: if healthy { "ok" } else { "degraded" },
         version: env!("CARGO_PKG_VERSION"),
-        build: env!("SWITCHBOARD_COMMIT"),
-        database: if state.config.is_sqlite() { "sqlite" } else { "postgres" },
+        build: env!("BUILD_GIT_COMMIT"),
+        database: if state.config.is_sqlite() {
+            "sqlite"
+        } else {
+            "postgres"
+        },
         database_latency_ms: latency,
         pending_migrations: pending,
         pool: [u64::from(size), idle as u64],

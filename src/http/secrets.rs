@@ -23,11 +23,12 @@ use crate::state::AppState;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutSecret {
-    /// The secret value (write-only), 1 byte to 64 KiB.
-    #[schema(value_type = String, format = Password)]
+    /// The secret value (write-only), 1 to 16,384 characters (at most 64
+    /// KiB).
+    #[schema(value_type = String, format = Password, min_length = 1, max_length = 16384)]
     pub value: SecretString,
     /// Non-secret metadata.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::extract::object")]
     pub metadata: SecretMetadata,
 }
 
@@ -70,7 +71,7 @@ pub async fn list_secrets(
 ///
 /// API keys: `secrets:write`.
 #[utoipa::path(put, path = "/v1/businesses/{business_id}/secrets/{provider}/{name}", tag = "secrets", security(("bearer" = [])),
-    params(("business_id" = Uuid, Path, description = "Business id"), ("provider" = System, Path, description = "The outside system the secret belongs to"), ("name" = String, Path, description = "Name: 1..=64 of a-z 0-9 _ . -")),
+    params(("business_id" = Uuid, Path, description = "Business id"), ("provider" = System, Path, description = "The outside system the secret belongs to"), ("name" = String, Path, description = "Name: 1..=64 of a-z 0-9 _ . -", pattern = r"^[a-z0-9_.-]{1,64}$")),
     request_body = PutSecret,
     responses(
         (status = 200, body = SecretView),
@@ -108,7 +109,7 @@ pub async fn put_secret(
 /// (`rate_limit.reveal_per_minute`, default 10/min). People only: no API
 /// key reveals a secret.
 #[utoipa::path(post, path = "/v1/businesses/{business_id}/secrets/{provider}/{name}/reveal", tag = "secrets", security(("bearer" = [])),
-    params(("business_id" = Uuid, Path, description = "Business id"), ("provider" = System, Path, description = "The outside system the secret belongs to"), ("name" = String, Path, description = "Name")),
+    params(("business_id" = Uuid, Path, description = "Business id"), ("provider" = System, Path, description = "The outside system the secret belongs to"), ("name" = String, Path, description = "Name: 1..=64 of a-z 0-9 _ . -", pattern = r"^[a-z0-9_.-]{1,64}$")),
     responses(
         (status = 200, body = RevealedSecret),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -150,7 +151,7 @@ pub async fn reveal_secret(
 ///
 /// API keys: `secrets:write`.
 #[utoipa::path(delete, path = "/v1/businesses/{business_id}/secrets/{provider}/{name}", tag = "secrets", security(("bearer" = [])),
-    params(("business_id" = Uuid, Path, description = "Business id"), ("provider" = System, Path, description = "The outside system the secret belongs to"), ("name" = String, Path, description = "Name")),
+    params(("business_id" = Uuid, Path, description = "Business id"), ("provider" = System, Path, description = "The outside system the secret belongs to"), ("name" = String, Path, description = "Name: 1..=64 of a-z 0-9 _ . -", pattern = r"^[a-z0-9_.-]{1,64}$")),
     responses(
         (status = 204, description = "Destroyed"),
         (status = 400, body = Problem, content_type = "application/problem+json"),

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::extract::{AnyAuth, Json, Path, Query};
 use crate::authz::{Action, Object};
 use crate::domain::audit::{Actor, RequestMeta};
+use crate::domain::events::EventType;
 use crate::domain::events::webhooks::{
     self, DeliveryView, EndpointInput, EndpointView, EndpointWithSecret,
 };
@@ -24,14 +25,16 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpoint {
     /// Where events are posted: an `http(s)` URL on the public internet.
-    #[schema(format = "uri", max_length = 2048)]
+    #[schema(
+        max_length = 2048,
+        pattern = r"^https?://(([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?|(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3})(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?(\?[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?$"
+    )]
     pub url: String,
     /// What it is for (≤ 200 characters).
     #[schema(max_length = 200)]
     pub description: Option<String>,
-    /// Event types to receive (see the `type` of events); empty or absent:
-    /// every type.
-    pub event_types: Option<Vec<String>>,
+    /// Event types to receive; empty or absent: every type.
+    pub event_types: Option<Vec<EventType>>,
 }
 
 /// Body of `PATCH /v1/webhook-endpoints/{id}`.
@@ -39,16 +42,23 @@ pub struct CreateEndpoint {
 #[serde(deny_unknown_fields)]
 pub struct UpdateEndpoint {
     /// A new URL.
-    #[schema(format = "uri", max_length = 2048)]
+    #[schema(
+        max_length = 2048,
+        pattern = r"^https?://(([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?|(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3})(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?(\?[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?$"
+    )]
     pub url: Option<String>,
     /// A new description (empty clears it).
     #[schema(max_length = 200)]
     pub description: Option<String>,
     /// New event types (empty: every type).
-    pub event_types: Option<Vec<String>>,
+    pub event_types: Option<Vec<EventType>>,
     /// `false` stops deliveries; `true` resumes them (and clears the reason
     /// an endpoint was disabled for).
     pub enabled: Option<bool>,
+}
+
+fn names(types: Option<Vec<EventType>>) -> Option<Vec<String>> {
+    types.map(|t| t.into_iter().map(|e| e.as_str().to_owned()).collect())
 }
 
 async fn scope(state: &AppState, principal: Principal, action: Action) -> Result<BusinessScope> {
@@ -76,7 +86,7 @@ pub async fn create_endpoint(
     let input = EndpointInput {
         url: Some(body.url),
         description: body.description,
-        event_types: body.event_types,
+        event_types: names(body.event_types),
         enabled: None,
     };
     let created = webhooks::create(&state.endpoints(), &actor, &scope, input).await?;
@@ -150,7 +160,7 @@ pub async fn update_endpoint(
     let input = EndpointInput {
         url: body.url,
         description: body.description,
-        event_types: body.event_types,
+        event_types: names(body.event_types),
         enabled: body.enabled,
     };
     Ok(Json(

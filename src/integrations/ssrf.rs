@@ -115,6 +115,17 @@ pub async fn check(raw: &str, allow_private: bool) -> Result<Target, UrlRefused>
     Ok(Target { url, host, addrs })
 }
 
+/// Checks a URL being stored (a new webhook endpoint): as [`check`], except
+/// that a host that does not resolve now is accepted, since it may resolve
+/// later; every request to it is checked again ([`check`]) before
+/// connecting, so nothing unchecked is ever reached.
+pub async fn vet(raw: &str, allow_private: bool) -> Result<(), UrlRefused> {
+    match check(raw, allow_private).await {
+        Ok(_) | Err(UrlRefused::Unresolvable(_)) => Ok(()),
+        Err(refused) => Err(refused),
+    }
+}
+
 /// A client that connects to `target`'s checked addresses only, follows no
 /// redirect and gives up after `timeout`.
 pub fn client(target: &Target, timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {

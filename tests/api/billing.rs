@@ -574,6 +574,19 @@ async fn checkout_portal_plan_changes_cancel_resume_and_invoices_speak_stripe() 
         )
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // An id Stripe does not know is the caller's mistake, not Stripe's
+    // failure (Stripe answers 400 resource_missing on `starting_after`).
+    let unknown = b
+        .app
+        .get("/v1/billing/invoices?starting_after=in_0", Some(&token))
+        .await;
+    assert_eq!(
+        unknown.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        unknown.text
+    );
+    assert_eq!(unknown.body["errors"][0]["field"], "starting_after");
 }
 
 #[tokio::test]

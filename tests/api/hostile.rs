@@ -26,6 +26,11 @@ async fn malformed_requests_get_problem_json_with_stable_codes() {
         };
     let json_ct = Some("application/json");
     let long = "x".repeat(201);
+    let business = app.get("/v1/business", Some(&token)).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret_path = format!("/v1/businesses/{business}/secrets/waha/api_key");
     let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
         (
             "malformed JSON",
@@ -38,6 +43,41 @@ async fn malformed_requests_get_problem_json_with_stable_codes() {
             raw(Method::POST, "/v1/companies", "[1,2,3]", json_ct),
             422,
             "invalid_body",
+        ),
+        (
+            // serde's derived structs take their fields in order from an
+            // array too; the API document says object.
+            "a body's fields as an array",
+            raw(
+                Method::POST,
+                "/v1/companies",
+                r#"["A", "product"]"#,
+                json_ct,
+            ),
+            422,
+            "invalid_body",
+        ),
+        (
+            "a nested object's fields as an array",
+            raw(
+                Method::PUT,
+                &secret_path,
+                r#"{"value": "a secret value", "metadata": [null, null]}"#,
+                json_ct,
+            ),
+            422,
+            "invalid_body",
+        ),
+        (
+            "an empty refresh token",
+            raw(
+                Method::POST,
+                "/v1/auth/logout",
+                r#"{"refresh_token": ""}"#,
+                json_ct,
+            ),
+            422,
+            "validation_failed",
         ),
         (
             "wrong type",
@@ -358,4 +398,32 @@ async fn malformed_requests_get_problem_json_with_stable_codes() {
     // Nothing changed: still exactly one company.
     let r = app.get("/v1/companies", Some(&token)).await;
     assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn integers_may_be_written_with_a_zero_fraction() {
+    // JSON Schema's `integer` is any number whose fraction is zero, so a
+    // client may send 600.0 where the document says integer; 2.5 is not one.
+    let app = TestApp::spawn().await;
+    let owner = app.owner(&email("whole"), "Whole").await;
+    let business = app.business_id(&owner).await;
+    let admin = app.admin(&email("whole-admin")).await;
+    for (value, status) in [
+        (json!(600.0), StatusCode::OK),
+        (json!(2.5), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!(-1.0), StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        let r = app
+            .call(
+                Method::PUT,
+                &format!("/v1/admin/businesses/{business}/rate-limit"),
+                Some(&admin),
+                Some(json!({ "per_minute": value })),
+            )
+            .await;
+        assert_eq!(r.status, status, "{value}: {}", r.text);
+        if status == StatusCode::OK {
+            assert_eq!(r.body["per_minute"], 600);
+        }
+    }
 }

@@ -313,6 +313,8 @@ async fn unassigning_a_manager_removes_access_at_once_and_a_business_has_one_man
     let r = assign(owner_id).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.code(), "not_a_manager");
+    let r = assign(uuid::Uuid::now_v7().to_string()).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "no such user");
 
     // Admin sees the manager list with assigned counts.
     assign(m1_id.clone()).await;

@@ -27,6 +27,7 @@ use crate::domain::billing::plans::{PlanView, TRIAL};
 use crate::domain::billing::subscriptions::{self, SubscriptionState, Version};
 use crate::domain::tenancy::access::BusinessScope;
 use crate::domain::tenancy::businesses::{Usage, channel_count};
+use crate::domain::validate;
 use crate::error::{Error, Result};
 use crate::integrations::stripe::{StripeApi, customer_idempotency_key};
 
@@ -480,14 +481,22 @@ pub async fn summary(ctx: &Billing<'_>, scope: &BusinessScope) -> Result<Billing
     })
 }
 
+/// A Stripe invoice id as `starting_after` takes it: `in_` and up to 252
+/// of `A-Z a-z 0-9 _` (Stripe ids are at most 255 characters).
+pub const INVOICE_ID_PATTERN: &str = r"^in_[A-Za-z0-9_]{1,252}$";
+
 /// A page of the business's invoices from Stripe, newest first; empty
-/// before the business has a Stripe customer.
+/// before the business has a Stripe customer. 422 for a `starting_after`
+/// that is not an invoice id.
 pub async fn invoices(
     ctx: &Billing<'_>,
     scope: &BusinessScope,
     limit: u64,
     starting_after: Option<&str>,
 ) -> Result<InvoicePage> {
+    if starting_after.is_some_and(|after| !validate::matches(INVOICE_ID_PATTERN, after)) {
+        return Err(Error::invalid_field("starting_after", "not an invoice id"));
+    }
     let business_id = scope.id();
     let api = stripe(ctx)?;
     let b = load(ctx, business_id).await?;
@@ -497,15 +506,6 @@ pub async fn invoices(
             next_cursor: None,
         });
     };
-    if let Some(after) = starting_after
-        && (!after.starts_with("in_")
-            || after.len() > 255
-            || !after
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'_'))
-    {
-        return Err(Error::invalid_field("starting_after", "not an invoice id"));
-    }
     let page = api
         .list_invoices(
             &customer,

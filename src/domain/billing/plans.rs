@@ -2,6 +2,10 @@
 
 use std::collections::BTreeMap;
 
+/// A plan id (the catalogue's keys, checked at start-up): a lower-case
+/// letter, then up to 31 of `a-z 0-9 _`.
+pub const PLAN_ID_PATTERN: &str = r"^[a-z][a-z0-9_]{0,31}$";
+
 use chrono::{DateTime, Utc};
 use entity::business;
 use serde::Serialize;

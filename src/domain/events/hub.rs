@@ -111,7 +111,10 @@ impl Hub {
 
     /// Businesses with an open stream.
     pub fn feeds(&self) -> usize {
-        self.feeds.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.feeds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// Ends every stream now and refuses new ones (graceful shutdown: an
@@ -304,6 +307,15 @@ async fn listen(hub: Weak<Hub>, url: String) {
             continue;
         }
         backoff = Duration::from_millis(100);
+        // What committed before the LISTEN took effect (since the task
+        // started, or while the connection was down) sent no notification
+        // this connection saw: read it from the log now.
+        match hub.upgrade() {
+            Some(h) => {
+                h.poll_once().await;
+            }
+            None => return,
+        }
         loop {
             match listener.recv().await {
                 Ok(n) => {

@@ -34,6 +34,8 @@ use crate::error::{Error, Result};
 /// The PostgreSQL notification channel of new events (payload: the
 /// business id).
 pub const CHANNEL: &str = "switchboard_events";
+/// An event's number as text (the stream's `id:` field).
+pub const SEQ_PATTERN: &str = r"^[0-9]+$";
 
 /// The kinds of event, by their stable names (also the `type` webhook
 /// endpoints filter on).
@@ -71,6 +73,60 @@ pub mod kind {
         SECRET_WRITTEN,
         SECRET_DELETED,
     ];
+}
+
+/// The kinds of event as the API names them (what webhook endpoints filter
+/// on); the same names as [`kind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, ToSchema)]
+pub enum EventType {
+    /// `company.created`.
+    #[serde(rename = "company.created")]
+    CompanyCreated,
+    /// `company.updated`.
+    #[serde(rename = "company.updated")]
+    CompanyUpdated,
+    /// `company.deleted`.
+    #[serde(rename = "company.deleted")]
+    CompanyDeleted,
+    /// `channel.created`.
+    #[serde(rename = "channel.created")]
+    ChannelCreated,
+    /// `channel.deleted`.
+    #[serde(rename = "channel.deleted")]
+    ChannelDeleted,
+    /// `channel.status_changed`.
+    #[serde(rename = "channel.status_changed")]
+    ChannelStatusChanged,
+    /// `business.updated`.
+    #[serde(rename = "business.updated")]
+    BusinessUpdated,
+    /// `subscription.updated`.
+    #[serde(rename = "subscription.updated")]
+    SubscriptionUpdated,
+    /// `secret.written`.
+    #[serde(rename = "secret.written")]
+    SecretWritten,
+    /// `secret.deleted`.
+    #[serde(rename = "secret.deleted")]
+    SecretDeleted,
+}
+
+impl EventType {
+    /// The kind's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::CompanyCreated => kind::COMPANY_CREATED,
+            EventType::CompanyUpdated => kind::COMPANY_UPDATED,
+            EventType::CompanyDeleted => kind::COMPANY_DELETED,
+            EventType::ChannelCreated => kind::CHANNEL_CREATED,
+            EventType::ChannelDeleted => kind::CHANNEL_DELETED,
+            EventType::ChannelStatusChanged => kind::CHANNEL_STATUS_CHANGED,
+            EventType::BusinessUpdated => kind::BUSINESS_UPDATED,
+            EventType::SubscriptionUpdated => kind::SUBSCRIPTION_UPDATED,
+            EventType::SecretWritten => kind::SECRET_WRITTEN,
+            EventType::SecretDeleted => kind::SECRET_DELETED,
+        }
+    }
 }
 
 /// One event as clients see it (page item, stream `data`, webhook body).

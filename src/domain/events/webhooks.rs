@@ -41,14 +41,13 @@ use crate::crypto::{Binding, Keyring, Sealed};
 use crate::domain::audit::{self, Actor, Outcome};
 use crate::domain::pagination::{Page, PageRequest};
 use crate::domain::tenancy::access::BusinessScope;
+use crate::domain::validate;
 use crate::error::{Error, Result};
 use crate::integrations::ssrf;
 use crate::jobs::queue::{Task, kind as job_kind};
 
 /// Hours the previous secret keeps signing after a roll.
 pub const ROLL_GRACE_HOURS: i64 = 24;
-/// Longest endpoint URL.
-pub const URL_MAX: usize = 2048;
 /// Longest description.
 pub const DESCRIPTION_MAX: usize = 200;
 /// How long a receiver has to answer.
@@ -207,13 +206,16 @@ pub struct EndpointInput {
 }
 
 async fn checked_url(h: &Endpoints<'_>, raw: &str) -> Result<String> {
-    if raw.len() > URL_MAX {
+    if !validate::is_url(raw) {
         return Err(Error::invalid_field(
             "url",
-            format!("at most {URL_MAX} characters"),
+            format!(
+                "an http(s) URL such as https://example.com/hooks, a DNS name or IPv4 address, at most {} characters",
+                validate::URL_MAX
+            ),
         ));
     }
-    ssrf::check(raw, h.allow_private)
+    ssrf::vet(raw, h.allow_private)
         .await
         .map_err(|e| Error::invalid_field("url", e.to_string()))?;
     Ok(raw.to_owned())

@@ -69,6 +69,9 @@ pub async fn start(ctx: &Identity<'_>, email: &Email) -> Result<()> {
     Ok(())
 }
 
+/// A verification code: six digits.
+pub const CODE_PATTERN: &str = r"^[0-9]{6}$";
+
 fn invalid_code() -> Error {
     Error::new(
         StatusCode::BAD_REQUEST,
@@ -81,6 +84,9 @@ fn invalid_code() -> Error {
 /// (atomically), so parallel guesses cannot exceed the limit. Returns a
 /// registration token for step 3.
 pub async fn verify(ctx: &Identity<'_>, email: &Email, code: &str) -> Result<String> {
+    if !validate::matches(CODE_PATTERN, code) {
+        return Err(invalid_code());
+    }
     let max = ctx.config.auth.code_max_attempts as i32;
     let now = Utc::now();
     let reg = registration::Entity::find()

@@ -22,6 +22,12 @@ use crate::error::Result;
 
 /// How long a running request holds its key before a retry may take over.
 pub const LOCK_SECS: i64 = 60;
+/// An `Idempotency-Key` (at most [`KEY_MAX`] characters): visible ASCII,
+/// spaces inside only (a field value's surrounding white space is not
+/// part of it, RFC 9110 §5.5).
+pub const KEY_PATTERN: &str = r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$";
+/// Longest `Idempotency-Key` (Stripe allows 255 characters).
+pub const KEY_MAX: usize = 255;
 
 /// A stored answer to replay.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -154,8 +154,9 @@ pub async fn list(ctx: &Identity<'_>, page: PageRequest) -> Result<Page<ManagerV
     ))
 }
 
-/// Makes `manager_id` the manager of `b`, replacing any other. 422
-/// `not_a_manager` when the user is not a manager account.
+/// Makes `manager_id` the manager of `b`, replacing any other. 404 when
+/// no user has that id; 422 `not_a_manager` when the user is not a
+/// manager account.
 pub async fn assign(
     db: &DatabaseConnection,
     plans: &PlanCatalogue,
@@ -163,8 +164,11 @@ pub async fn assign(
     b: business::Model,
     manager_id: Uuid,
 ) -> Result<BusinessView> {
-    let manager = user::Entity::find_by_id(manager_id).one(db).await?;
-    if manager.map(|m| m.role) != Some(Role::Manager) {
+    let manager = user::Entity::find_by_id(manager_id)
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found().with_detail("No user has that manager_id"))?;
+    if manager.role != Role::Manager {
         return Err(Error::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "not_a_manager",

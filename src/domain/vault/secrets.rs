@@ -22,24 +22,28 @@ use crate::crypto::{Binding, CryptoError, Keyring, Sealed};
 use crate::domain::audit::{self, Actor, Outcome};
 use crate::domain::pagination::{Page, PageRequest};
 use crate::domain::tenancy::access::BusinessScope;
+use crate::domain::validate;
 use crate::error::{Error, Result};
 pub use crate::integrations::System;
 
-/// Largest secret value in bytes (certificates and JSON credentials fit).
-pub const VALUE_MAX_BYTES: usize = 64 * 1024;
+/// Longest secret value in characters, so at most 64 KiB of UTF-8
+/// (certificates and JSON credentials fit).
+pub const VALUE_MAX_CHARS: usize = 16_384;
 /// Longest secret name.
 pub const NAME_MAX: usize = 64;
 /// Shortest value whose last four characters are shown in lists.
 pub const LAST4_MIN_CHARS: usize = 12;
 
-/// A secret name: 1..=64 of `a-z 0-9 _ . -`.
+/// A secret name's pattern: 1..=[`NAME_MAX`] of `a-z 0-9 _ . -`.
+pub const NAME_PATTERN: &str = r"^[a-z0-9_.-]{1,64}$";
+/// A status's pattern: no control characters (the length is `maxLength`).
+pub const STATUS_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]*$";
+/// Longest status.
+pub const STATUS_MAX: usize = 32;
+
+/// A secret name matching [`NAME_PATTERN`].
 pub fn parse_name(raw: &str) -> Result<String> {
-    let ok = !raw.is_empty()
-        && raw.len() <= NAME_MAX
-        && raw.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.' || b == b'-'
-        });
-    if ok {
+    if validate::matches(NAME_PATTERN, raw) {
         Ok(raw.to_owned())
     } else {
         Err(Error::invalid_field(
@@ -53,7 +57,9 @@ pub fn parse_name(raw: &str) -> Result<String> {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretMetadata {
-    /// Free-form status, e.g. `active`, `expired` (≤ 32 characters).
+    /// Free-form status, e.g. `active`, `expired` (≤ 32 characters, no
+    /// control characters).
+    #[schema(max_length = 32, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub status: Option<String>,
     /// When the credential expires, if it does.
     #[serde(serialize_with = "crate::rfc3339::serialize_option")]
@@ -203,16 +209,16 @@ pub async fn put(
     let Vault { db, keyring } = vault;
     let name = parse_name(name)?;
     let plaintext = value.expose_secret();
-    if plaintext.is_empty() || plaintext.len() > VALUE_MAX_BYTES {
+    if plaintext.is_empty() || plaintext.chars().count() > VALUE_MAX_CHARS {
         return Err(Error::invalid_field(
             "value",
-            format!("1 to {VALUE_MAX_BYTES} bytes"),
+            format!("1 to {VALUE_MAX_CHARS} characters"),
         ));
     }
     if metadata
         .status
         .as_ref()
-        .is_some_and(|s| s.chars().count() > 32 || s.chars().any(char::is_control))
+        .is_some_and(|s| s.chars().count() > STATUS_MAX || !validate::matches(STATUS_PATTERN, s))
     {
         return Err(Error::invalid_field(
             "metadata.status",

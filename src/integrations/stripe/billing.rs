@@ -2,7 +2,7 @@
 //! subscription mode, customer-portal sessions, subscriptions (retrieve,
 //! change price, cancel at period end, list) and invoices.
 
-use stripe::{IdempotencyKey, RequestStrategy, StripeRequest};
+use stripe::{IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
 use stripe_billing::billing_portal_session::CreateBillingPortalSession;
 use stripe_billing::invoice::ListInvoice;
 use stripe_billing::subscription::{
@@ -195,7 +195,15 @@ impl StripeApi {
         if let Some(a) = starting_after {
             req = req.starting_after(a);
         }
-        let page = req.send(&self.client).await.map_err(stripe_failure)?;
+        let page = req.send(&self.client).await.map_err(|e| match e {
+            // Stripe answers 400 `resource_missing` with `param:
+            // starting_after` for a cursor that names no invoice of the
+            // customer (Stripe API reference: errors).
+            StripeError::Stripe(api, 400) if api.param.as_deref() == Some("starting_after") => {
+                Error::invalid_field("starting_after", "no such invoice of this business")
+            }
+            other => stripe_failure(other),
+        })?;
         Ok(InvoicePage {
             data: page.data,
             has_more: page.has_more,
