@@ -30,6 +30,11 @@ pub const EMAIL_PATTERN: &str = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!
 /// spelled out because `\s` differs between regex dialects).
 pub const NAME_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$";
 
+/// One-line free text that may be empty (descriptions, statuses): no
+/// control characters (C0, DEL, C1). Besides keeping logs and emails one
+/// line, this keeps U+0000 out: PostgreSQL's `text` cannot store it.
+pub const TEXT_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]*$";
+
 /// The outgoing URLs customers may register (webhook endpoints): `http` or
 /// `https`, a DNS name whose last label starts with a letter or a dotted
 /// IPv4 address, an optional port 1..=65535, then an optional path and
@@ -67,7 +72,7 @@ pub const PATTERNS: [&str; 11] = [
     crate::domain::pagination::CURSOR_PATTERN,
     crate::domain::identity::signup::CODE_PATTERN,
     crate::domain::vault::secrets::NAME_PATTERN,
-    crate::domain::vault::secrets::STATUS_PATTERN,
+    TEXT_PATTERN,
     crate::domain::billing::plans::PLAN_ID_PATTERN,
     crate::domain::billing::customer::INVOICE_ID_PATTERN,
     crate::domain::programs::idempotency::KEY_PATTERN,

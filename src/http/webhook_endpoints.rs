@@ -31,7 +31,7 @@ pub struct CreateEndpoint {
     )]
     pub url: String,
     /// What it is for (≤ 200 characters).
-    #[schema(max_length = 200)]
+    #[schema(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub description: Option<String>,
     /// Event types to receive; empty or absent: every type.
     pub event_types: Option<Vec<EventType>>,
@@ -48,7 +48,7 @@ pub struct UpdateEndpoint {
     )]
     pub url: Option<String>,
     /// A new description (empty clears it).
-    #[schema(max_length = 200)]
+    #[schema(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub description: Option<String>,
     /// New event types (empty: every type).
     pub event_types: Option<Vec<EventType>>,

@@ -502,3 +502,44 @@ async fn endpoints_on_private_addresses_are_refused() {
         "an unknown event type is not in the enum"
     );
 }
+
+#[tokio::test]
+async fn a_description_with_control_characters_is_refused_not_a_500() {
+    // U+0000 is one PostgreSQL's `text` cannot store; found by schemathesis.
+    let app = TestApp::spawn().await;
+    let owner = app.owner(&email("nul"), "Nul").await;
+    for description in ["a\u{0}b", "two\nlines", "\u{89}"] {
+        let r = app
+            .post(
+                "/v1/webhook-endpoints",
+                Some(&owner),
+                json!({ "url": "https://93.184.216.34/hook", "description": description }),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{description:?}: {}",
+            r.text
+        );
+        assert_eq!(r.body["errors"][0]["field"], "description");
+    }
+    let r = app
+        .post(
+            "/v1/webhook-endpoints",
+            Some(&owner),
+            json!({ "url": "https://93.184.216.34/hook", "description": "ok" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let id = r.body["id"].as_str().unwrap();
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/webhook-endpoints/{id}"),
+            Some(&owner),
+            Some(json!({ "description": "x\u{0}" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+}

@@ -15,6 +15,7 @@
 #   DATABASE_URL=postgres://… tests/contract/run.sh   # on a fresh database of that server
 #   STEPS="owner python" tests/contract/run.sh          # some steps only (python ts key owner admin)
 #   STEPS=key tests/contract/run.sh --include-path /v1/companies   # extra schemathesis arguments
+#   CONTRACT_SEED=N tests/contract/run.sh   # schemathesis's seed (CI pins one; unset: a new one each run)
 #
 # Needs: schemathesis and openapi-python-client (PyPI), Node.js and npm.
 set -euo pipefail
@@ -89,6 +90,7 @@ st() {
     "$ROOT/openapi/openapi.json" --url "$BASE" --no-color "${ST_ARGS[@]}" "$@"
 }
 ST_ARGS=("$@")
+if [[ -n "${CONTRACT_SEED:-}" ]]; then ST_ARGS=(--seed "$CONTRACT_SEED" "${ST_ARGS[@]}"); fi
 STEPS=${STEPS:-python ts key owner admin}
 step() { [[ " $STEPS " == *" $1 "* ]]; }
 if step python; then

@@ -243,6 +243,10 @@ fn checked_description(d: Option<String>) -> Result<Option<String>> {
             "description",
             format!("at most {DESCRIPTION_MAX} characters"),
         )),
+        Some(d) if !validate::matches(validate::TEXT_PATTERN, &d) => Err(Error::invalid_field(
+            "description",
+            "one line without control characters",
+        )),
         Some(d) if d.trim().is_empty() => Ok(None),
         d => Ok(d),
     }

@@ -37,7 +37,7 @@ pub const LAST4_MIN_CHARS: usize = 12;
 /// A secret name's pattern: 1..=[`NAME_MAX`] of `a-z 0-9 _ . -`.
 pub const NAME_PATTERN: &str = r"^[a-z0-9_.-]{1,64}$";
 /// A status's pattern: no control characters (the length is `maxLength`).
-pub const STATUS_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]*$";
+pub const STATUS_PATTERN: &str = validate::TEXT_PATTERN;
 /// Longest status.
 pub const STATUS_MAX: usize = 32;
 
