@@ -78,6 +78,12 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
             .map(crate::integrations::stripe::StripeApi::new)
             .transpose()
             .map_err(|e| anyhow::anyhow!("Stripe client: {}", e.code()))?,
+        waha: config
+            .waha
+            .as_ref()
+            .map(crate::integrations::waha::WahaApi::new)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("WAHA client: {}", e.code()))?,
         webhook_secrets: Arc::new(
             config
                 .stripe

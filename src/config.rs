@@ -96,6 +96,9 @@ pub struct Config {
     /// Stripe billing; billing routes answer 503 `billing_unavailable` and
     /// webhooks 503 `webhooks_unavailable` while it is unset.
     pub stripe: Option<StripeConfig>,
+    /// WAHA, the WhatsApp HTTP API; WhatsApp channels answer 503
+    /// `whatsapp_unavailable` on connect while it is unset.
+    pub waha: Option<WahaConfig>,
     /// Entitlement timings and billing jobs.
     pub billing: BillingConfig,
     /// The background job runner.
@@ -222,6 +225,25 @@ pub struct StripeConfig {
     /// Request timeout in seconds; default 20.
     #[serde(default = "stripe_timeout")]
     pub timeout_secs: u64,
+}
+
+/// WAHA access (`SWITCHBOARD_WAHA__BASE_URL`, `SWITCHBOARD_WAHA__API_KEY`).
+/// WAHA calls back at `{public_url}/v1/webhooks/waha/{session}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WahaConfig {
+    /// Base URL of the WAHA server, e.g. `http://waha:3000` (its API is
+    /// under `/api`).
+    pub base_url: String,
+    /// The server's `WAHA_API_KEY`, sent as `X-Api-Key`.
+    pub api_key: SecretString,
+    /// Request timeout in seconds; default 15.
+    #[serde(default = "waha_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn waha_timeout() -> u64 {
+    15
 }
 
 fn stripe_api_base() -> String {
@@ -440,6 +462,7 @@ impl Default for Config {
             facebook: None,
             oauth_frontend_url: None,
             stripe: None,
+            waha: None,
             billing: BillingConfig::default(),
             jobs: JobsConfig::default(),
             webhooks: WebhooksConfig::default(),
@@ -721,6 +744,14 @@ impl Config {
             && !(stripe.api_base.starts_with("http://") || stripe.api_base.starts_with("https://"))
         {
             return Err(invalid("stripe.api_base", "must be an http(s) URL"));
+        }
+        if let Some(waha) = &self.waha {
+            if !(waha.base_url.starts_with("http://") || waha.base_url.starts_with("https://")) {
+                return Err(invalid("waha.base_url", "must be an http(s) URL"));
+            }
+            if waha.timeout_secs == 0 {
+                return Err(invalid("waha.timeout_secs", "must be at least 1"));
+            }
         }
         let mut prices = std::collections::HashSet::new();
         for plan in self.plans.values() {

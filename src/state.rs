@@ -62,6 +62,8 @@ pub struct Services {
     pub keyring: Arc<Keyring>,
     /// Stripe API client; `None` when billing is not configured.
     pub stripe: Option<crate::integrations::stripe::StripeApi>,
+    /// WAHA client; `None` when WhatsApp is not configured.
+    pub waha: Option<crate::integrations::waha::WahaApi>,
     /// Stripe webhook endpoint secrets (any of them signs a valid delivery).
     pub webhook_secrets: Arc<Vec<secrecy::SecretString>>,
     /// The inbound-webhook writers (group commit per source).
@@ -101,6 +103,17 @@ impl Services {
         }
     }
 
+    /// What WhatsApp channels need.
+    pub fn whatsapp(&self) -> crate::domain::channels::whatsapp::WhatsApp<'_> {
+        crate::domain::channels::whatsapp::WhatsApp {
+            db: &self.db,
+            keyring: &self.keyring,
+            jobs: &self.jobs,
+            waha: self.waha.as_ref(),
+            public_base: self.config.public_base(),
+        }
+    }
+
     /// The secret vault's handles.
     pub fn vault(&self) -> crate::domain::vault::secrets::Vault<'_> {
         crate::domain::vault::secrets::Vault {
@@ -125,6 +138,7 @@ impl Services {
             billing: &self.config.billing,
             mailer: &self.mailer,
             public_base: self.config.public_base(),
+            jobs: &self.jobs,
         }
     }
 }

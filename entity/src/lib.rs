@@ -8,6 +8,7 @@ pub mod audit_event;
 pub mod billing;
 pub mod business;
 pub mod channel;
+pub mod channel_connection;
 pub mod company;
 pub mod email;
 pub mod enums;

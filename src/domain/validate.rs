@@ -65,7 +65,7 @@ pub const URL_MAX: usize = 2048;
 /// headers, streamed fields), each the very rule the server applies with
 /// [`matches`]. The document's patterns are literal copies (utoipa takes
 /// literals); the `openapi` tests hold the document to this list.
-pub const PATTERNS: [&str; 11] = [
+pub const PATTERNS: [&str; 12] = [
     EMAIL_PATTERN,
     NAME_PATTERN,
     URL_PATTERN,
@@ -77,6 +77,7 @@ pub const PATTERNS: [&str; 11] = [
     crate::domain::billing::customer::INVOICE_ID_PATTERN,
     crate::domain::programs::idempotency::KEY_PATTERN,
     crate::domain::events::SEQ_PATTERN,
+    crate::domain::channels::whatsapp::SESSION_PATTERN,
 ];
 
 /// Whether `raw` matches `pattern` (one of [`PATTERNS`], compiled once;

@@ -1,15 +1,21 @@
-//! `/v1/channels`: channels of the caller's business, under the plan limit.
+//! `/v1/channels`: channels of the caller's business, under the plan limit;
+//! connecting WhatsApp channels through WAHA (connect, QR, disconnect) and
+//! WAHA's webhook, `POST /v1/webhooks/waha/{session}`.
 
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use entity::enums::{ChannelStatus, Platform};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::billing::WebhookReceipt;
 use super::extract::{AnyAuth, Json, Path, Query};
 use crate::authz::{Action, Object};
-use crate::domain::channels::{self, ChannelFilter, ChannelView, NewChannel};
+use crate::domain::audit::{Actor, RequestMeta};
+use crate::domain::channels::{self, ChannelFilter, ChannelView, NewChannel, whatsapp};
 use crate::domain::pagination::{Page, PageRequest};
 use crate::domain::tenancy::access;
 use crate::error::{Problem, Result};
@@ -161,6 +167,134 @@ pub async fn delete_channel(
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode> {
     let scope = access::own_scope(&state.authz, principal, Object::Channel, Action::Delete)?;
-    channels::delete(&state.db, &state.rules(), &scope, id).await?;
+    channels::delete(&state.db, &state.rules(), &state.jobs, &scope, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Start connecting a WhatsApp channel: Switchboard creates the channel's
+/// WAHA session (in the background, retried until WAHA answers) and the
+/// channel becomes `connecting`; scan the code from
+/// `GET /v1/channels/{id}/qr`. Status changes arrive as
+/// `channel.status_changed` events. Connecting a channel that is already
+/// connecting or connected returns it unchanged (never a second session).
+///
+/// API keys: `channels:write`.
+#[utoipa::path(post, path = "/v1/channels/{id}/connect", tag = "channels", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Channel id")),
+    responses(
+        (status = 202, description = "Connecting (or already connecting or connected)", body = ChannelView),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "`subscription_required` (restricted business) or `channel_suspended`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`platform_not_connectable`: only WhatsApp channels connect here for now", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`whatsapp_unavailable`: no WAHA configured", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn connect_channel(
+    State(state): State<AppState>,
+    AnyAuth(principal): AnyAuth,
+    meta: RequestMeta,
+    Path(id): Path<Uuid>,
+) -> Result<(StatusCode, Json<ChannelView>)> {
+    let scope = access::own_scope(&state.authz, principal, Object::Channel, Action::Update)?;
+    let actor = Actor::acting(principal, &scope, meta);
+    let channel = whatsapp::connect(state.whatsapp(), &actor, &scope, id).await?;
+    Ok((StatusCode::ACCEPTED, Json(channel)))
+}
+
+/// Disconnect a WhatsApp channel: it is `disconnected` at once; its WAHA
+/// session is logged out and deleted in the background (retried until
+/// done). Safe to repeat.
+///
+/// API keys: `channels:write`.
+#[utoipa::path(post, path = "/v1/channels/{id}/disconnect", tag = "channels", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Channel id")),
+    responses(
+        (status = 200, body = ChannelView),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`platform_not_connectable`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn disconnect_channel(
+    State(state): State<AppState>,
+    AnyAuth(principal): AnyAuth,
+    Path(id): Path<Uuid>,
+) -> Result<Json<ChannelView>> {
+    let scope = access::own_scope(&state.authz, principal, Object::Channel, Action::Update)?;
+    Ok(Json(
+        whatsapp::disconnect(state.whatsapp(), &scope, id).await?,
+    ))
+}
+
+/// The QR code to scan with WhatsApp (Linked devices) while the channel's
+/// session waits for one, as a PNG. Codes rotate about every 20 s: fetch
+/// it again rather than caching it. 409 `qr_not_available` with
+/// `session_status` otherwise (e.g. `WORKING` once scanned).
+///
+/// API keys: `channels:write`.
+#[utoipa::path(get, path = "/v1/channels/{id}/qr", tag = "channels", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Channel id")),
+    responses(
+        (status = 200, description = "The current QR code", content_type = "image/png", body = String),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`qr_not_available`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`platform_not_connectable`", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`whatsapp_unreachable` or `whatsapp_error`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`whatsapp_unavailable`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn channel_qr(
+    State(state): State<AppState>,
+    AnyAuth(principal): AnyAuth,
+    Path(id): Path<Uuid>,
+) -> Result<Response> {
+    let scope = access::own_scope(&state.authz, principal, Object::Channel, Action::Update)?;
+    let qr = whatsapp::qr(state.whatsapp(), &scope, id).await?;
+    let mimetype = if qr.mimetype == "image/png" {
+        "image/png"
+    } else {
+        "application/octet-stream"
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, mimetype),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        qr.data,
+    )
+        .into_response())
+}
+
+/// WAHA event delivery for one session (WAHA calls the URL Switchboard
+/// gave the session). Verified by `X-Webhook-Hmac` (hex HMAC-SHA512 of
+/// the raw body under the session's key) before anything is parsed;
+/// processed exactly once in any order. A session that is not ours is
+/// answered 200 `ignored`.
+#[utoipa::path(post, path = "/v1/webhooks/waha/{session}", tag = "channels",
+    params(
+        ("session" = String, Path, description = "The session's name", pattern = r"^sb_[0-9a-f]{32}$"),
+        ("X-Webhook-Hmac" = Option<String>, Header, description = "Hex HMAC-SHA512 of the raw body under the session's key (WAHA docs: webhooks)"),
+        ("X-Webhook-Hmac-Algorithm" = Option<String>, Header, description = "`sha512`"),
+    ),
+    request_body(content = Object, description = "A WAHA event envelope `{id, timestamp, event, session, me, payload}`", content_type = "application/json"),
+    responses(
+        (status = 200, body = WebhookReceipt),
+        (status = 400, description = "`invalid_event`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_signature`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not a session name Switchboard gives", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`webhook_processing_failed`: recorded; WAHA retries", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`whatsapp_unavailable`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn waha_webhook(
+    State(state): State<AppState>,
+    axum::extract::Path(session): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<WebhookReceipt>> {
+    let outcome = crate::inbound::waha::receive(&state, &session, &headers, &body).await?;
+    Ok(Json(WebhookReceipt {
+        outcome: outcome.as_str().to_owned(),
+    }))
 }

@@ -88,6 +88,32 @@ pub async fn claim<C: ConnectionTrait>(txn: &C, rows: Vec<inbound_event::Model>)
     Ok(crate::db::upsert(txn, rows, rule).await?)
 }
 
+/// Records event `id` of `source` as `ignored` (a delivery nothing can be
+/// done with, e.g. for an object that is not ours), unless a row exists;
+/// returns whether it was new.
+pub async fn record_ignored(
+    db: &sea_orm::DatabaseConnection,
+    source: &str,
+    id: &str,
+    kind: &str,
+    created: DateTime<Utc>,
+) -> Result<bool> {
+    let row = inbound_event::Model {
+        status: "ignored".into(),
+        ..row(source, id, kind, created, None, Utc::now())
+    };
+    let rule = OnConflict::columns([
+        inbound_event::Column::Source,
+        inbound_event::Column::EventId,
+    ])
+    .do_nothing()
+    .to_owned();
+    let txn = crate::db::begin_write(db).await?;
+    let written = crate::db::upsert(&txn, [row], rule).await?;
+    txn.commit().await?;
+    Ok(written == 1)
+}
+
 /// Marks event `id` of `source` `failed` (unless a concurrent delivery
 /// finished it), counting the attempt and keeping the error's code and
 /// status for operators.

@@ -1,5 +1,5 @@
-//! Inbound webhooks: every system that calls Switchboard back (Stripe
-//! today; WAHA, Telegram, n8n, Meta and Cloudinary next) goes through one
+//! Inbound webhooks: every system that calls Switchboard back (Stripe and
+//! WAHA today; Telegram, n8n, Meta and Cloudinary next) goes through one
 //! path:
 //!
 //! 1. **Raw body**: the handler takes the body as bytes (`axum::body::Bytes`);
@@ -51,6 +51,7 @@
 pub mod ledger;
 pub mod stripe;
 pub mod verify;
+pub mod waha;
 pub mod writer;
 
 /// What happened to a delivery that was accepted (answered 2xx).
@@ -80,4 +81,6 @@ impl Outcome {
 pub struct Writers {
     /// Stripe events.
     pub stripe: stripe::event::StripeWriter,
+    /// WAHA events.
+    pub waha: waha::WahaWriter,
 }

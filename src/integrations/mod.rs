@@ -6,6 +6,7 @@ pub mod facebook;
 pub mod google;
 pub mod ssrf;
 pub mod stripe;
+pub mod waha;
 
 /// The outside systems Switchboard connects a business to, by the names
 /// the vault stores their secrets under (SPEC §3, §4): one vocabulary for

@@ -35,6 +35,7 @@ pub mod queue;
 pub mod runner;
 pub mod webhooks;
 
+use crate::domain::channels::whatsapp;
 use crate::state::AppState;
 pub use queue::{Queue, Task};
 pub use runner::{Failure, Handlers, Runner};
@@ -54,6 +55,21 @@ pub fn handlers(state: &AppState) -> Handlers {
     h.add(move |t: crate::domain::events::webhooks::FanOut| webhooks::fan_out(s.clone(), t));
     let s = state.clone();
     h.add(move |t: crate::domain::events::webhooks::Deliver| webhooks::deliver(s.clone(), t));
+    let s = state.clone();
+    h.add(move |t: whatsapp::StartSession| {
+        let s = s.clone();
+        async move { Ok(whatsapp::start_session(s.whatsapp(), &t).await?) }
+    });
+    let s = state.clone();
+    h.add(move |t: whatsapp::SyncSession| {
+        let s = s.clone();
+        async move { Ok(whatsapp::sync_session(s.whatsapp(), &t).await?) }
+    });
+    let s = state.clone();
+    h.add(move |t: whatsapp::RemoveSession| {
+        let s = s.clone();
+        async move { Ok(whatsapp::remove_session(s.whatsapp(), &t).await?) }
+    });
     h
 }
 

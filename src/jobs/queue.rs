@@ -34,6 +34,15 @@ pub mod kind {
     /// Deliver one event to one webhook endpoint, retried for about three
     /// days (`domain::events::webhooks`).
     pub const WEBHOOK_DELIVER: &str = "webhook.deliver";
+    /// Create (or update) and start a WhatsApp channel's WAHA session
+    /// (`domain::channels::whatsapp`).
+    pub const WAHA_SESSION_START: &str = "waha.session_start";
+    /// Log out and delete a WAHA session, then destroy its webhook key
+    /// (`domain::channels::whatsapp`).
+    pub const WAHA_SESSION_REMOVE: &str = "waha.session_remove";
+    /// Stop a suspended WhatsApp channel's session, start a restored one's
+    /// (`domain::channels::whatsapp`).
+    pub const WAHA_SESSION_SYNC: &str = "waha.session_sync";
 }
 
 /// Task states as stored.
@@ -160,6 +169,18 @@ pub fn policies(config: &Config) -> HashMap<&'static str, Policy> {
             first_run: Duration::ZERO,
         },
     );
+    // WAHA calls: about an hour and a half of retries (2 s doubling to a
+    // 15-minute cap), so a WAHA restart or a short outage is ridden out.
+    let waha = Policy {
+        max_attempts: 12,
+        backoff_base: Duration::from_secs(2),
+        backoff_cap: Duration::from_secs(900),
+        every: None,
+        first_run: Duration::ZERO,
+    };
+    p.insert(kind::WAHA_SESSION_START, waha);
+    p.insert(kind::WAHA_SESSION_REMOVE, waha);
+    p.insert(kind::WAHA_SESSION_SYNC, waha);
     p.insert(
         kind::CLEANUP_PURGE,
         Policy::recurring(Duration::from_secs(3600), Duration::from_secs(60)),

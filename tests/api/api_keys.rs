@@ -376,6 +376,10 @@ async fn the_scope_matrix_every_route_with_and_without_its_scope() {
         route(Method::POST, "/v1/channels", Some(json!({ "company_id": "{company}", "platform": "email" })), Some("channels:write"), 201),
         route(Method::GET, "/v1/channels/{channel}", None, Some("channels:read"), 200),
         route(Method::DELETE, "/v1/channels/{fresh_channel}", None, Some("channels:write"), 204),
+        // A Telegram channel: allowed, then refused for its platform.
+        route(Method::POST, "/v1/channels/{channel}/connect", None, Some("channels:write"), 422),
+        route(Method::GET, "/v1/channels/{channel}/qr", None, Some("channels:write"), 422),
+        route(Method::POST, "/v1/channels/{channel}/disconnect", None, Some("channels:write"), 422),
         route(Method::GET, "/v1/businesses/{business}/secrets", None, Some("secrets:read"), 200),
         route(Method::PUT, "/v1/businesses/{business}/secrets/telegram/bot", Some(json!({ "value": "123456:rewritten" })), Some("secrets:write"), 200),
         route(Method::DELETE, "/v1/businesses/{business}/secrets/telegram/{fresh_secret}", None, Some("secrets:write"), 204),

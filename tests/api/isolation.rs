@@ -143,7 +143,9 @@ async fn every_route_with_an_id_answers_404_across_businesses() {
                 || body
                     .as_ref()
                     .is_some_and(|b| b.to_string().contains(&a_company));
-            if !carries_id {
+            // Outside systems' webhooks carry no caller: their signatures
+            // are their isolation (billing.rs, whatsapp.rs).
+            if !carries_id || template.starts_with("/v1/webhooks/") {
                 continue;
             }
             // Fill each parameter with A's resource of that kind.

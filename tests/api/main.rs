@@ -31,3 +31,5 @@ mod roles;
 mod secrets;
 mod storm;
 mod stripe_fake;
+mod waha_fake;
+mod whatsapp;

@@ -134,6 +134,12 @@ async fn role_matrix() {
         row(Method::GET, "/v1/channels", None, [401, 200, 200, 403, 403, 403]),
         row(Method::GET, "/v1/channels/{channel}", None, [401, 200, 404, 403, 403, 403]),
         row(Method::DELETE, "/v1/channels/{spare_channel}", None, [401, 204, 404, 403, 403, 403]),
+        // Managers look after businesses; connecting their WhatsApp is the
+        // owner's (no WAHA here: 503 once allowed; a channel without a
+        // connection disconnects as it is).
+        row(Method::POST, "/v1/channels/{channel}/connect", None, [401, 503, 404, 403, 403, 403]),
+        row(Method::GET, "/v1/channels/{channel}/qr", None, [401, 503, 404, 403, 403, 403]),
+        row(Method::POST, "/v1/channels/{channel}/disconnect", None, [401, 200, 404, 403, 403, 403]),
         row(Method::GET, "/v1/businesses/{business}/secrets", None, [401, 200, 404, 200, 404, 200]),
         row(Method::PUT, "/v1/businesses/{business}/secrets/telegram/bot", Some(json!({ "value": "123456:secret" })), [401, 200, 404, 200, 404, 200]),
         row(Method::POST, "/v1/businesses/{business}/secrets/telegram/bot/reveal", None, [401, 200, 404, 200, 404, 200]),

@@ -102,6 +102,9 @@ pub struct Rules<'a> {
     pub mailer: &'a Mailer,
     /// Base of the links in notices (`{public_base}/billing`).
     pub public_base: &'a str,
+    /// Where the follow-up of suspended or restored channels is queued
+    /// (their WhatsApp sessions stop or start), in the caller's transaction.
+    pub jobs: &'a crate::jobs::Queue,
 }
 
 impl Rules<'_> {
@@ -521,6 +524,7 @@ pub async fn apply<C: ConnectionTrait>(
     for (event_type, data) in events_of(&settlement, &channels) {
         crate::domain::events::record(txn, business_id, event_type, data).await?;
     }
+    crate::domain::channels::whatsapp::follow(rules.jobs, txn, &settlement.channels).await?;
     if (settlement.restricted_notice || settlement.trial_notice_days.is_some())
         && let Some(owner) = user::Entity::find_by_id(b.owner_id).one(txn).await?
     {

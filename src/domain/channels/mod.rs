@@ -8,6 +8,8 @@
 //! business are thereby serialised; N parallel requests at limit L leave
 //! exactly L channels.
 
+pub mod whatsapp;
+
 use crate::domain::events::{self, kind};
 use chrono::{DateTime, Utc};
 use entity::channel;
@@ -239,12 +241,14 @@ pub async fn list(
     Ok(Page::from_rows(rows, page, |c| c.id, ChannelView::from))
 }
 
-/// Deletes channel `id` of the scope's business, freeing its plan slot. The
+/// Deletes channel `id` of the scope's business, freeing its plan slot; a
+/// WhatsApp session it had is removed at WAHA by a task. The
 /// entitlement is re-evaluated in the same transaction: once the channels
 /// fit the plan again, those suspended as `over_plan_limit` come back.
 pub async fn delete(
     db: &DatabaseConnection,
     rules: &entitlement::Rules<'_>,
+    jobs: &crate::jobs::Queue,
     scope: &BusinessScope,
     id: Uuid,
 ) -> Result<()> {
@@ -253,6 +257,8 @@ pub async fn delete(
     if !entitlement::lock_business(&txn, business_id).await? {
         return Err(Error::not_found());
     }
+    // What it is connected through goes too (a task removes it outside).
+    whatsapp::forget(jobs, &txn, &find(&txn, scope, id).await?).await?;
     let res = channel::Entity::delete_many()
         .filter(channel::Column::Id.eq(id))
         .filter(channel::Column::BusinessId.eq(business_id))

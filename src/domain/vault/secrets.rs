@@ -411,6 +411,29 @@ pub async fn reveal(
     Ok(SecretString::from(value))
 }
 
+/// The plaintext of a secret for the platform's own use (verifying a
+/// webhook's signature, calling the system it belongs to), or `None` when
+/// there is none. Not a reveal: nobody sees it, so it is not audited; a
+/// secret that does not open is an integrity failure (audited, 500).
+pub async fn open_for_platform(
+    vault: Vault<'_>,
+    scope: &BusinessScope,
+    provider: System,
+    name: &str,
+) -> Result<Option<SecretString>> {
+    let Vault { db, keyring } = vault;
+    let Some(row) = find(db, scope, provider, name).await? else {
+        return Ok(None);
+    };
+    let plaintext = match keyring.open(&binding_of(&row), &sealed_of(&row)) {
+        Ok(p) => p,
+        Err(err) => return Err(integrity_failure(db, &Actor::system(), &row, err).await),
+    };
+    let value = String::from_utf8(plaintext.to_vec())
+        .map_err(|_| Error::internal("secret is not UTF-8"))?;
+    Ok(Some(SecretString::from(value)))
+}
+
 /// Destroys a secret: the row and its wrapped data key go together
 /// (crypto-shredding), recorded as `secret.delete` in the same transaction.
 pub async fn delete(

@@ -77,6 +77,11 @@ pub(super) async fn commit(state: &AppState, items: &[&Item]) -> Result<Option<V
     }
     write(&txn, &picture, channel_rows).await?;
     crate::domain::events::insert_numbered(&txn, events).await?;
+    let changed: Vec<_> = settlements
+        .iter()
+        .flat_map(|s| s.channels.iter().cloned())
+        .collect();
+    crate::domain::channels::whatsapp::follow(rules.jobs, &txn, &changed).await?;
     queue_notices(
         &txn,
         &rules,

@@ -1,0 +1,604 @@
+//! WhatsApp channels through WAHA (SPEC §4, §5 "Channel connection"): one
+//! WAHA session per channel, named after it, whose webhook calls back at
+//! `/v1/webhooks/waha/{session}` signed with a key of its own (kept in the
+//! vault as `waha` / `hmac.{channel id}`).
+//!
+//! - [`connect`]: records the connection (`channel_connections`), moves the
+//!   channel to `connecting` and queues [`StartSession`], all in one
+//!   transaction; the task creates (or, on a retry, updates) and starts the
+//!   session at WAHA until it succeeds. Connecting a channel that is
+//!   connecting or connected returns it as it is: never a second session.
+//! - [`qr`]: the session's current QR code, read from WAHA on every call
+//!   (codes rotate about every 20 s).
+//! - [`apply_status`]: a verified `session.status` webhook moves the
+//!   channel (`STARTING`/`SCAN_QR_CODE` → `connecting`, `WORKING` →
+//!   `connected` with the account, `FAILED` → `error`, `STOPPED` →
+//!   `disconnected`), only if the report is newer than the last one applied
+//!   (WAHA's timestamp, then its event id), so any delivery order ends in
+//!   the same state.
+//! - [`disconnect`]: removes the connection and moves the channel to
+//!   `disconnected` at once, and queues [`RemoveSession`], which logs the
+//!   session out, deletes it at WAHA and destroys its key, until done.
+//!   Safe to repeat.
+//! - [`follow`]: when the plan or the subscription suspends a channel its
+//!   session is stopped, and started again on restore ([`SyncSession`]).
+
+use chrono::Utc;
+use entity::channel;
+use entity::channel_connection as connection;
+use entity::enums::{ChannelStatus, Platform};
+use rand::RngCore;
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::ChannelView;
+use crate::domain::audit::Actor;
+use crate::domain::events::{self, kind};
+use crate::domain::tenancy::access::BusinessScope;
+use crate::domain::vault::secrets::{self, Vault};
+use crate::error::{Error, Result};
+use crate::integrations::System;
+use crate::integrations::waha::{self, QrAnswer, WahaApi};
+use crate::jobs::queue::{Queue, Task, kind as job_kind};
+
+/// `provider` of a WAHA connection.
+pub const PROVIDER: &str = "waha";
+
+/// What WhatsApp channels need: the database, the vault's keys, the job
+/// queue, WAHA (absent when not configured) and where WAHA calls back.
+#[derive(Clone, Copy)]
+pub struct WhatsApp<'a> {
+    /// The database.
+    pub db: &'a sea_orm::DatabaseConnection,
+    /// Seals and opens the sessions' webhook keys.
+    pub keyring: &'a crate::crypto::Keyring,
+    /// Where the session tasks are queued.
+    pub jobs: &'a Queue,
+    /// The WAHA client, when configured.
+    pub waha: Option<&'a WahaApi>,
+    /// `public_url` without its trailing slash.
+    pub public_base: &'a str,
+}
+
+impl WhatsApp<'_> {
+    fn vault(&self) -> Vault<'_> {
+        Vault {
+            db: self.db,
+            keyring: self.keyring,
+        }
+    }
+
+    fn waha(&self) -> Result<&WahaApi> {
+        self.waha.ok_or_else(unavailable)
+    }
+
+    /// Where WAHA posts session `session`'s events.
+    pub fn webhook_url(&self, session: &str) -> String {
+        format!("{}/v1/webhooks/waha/{session}", self.public_base)
+    }
+}
+
+/// 503 `whatsapp_unavailable`: WAHA is not configured.
+pub fn unavailable() -> Error {
+    Error::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "whatsapp_unavailable",
+        "WhatsApp is not available",
+    )
+    .with_detail("This server has no WhatsApp gateway: set waha.base_url and waha.api_key (SWITCHBOARD_WAHA__BASE_URL, SWITCHBOARD_WAHA__API_KEY).")
+}
+
+/// The WAHA session name of channel `id`: `sb_` and its 32 hex digits
+/// (WAHA names are `[a-zA-Z0-9_-]`).
+pub fn session_name(id: Uuid) -> String {
+    format!("sb_{}", id.simple())
+}
+
+/// The session names [`session_name`] gives: any other name is no session
+/// of ours.
+pub const SESSION_PATTERN: &str = r"^sb_[0-9a-f]{32}$";
+
+/// The vault name of a session's webhook key.
+pub fn key_name(channel_id: Uuid) -> String {
+    format!("hmac.{channel_id}")
+}
+
+/// Create (or update) and start the session of channel `channel_id`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StartSession {
+    /// The channel.
+    pub channel_id: Uuid,
+    /// Its business.
+    pub business_id: Uuid,
+}
+
+impl Task for StartSession {
+    const KIND: &'static str = job_kind::WAHA_SESSION_START;
+
+    fn dedup_key(&self) -> Option<String> {
+        Some(format!("{}:{}", Self::KIND, self.channel_id))
+    }
+}
+
+/// Log out and delete session `session` at WAHA, then destroy its key.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RemoveSession {
+    /// The WAHA session.
+    pub session: String,
+    /// The channel it was for.
+    pub channel_id: Uuid,
+    /// Its business.
+    pub business_id: Uuid,
+}
+
+impl Task for RemoveSession {
+    const KIND: &'static str = job_kind::WAHA_SESSION_REMOVE;
+
+    fn dedup_key(&self) -> Option<String> {
+        Some(format!("{}:{}", Self::KIND, self.session))
+    }
+}
+
+async fn whatsapp_channel<C: ConnectionTrait>(
+    db: &C,
+    scope: &BusinessScope,
+    id: Uuid,
+) -> Result<channel::Model> {
+    let c = super::find(db, scope, id).await?;
+    if c.platform != Platform::Whatsapp {
+        return Err(Error::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "platform_not_connectable",
+            "This channel does not connect here",
+        )
+        .with_detail("Only WhatsApp channels connect through this route for now.")
+        .with(
+            "platform",
+            serde_json::to_value(c.platform).unwrap_or_default(),
+        ));
+    }
+    Ok(c)
+}
+
+async fn connection_of<C: ConnectionTrait>(
+    db: &C,
+    channel_id: Uuid,
+) -> Result<Option<connection::Model>> {
+    Ok(connection::Entity::find_by_id(channel_id).one(db).await?)
+}
+
+/// Starts connecting WhatsApp channel `id` (202 with the channel).
+/// 503 `whatsapp_unavailable` without WAHA; 404 for another business's
+/// channel; 422 `platform_not_connectable` for other platforms; 402
+/// `subscription_required` for a restricted business and
+/// `channel_suspended` for a suspended channel.
+pub async fn connect(
+    w: WhatsApp<'_>,
+    actor: &Actor,
+    scope: &BusinessScope,
+    id: Uuid,
+) -> Result<ChannelView> {
+    let c = whatsapp_channel(w.db, scope, id).await?;
+    w.waha()?;
+    let business = entity::business::Entity::find_by_id(scope.id())
+        .one(w.db)
+        .await?
+        .ok_or_else(Error::not_found)?;
+    crate::domain::billing::plans::ensure_may_add_channels(&business, Utc::now())?;
+    if c.status == ChannelStatus::Suspended {
+        return Err(Error::new(
+            axum::http::StatusCode::PAYMENT_REQUIRED,
+            "channel_suspended",
+            "The channel is suspended",
+        )
+        .with_detail("It is over the plan's limit or the subscription lapsed: upgrade the plan or remove another channel, then connect again.")
+        .with("reason", c.suspended_reason.clone().unwrap_or_default()));
+    }
+    let existing = connection_of(w.db, id).await?;
+    if existing.is_some()
+        && matches!(
+            c.status,
+            ChannelStatus::Connecting | ChannelStatus::Connected
+        )
+    {
+        return Ok(c.into());
+    }
+    if existing.is_none() {
+        // The session's webhook key: new for a new connection (a retry of
+        // a half-made one keeps the stored key).
+        let name = key_name(id);
+        if secrets::open_for_platform(w.vault(), scope, System::Waha, &name)
+            .await?
+            .is_none()
+        {
+            let mut key = [0u8; 32];
+            rand::rng().fill_bytes(&mut key);
+            secrets::put(
+                w.vault(),
+                actor,
+                scope,
+                System::Waha,
+                &name,
+                SecretString::from(hex::encode(key)),
+                secrets::SecretMetadata::default(),
+            )
+            .await?;
+        }
+    }
+    let now = Utc::now();
+    let txn = crate::db::begin_write(w.db).await?;
+    let c = super::find(&txn, scope, id).await?;
+    if connection_of(&txn, id).await?.is_none() {
+        let row = connection::ActiveModel {
+            channel_id: Set(id),
+            business_id: Set(scope.id()),
+            provider: Set(PROVIDER.to_owned()),
+            external_id: Set(session_name(id)),
+            remote_status: Set(None),
+            status_at: Set(0),
+            status_event: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        row.insert(&txn).await?;
+    }
+    let from = c.status;
+    let mut active: channel::ActiveModel = c.into();
+    active.status = Set(ChannelStatus::Connecting);
+    active.last_error = Set(None);
+    active.updated_at = Set(now);
+    let c = active.update(&txn).await?;
+    status_changed(&txn, &c, from, None).await?;
+    w.jobs
+        .enqueue(
+            &txn,
+            &StartSession {
+                channel_id: id,
+                business_id: scope.id(),
+            },
+        )
+        .await?;
+    txn.commit().await?;
+    Ok(c.into())
+}
+
+async fn status_changed<C: ConnectionTrait>(
+    db: &C,
+    c: &channel::Model,
+    from: ChannelStatus,
+    reason: Option<&str>,
+) -> Result<()> {
+    if from == c.status {
+        return Ok(());
+    }
+    events::record(
+        db,
+        c.business_id,
+        kind::CHANNEL_STATUS_CHANGED,
+        json!({
+            "id": c.id,
+            "company_id": c.company_id,
+            "from": from,
+            "to": c.status,
+            "reason": reason,
+            "account_id": c.account_id,
+            "account_name": c.account_name,
+        }),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The [`StartSession`] task: makes the session exist at WAHA with its
+/// webhook and run. Done when the connection is gone (disconnected
+/// meanwhile). Errors are transient: the runner retries.
+pub async fn start_session(w: WhatsApp<'_>, task: &StartSession) -> Result<()> {
+    let waha = w.waha()?;
+    let Some(conn) = connection_of(w.db, task.channel_id).await? else {
+        return Ok(());
+    };
+    let scope = BusinessScope::platform(task.business_id);
+    let key =
+        secrets::open_for_platform(w.vault(), &scope, System::Waha, &key_name(task.channel_id))
+            .await?
+            .ok_or_else(|| Error::internal("the session's webhook key is missing"))?;
+    let config = waha::webhook_config(&w.webhook_url(&conn.external_id), &key);
+    waha.ensure_session(&conn.external_id, &config).await?;
+    Ok(())
+}
+
+/// The [`RemoveSession`] task: logs out and deletes the session at WAHA
+/// (a missing one is fine), then destroys its webhook key, unless the
+/// channel was connected again meanwhile (then the key is in use).
+pub async fn remove_session(w: WhatsApp<'_>, task: &RemoveSession) -> Result<()> {
+    let waha = w.waha()?;
+    if connection_of(w.db, task.channel_id).await?.is_some() {
+        // Reconnected meanwhile under the same session name: keep it.
+        return Ok(());
+    }
+    waha.remove(&task.session).await?;
+    let scope = BusinessScope::platform(task.business_id);
+    match secrets::delete(
+        w.db,
+        &Actor::system(),
+        &scope,
+        System::Waha,
+        &key_name(task.channel_id),
+    )
+    .await
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.status() == axum::http::StatusCode::NOT_FOUND => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Disconnects WhatsApp channel `id`: the channel is `disconnected` at
+/// once and the session removed at WAHA by a task. Safe to repeat; 404 for
+/// another business's channel.
+pub async fn disconnect(w: WhatsApp<'_>, scope: &BusinessScope, id: Uuid) -> Result<ChannelView> {
+    let now = Utc::now();
+    let txn = crate::db::begin_write(w.db).await?;
+    let c = whatsapp_channel(&txn, scope, id).await?;
+    let Some(conn) = connection_of(&txn, id).await? else {
+        txn.commit().await?;
+        return Ok(c.into());
+    };
+    connection::Entity::delete_by_id(id).exec(&txn).await?;
+    let from = c.status;
+    let mut active: channel::ActiveModel = c.into();
+    if from == ChannelStatus::Suspended {
+        active.suspended_from = Set(Some(ChannelStatus::Disconnected));
+    } else {
+        active.status = Set(ChannelStatus::Disconnected);
+    }
+    active.account_id = Set(None);
+    active.updated_at = Set(now);
+    let c = active.update(&txn).await?;
+    status_changed(&txn, &c, from, Some("disconnected")).await?;
+    w.jobs
+        .enqueue(
+            &txn,
+            &RemoveSession {
+                session: conn.external_id,
+                channel_id: id,
+                business_id: scope.id(),
+            },
+        )
+        .await?;
+    txn.commit().await?;
+    Ok(c.into())
+}
+
+/// Bring channel `channel_id`'s WAHA session in line with the channel: a
+/// suspended channel's session is stopped (WhatsApp stops answering), a
+/// restored one's started again.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SyncSession {
+    /// The channel.
+    pub channel_id: Uuid,
+    /// Its business.
+    pub business_id: Uuid,
+}
+
+impl Task for SyncSession {
+    const KIND: &'static str = job_kind::WAHA_SESSION_SYNC;
+}
+
+/// Queues, in `txn`, a [`SyncSession`] for each WhatsApp channel of
+/// `changed` (rows an entitlement settlement suspended or restored) that
+/// has a session. The task reads the channel when it runs, so the latest
+/// state wins whatever the order of tasks.
+pub async fn follow<C: ConnectionTrait>(
+    jobs: &Queue,
+    txn: &C,
+    changed: &[channel::Model],
+) -> Result<()> {
+    let ids: Vec<Uuid> = changed
+        .iter()
+        .filter(|c| c.platform == Platform::Whatsapp)
+        .map(|c| c.id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let connected = connection::Entity::find()
+        .filter(connection::Column::ChannelId.is_in(ids))
+        .all(txn)
+        .await?;
+    for conn in connected {
+        jobs.enqueue(
+            txn,
+            &SyncSession {
+                channel_id: conn.channel_id,
+                business_id: conn.business_id,
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The [`SyncSession`] task: stops the session of a suspended channel and
+/// starts a stopped session of a channel that is not (WAHA answers the
+/// stop of a stopped session and the start of a running one alike, so the
+/// task is safe to repeat). Done when the connection is gone.
+pub async fn sync_session(w: WhatsApp<'_>, task: &SyncSession) -> Result<()> {
+    let waha = w.waha()?;
+    let Some(conn) = connection_of(w.db, task.channel_id).await? else {
+        return Ok(());
+    };
+    let Some(c) = channel::Entity::find_by_id(task.channel_id)
+        .one(w.db)
+        .await?
+    else {
+        return Ok(());
+    };
+    let session = waha.session(&conn.external_id).await?;
+    let running = session
+        .as_ref()
+        .is_some_and(|s| !matches!(s.status.as_str(), "STOPPED" | "FAILED"));
+    if c.status == ChannelStatus::Suspended {
+        if running {
+            waha.stop(&conn.external_id).await?;
+        }
+    } else if !running {
+        start_session(
+            w,
+            &StartSession {
+                channel_id: task.channel_id,
+                business_id: task.business_id,
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Queues the removal of channel `c`'s session, if it has one, in `txn`
+/// (the channel is being deleted: its connection row goes with it).
+pub async fn forget<C: ConnectionTrait>(jobs: &Queue, txn: &C, c: &channel::Model) -> Result<()> {
+    if let Some(conn) = connection_of(txn, c.id).await? {
+        jobs.enqueue(
+            txn,
+            &RemoveSession {
+                session: conn.external_id,
+                channel_id: c.id,
+                business_id: c.business_id,
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The QR code of channel `id`'s session, as WAHA has it now. 409
+/// `qr_not_available` (with `session_status`) when the session is not
+/// waiting for a scan or the channel is not connecting.
+pub async fn qr(w: WhatsApp<'_>, scope: &BusinessScope, id: Uuid) -> Result<waha::Qr> {
+    let c = whatsapp_channel(w.db, scope, id).await?;
+    let waha = w.waha()?;
+    let not_available = |status: Option<String>| {
+        Error::conflict(
+            "qr_not_available",
+            "There is no QR code to scan: the session is not waiting for one.",
+        )
+        .with("session_status", status)
+        .with(
+            "channel_status",
+            serde_json::to_value(c.status).unwrap_or_default(),
+        )
+    };
+    let Some(conn) = connection_of(w.db, id).await? else {
+        return Err(not_available(None));
+    };
+    match waha.qr(&conn.external_id).await? {
+        QrAnswer::Code(qr) => Ok(qr),
+        QrAnswer::NotAvailable(status) => Err(not_available(status)),
+    }
+}
+
+/// A verified `session.status` report for a connection.
+#[derive(Debug, Clone)]
+pub struct StatusReport {
+    /// WAHA's event id (the tie-breaker of equal timestamps).
+    pub event_id: String,
+    /// WAHA's timestamp, milliseconds.
+    pub at: i64,
+    /// WAHA's status.
+    pub status: String,
+    /// The account, when WAHA says (`me`).
+    pub me: Option<waha::Me>,
+}
+
+/// The channel status a WAHA session status means (WAHA docs: sessions,
+/// "Session status"); `None` for a status WAHA may add later.
+pub fn channel_status_of(waha_status: &str) -> Option<ChannelStatus> {
+    match waha_status {
+        "STARTING" | "SCAN_QR_CODE" => Some(ChannelStatus::Connecting),
+        "WORKING" => Some(ChannelStatus::Connected),
+        "FAILED" => Some(ChannelStatus::Error),
+        "STOPPED" => Some(ChannelStatus::Disconnected),
+        _ => None,
+    }
+}
+
+/// Applies `report` to connection `conn` in `txn`, if it is newer than
+/// the last report applied; records `channel.status_changed` when the
+/// channel's status changes. A suspended channel stays suspended (the
+/// status it returns to follows the report). Returns whether it applied.
+pub async fn apply_status<C: ConnectionTrait>(
+    txn: &C,
+    conn: &connection::Model,
+    report: &StatusReport,
+) -> Result<bool> {
+    let newer = (report.at, report.event_id.as_str())
+        > (conn.status_at, conn.status_event.as_deref().unwrap_or(""));
+    if !newer {
+        return Ok(false);
+    }
+    let now = Utc::now();
+    let mut row: connection::ActiveModel = conn.clone().into();
+    row.remote_status = Set(Some(report.status.clone()));
+    row.status_at = Set(report.at);
+    row.status_event = Set(Some(report.event_id.clone()));
+    row.updated_at = Set(now);
+    row.update(txn).await?;
+    let Some(to) = channel_status_of(&report.status) else {
+        return Ok(true);
+    };
+    let Some(c) = channel::Entity::find_by_id(conn.channel_id)
+        .filter(channel::Column::BusinessId.eq(conn.business_id))
+        .one(txn)
+        .await?
+    else {
+        return Ok(true);
+    };
+    let from = c.status;
+    let suspended = from == ChannelStatus::Suspended;
+    let mut active: channel::ActiveModel = c.clone().into();
+    if suspended {
+        // A session stopped because the channel is suspended (our own
+        // stop) leaves the status it returns to as it was.
+        if to != ChannelStatus::Disconnected {
+            active.suspended_from = Set(Some(to));
+        }
+    } else {
+        active.status = Set(to);
+    }
+    match to {
+        ChannelStatus::Connected => {
+            if let Some(me) = &report.me {
+                active.account_id = Set(Some(me.id.clone()));
+                if let Some(name) = &me.push_name {
+                    active.account_name = Set(Some(name.chars().take(200).collect()));
+                }
+            }
+            active.last_error = Set(None);
+        }
+        ChannelStatus::Error => {
+            active.last_error = Set(Some("WhatsApp session failed (WAHA status FAILED)".into()));
+            active.error_count = Set(c.error_count.saturating_add(1));
+        }
+        _ => {}
+    }
+    active.updated_at = Set(now);
+    let c = active.update(txn).await?;
+    status_changed(txn, &c, from, Some(&report.status)).await?;
+    Ok(true)
+}
+
+/// The connection named `session` at WAHA, if it is one of ours.
+pub async fn by_session<C: ConnectionTrait>(
+    db: &C,
+    session: &str,
+) -> Result<Option<connection::Model>> {
+    Ok(connection::Entity::find()
+        .filter(connection::Column::Provider.eq(PROVIDER))
+        .filter(connection::Column::ExternalId.eq(session))
+        .one(db)
+        .await?)
+}

@@ -1,0 +1,716 @@
+//! WhatsApp channels through WAHA, against the local WAHA server
+//! (`waha_fake.rs`): connect, the QR code, signed `session.status`
+//! webhooks in any order, disconnect, and what bad deliveries get.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
+
+use std::time::{Duration, Instant};
+
+use entity::inbound_event;
+use reqwest::{Method, StatusCode};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use switchboard::config::WahaConfig;
+
+use crate::common::{TestApp, email, test_config};
+use crate::waha_fake::{self, FakeWaha, now_ms, sign};
+
+/// A delivery: what it is, its body, its headers, the answer expected.
+type Case = (&'static str, Vec<u8>, Vec<(String, String)>, u16);
+
+async fn app_with_waha() -> (TestApp, FakeWaha) {
+    let fake = FakeWaha::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path()).await;
+    // WAHA calls back at the public URL: the app's own address.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    config.bind = format!("127.0.0.1:{port}").parse().unwrap();
+    config.public_url = format!("http://127.0.0.1:{port}");
+    config.waha = Some(WahaConfig {
+        base_url: fake.url.clone(),
+        api_key: SecretString::from(waha_fake::API_KEY),
+        timeout_secs: 5,
+    });
+    config.jobs.poll_ms = 20;
+    (TestApp::spawn_with(dir, config).await, fake)
+}
+
+fn session_of(channel: &str) -> String {
+    format!("sb_{}", channel.replace('-', ""))
+}
+
+async fn wait_for<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn whatsapp_channel(app: &TestApp, owner: &str) -> String {
+    let company = app.company(owner, "Acme").await;
+    let r = app.channel(owner, &company, "whatsapp").await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    r.body["id"].as_str().unwrap().to_owned()
+}
+
+async fn channel_status(app: &TestApp, owner: &str, id: &str) -> Value {
+    let r = app.get(&format!("/v1/channels/{id}"), Some(owner)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    r.body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whatsapp_channel_connects_by_qr_and_follows_its_session() {
+    let (app, waha) = app_with_waha().await;
+    let owner = app.owner(&email("wa"), "WA").await;
+    let id = whatsapp_channel(&app, &owner).await;
+    let session = session_of(&id);
+
+    let r = app
+        .post(
+            &format!("/v1/channels/{id}/connect"),
+            Some(&owner),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    assert_eq!(r.body["status"], "connecting");
+
+    // The task made the session, with our webhook and its own key; WAHA
+    // then reports STARTING and SCAN_QR_CODE.
+    let s = wait_for("the session waiting for a scan", async || {
+        waha.session(&session)
+            .filter(|s| s.status == "SCAN_QR_CODE")
+    })
+    .await;
+    let hook = &s.config["webhooks"][0];
+    assert_eq!(
+        hook["url"],
+        app.url(&format!("/v1/webhooks/waha/{session}"))
+    );
+    assert_eq!(hook["events"], json!(["session.status", "message"]));
+    let key = hook["hmac"]["key"].as_str().unwrap();
+    assert_eq!(key.len(), 64, "a 256-bit key, hex");
+
+    // The current code, and a new one after it rotates.
+    let qr = |app: &TestApp| {
+        let (url, owner) = (app.url(&format!("/v1/channels/{id}/qr")), owner.clone());
+        let client = reqwest::Client::new();
+        async move { client.get(url).bearer_auth(owner).send().await.unwrap() }
+    };
+    let first = qr(&app).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(first.headers()["content-type"], "image/png");
+    let first = first.bytes().await.unwrap();
+    assert!(first.starts_with(b"\x89PNG\r\n\x1a\n"));
+    waha.rotate_qr(&session);
+    let second = qr(&app).await.bytes().await.unwrap();
+    assert_ne!(first, second, "the endpoint serves the current code");
+
+    // Connecting again is the same connection.
+    let r = app
+        .post(
+            &format!("/v1/channels/{id}/connect"),
+            Some(&owner),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let creates = waha
+        .calls()
+        .iter()
+        .filter(|(m, p)| m == "POST" && p == "/api/sessions")
+        .count();
+    assert_eq!(creates, 1, "never a second session");
+
+    // Scanned: WORKING, with the account.
+    let (working, d) = waha.set_status(&session, "WORKING").await;
+    assert_eq!(
+        (d.status, d.body["outcome"].as_str()),
+        (200, Some("processed"))
+    );
+    let c = channel_status(&app, &owner, &id).await;
+    assert_eq!(c["status"], "connected");
+    assert_eq!(c["account_id"], "15551234567@c.us");
+    assert_eq!(c["account_name"], "Acme Support");
+    let d = waha.deliver(&session, &working).await;
+    assert_eq!(
+        (d.status, d.body["outcome"].as_str()),
+        (200, Some("duplicate"))
+    );
+
+    let r = app
+        .get(&format!("/v1/channels/{id}/qr"), Some(&owner))
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    assert_eq!(r.code(), "qr_not_available");
+    assert_eq!(r.body["session_status"], "WORKING");
+
+    // A message is recorded in the ledger.
+    let msg = waha.envelope(
+        &session,
+        "message",
+        now_ms(),
+        json!({ "id": "false_15550001111@c.us_AAAA", "timestamp": 1_766_000_000, "from": "15550001111@c.us", "fromMe": false, "body": "Hi", "hasMedia": false, "ack": 1, "ackName": "SERVER" }),
+    );
+    let d = waha.deliver(&session, &msg).await;
+    assert_eq!(
+        (d.status, d.body["outcome"].as_str()),
+        (200, Some("processed"))
+    );
+    let recorded = inbound_event::Entity::find()
+        .filter(inbound_event::Column::Source.eq("waha"))
+        .filter(inbound_event::Column::EventId.eq(msg["id"].as_str().unwrap()))
+        .one(&app.app.state.db)
+        .await
+        .unwrap()
+        .expect("the message in the ledger");
+    assert_eq!(recorded.event_type, "message");
+    assert_eq!(recorded.status, "done");
+
+    // Every change was an event.
+    let events = app
+        .get("/v1/events?type=channel.status_changed", Some(&owner))
+        .await;
+    let tos: Vec<&str> = events.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["data"]["to"].as_str().unwrap())
+        .collect();
+    assert_eq!(tos, ["connecting", "connected"]);
+
+    // Disconnect: at once for the channel, then the session goes at WAHA
+    // with its key.
+    let r = app
+        .post(
+            &format!("/v1/channels/{id}/disconnect"),
+            Some(&owner),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["status"], "disconnected");
+    assert_eq!(r.body["account_id"], Value::Null);
+    wait_for("the session removed", async || {
+        waha.session(&session).is_none().then_some(())
+    })
+    .await;
+    let calls = waha.calls();
+    assert!(calls.contains(&("POST".into(), format!("/api/sessions/{session}/logout"))));
+    assert!(calls.contains(&("DELETE".into(), format!("/api/sessions/{session}"))));
+    let business = app.business_id(&owner).await;
+    wait_for("the key destroyed", async || {
+        let r = app
+            .get(&format!("/v1/businesses/{business}/secrets"), Some(&owner))
+            .await;
+        (r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["provider"] != "waha"))
+        .then_some(())
+    })
+    .await;
+    let r = app
+        .post(
+            &format!("/v1/channels/{id}/disconnect"),
+            Some(&owner),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["status"].as_str()),
+        (StatusCode::OK, Some("disconnected")),
+        "again: the same"
+    );
+
+    // A late delivery for the removed session is acknowledged, not acted on.
+    let late = waha.envelope(
+        &session,
+        "session.status",
+        now_ms(),
+        json!({ "status": "WORKING" }),
+    );
+    let body = serde_json::to_vec(&late).unwrap();
+    let headers = vec![
+        ("content-type".into(), "application/json".into()),
+        ("x-webhook-hmac".into(), sign(key, &body)),
+        ("x-webhook-hmac-algorithm".into(), "sha512".into()),
+    ];
+    let d = waha
+        .post_to(
+            &app.url(&format!("/v1/webhooks/waha/{session}")),
+            body,
+            headers,
+        )
+        .await;
+    assert_eq!(
+        (d.status, d.body["outcome"].as_str()),
+        (200, Some("ignored"))
+    );
+    assert_eq!(
+        channel_status(&app, &owner, &id).await["status"],
+        "disconnected"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_reports_in_any_order_end_in_the_same_state() {
+    let (app, waha) = app_with_waha().await;
+    let owner = app.owner(&email("order"), "Order").await;
+    let id = whatsapp_channel(&app, &owner).await;
+    let session = session_of(&id);
+    app.post(
+        &format!("/v1/channels/{id}/connect"),
+        Some(&owner),
+        json!({}),
+    )
+    .await;
+    wait_for("the session", async || {
+        waha.session(&session)
+            .filter(|s| s.status == "SCAN_QR_CODE")
+    })
+    .await;
+    // Wait until WAHA's own reports are in, then replay a history
+    // newest first, each twice.
+    wait_for("scan reported", async || {
+        (channel_status(&app, &owner, &id).await["status"] == "connecting").then_some(())
+    })
+    .await;
+    let t = now_ms() + 1_000;
+    let history = [
+        waha.envelope(
+            &session,
+            "session.status",
+            t,
+            json!({ "status": "STARTING" }),
+        ),
+        waha.envelope(
+            &session,
+            "session.status",
+            t + 1,
+            json!({ "status": "SCAN_QR_CODE" }),
+        ),
+        waha.envelope(
+            &session,
+            "session.status",
+            t + 2,
+            json!({ "status": "WORKING" }),
+        ),
+        waha.envelope(
+            &session,
+            "session.status",
+            t + 3,
+            json!({ "status": "FAILED" }),
+        ),
+        waha.envelope(
+            &session,
+            "session.status",
+            t + 4,
+            json!({ "status": "WORKING" }),
+        ),
+    ];
+    for env in history.iter().rev().chain(history.iter()) {
+        let d = waha.deliver(&session, env).await;
+        assert_eq!(d.status, 200, "{:?}", d.body);
+    }
+    let c = channel_status(&app, &owner, &id).await;
+    assert_eq!(c["status"], "connected", "the newest report wins: {c}");
+    assert_eq!(c["error_count"], 0, "an older FAILED is not applied");
+    // Same timestamp: the event id decides, whatever the order.
+    let a = waha.envelope(
+        &session,
+        "session.status",
+        t + 10,
+        json!({ "status": "STOPPED" }),
+    );
+    let b = waha.envelope(
+        &session,
+        "session.status",
+        t + 10,
+        json!({ "status": "WORKING" }),
+    );
+    assert!(a["id"].as_str() < b["id"].as_str());
+    waha.deliver(&session, &b).await;
+    waha.deliver(&session, &a).await;
+    assert_eq!(
+        channel_status(&app, &owner, &id).await["status"],
+        "connected"
+    );
+    // A newer FAILED is an error, counted.
+    waha.deliver(
+        &session,
+        &waha.envelope(
+            &session,
+            "session.status",
+            t + 20,
+            json!({ "status": "FAILED" }),
+        ),
+    )
+    .await;
+    let c = channel_status(&app, &owner, &id).await;
+    assert_eq!(
+        (c["status"].as_str(), c["error_count"].as_i64()),
+        (Some("error"), Some(1))
+    );
+    // Reconnecting starts over, on the same session.
+    let r = app
+        .post(
+            &format!("/v1/channels/{id}/connect"),
+            Some(&owner),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["status"].as_str()),
+        (StatusCode::ACCEPTED, Some("connecting"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_deliveries_are_refused_and_change_nothing() {
+    let (app, waha) = app_with_waha().await;
+    let owner = app.owner(&email("badwa"), "Bad WA").await;
+    let id = whatsapp_channel(&app, &owner).await;
+    let session = session_of(&id);
+    app.post(
+        &format!("/v1/channels/{id}/connect"),
+        Some(&owner),
+        json!({}),
+    )
+    .await;
+    wait_for("scan reported", async || {
+        (waha
+            .session(&session)
+            .is_some_and(|s| s.status == "SCAN_QR_CODE")
+            && channel_status(&app, &owner, &id).await["status"] == "connecting")
+            .then_some(())
+    })
+    .await;
+    let ledger_rows = async || {
+        inbound_event::Entity::find()
+            .filter(inbound_event::Column::Source.eq("waha"))
+            .count(&app.app.state.db)
+            .await
+            .unwrap()
+    };
+    // WAHA's own two reports (STARTING, SCAN_QR_CODE) are in.
+    let before = wait_for("WAHA's reports recorded", async || {
+        let n = ledger_rows().await;
+        (n == 2).then_some(n)
+    })
+    .await;
+    let env = waha.envelope(
+        &session,
+        "session.status",
+        now_ms() + 5_000,
+        json!({ "status": "WORKING" }),
+    );
+    let body = serde_json::to_vec(&env).unwrap();
+    let good = waha.headers(&session, &body, now_ms());
+    let without = |name: &str| {
+        good.iter()
+            .filter(|(k, _)| k != name)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let with = |name: &str, value: String| {
+        let mut h = without(name);
+        h.push((name.into(), value));
+        h
+    };
+    let cases: Vec<Case> = vec![
+        ("unsigned", body.clone(), without("x-webhook-hmac"), 401),
+        (
+            "signed with another key",
+            body.clone(),
+            with("x-webhook-hmac", sign("another key", &body)),
+            401,
+        ),
+        (
+            "signature not hex",
+            body.clone(),
+            with("x-webhook-hmac", "zz".into()),
+            401,
+        ),
+        (
+            "another algorithm",
+            body.clone(),
+            with("x-webhook-hmac-algorithm", "sha256".into()),
+            401,
+        ),
+        (
+            "a changed body",
+            [&body[..], b" "].concat(),
+            good.clone(),
+            401,
+        ),
+    ];
+    for (what, body, headers, status) in cases {
+        let d = waha.post_raw(&session, body, headers).await;
+        assert_eq!(d.status, status, "{what}: {:?}", d.body);
+        assert_eq!(d.body["code"], "invalid_signature", "{what}");
+    }
+    // Signed, but not an event, or for another session.
+    for (what, body) in [
+        ("malformed JSON", b"{\"id\":".to_vec()),
+        ("no id", serde_json::to_vec(&json!({ "timestamp": 1, "event": "message", "session": session })).unwrap()),
+        ("another session", serde_json::to_vec(&json!({ "id": "evt_x", "timestamp": 1, "event": "message", "session": "sb_00000000000000000000000000000000" })).unwrap()),
+        ("a status without a status", serde_json::to_vec(&json!({ "id": "evt_y", "timestamp": 1, "event": "session.status", "session": session, "payload": {} })).unwrap()),
+    ] {
+        let headers = waha.headers(&session, &body, 1);
+        let d = waha.post_raw(&session, body, headers).await;
+        assert_eq!((d.status, d.body["code"].as_str()), (400, Some("invalid_event")), "{what}");
+    }
+    assert_eq!(ledger_rows().await, before, "nothing refused is recorded");
+    assert_eq!(
+        channel_status(&app, &owner, &id).await["status"],
+        "connecting"
+    );
+
+    // Not a name we give: 404. Ours in shape but unknown: acknowledged.
+    let d = waha
+        .post_to(
+            &app.url("/v1/webhooks/waha/default"),
+            body.clone(),
+            good.clone(),
+        )
+        .await;
+    assert_eq!(d.status, 404);
+    let unknown = "sb_ffffffffffffffffffffffffffffffff";
+    let env = waha.envelope(unknown, "message", now_ms(), json!({}));
+    let d = waha
+        .post_to(
+            &app.url(&format!("/v1/webhooks/waha/{unknown}")),
+            serde_json::to_vec(&env).unwrap(),
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        (d.status, d.body["outcome"].as_str()),
+        (200, Some("ignored"))
+    );
+    let row = inbound_event::Entity::find()
+        .filter(inbound_event::Column::EventId.eq(env["id"].as_str().unwrap()))
+        .one(&app.app.state.db)
+        .await
+        .unwrap()
+        .expect("recorded");
+    assert_eq!(row.status, "ignored");
+}
+
+#[tokio::test]
+async fn connecting_is_refused_where_it_cannot_work() {
+    // No WAHA configured: 503 with what to set.
+    let app = TestApp::spawn().await;
+    let owner = app.owner(&email("nowa"), "No WA").await;
+    let id = whatsapp_channel(&app, &owner).await;
+    let r = app
+        .post(
+            &format!("/v1/channels/{id}/connect"),
+            Some(&owner),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+    assert_eq!(r.code(), "whatsapp_unavailable");
+    assert!(r.body["detail"].as_str().unwrap().contains("waha.base_url"));
+    assert_eq!(
+        channel_status(&app, &owner, &id).await["status"],
+        "disconnected"
+    );
+    let r = app
+        .post(
+            "/v1/webhooks/waha/sb_ffffffffffffffffffffffffffffffff",
+            None,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+
+    let (app, waha) = app_with_waha().await;
+    let owner = app.owner(&email("tg"), "TG").await;
+    let company = app.company(&owner, "Bots").await;
+    let tg = app.channel(&owner, &company, "telegram").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .post(
+            &format!("/v1/channels/{tg}/connect"),
+            Some(&owner),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "platform_not_connectable")
+    );
+    // Another business's channel is not found.
+    let other = app.owner(&email("other"), "Other").await;
+    let r = app
+        .post(
+            &format!("/v1/channels/{tg}/connect"),
+            Some(&other),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/v1/channels/{tg}/qr"),
+            Some(&other),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // A manager may read channels but not connect them.
+    let admin = app.admin(&email("wa-admin")).await;
+    let (_, manager) = app.manager(&admin, &email("wa-manager")).await;
+    let r = app
+        .post(
+            &format!("/v1/channels/{tg}/connect"),
+            Some(&manager),
+            json!({}),
+        )
+        .await;
+    assert!(
+        r.status == StatusCode::FORBIDDEN || r.status == StatusCode::NOT_FOUND,
+        "{}",
+        r.status
+    );
+    assert!(waha.sessions().is_empty(), "nothing was made at WAHA");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_connected_channel_removes_its_session() {
+    let (app, waha) = app_with_waha().await;
+    let owner = app.owner(&email("delwa"), "Del WA").await;
+    let id = whatsapp_channel(&app, &owner).await;
+    let session = session_of(&id);
+    app.post(
+        &format!("/v1/channels/{id}/connect"),
+        Some(&owner),
+        json!({}),
+    )
+    .await;
+    wait_for("the session", async || waha.session(&session)).await;
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/channels/{id}"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    wait_for("the session removed", async || {
+        waha.session(&session).is_none().then_some(())
+    })
+    .await;
+}
+
+/// Re-evaluates the business's entitlement now, as the sweep and webhooks do.
+async fn settle(app: &TestApp, business: &str) {
+    let state = &app.app.state;
+    let txn = switchboard::db::begin_write(&state.db).await.unwrap();
+    switchboard::domain::billing::entitlement::apply(
+        &state.rules(),
+        &txn,
+        business.parse().unwrap(),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    txn.commit().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_channels_session_stops_and_starts_again_on_restore() {
+    let (app, waha) = app_with_waha().await;
+    let owner = app.owner(&email("susp"), "Susp").await;
+    let business = app.business_id(&owner).await;
+    app.set_plan(&business, "enterprise").await;
+    let company = app.company(&owner, "Shop").await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let r = app.channel(&owner, &company, "whatsapp").await;
+        ids.push(r.body["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        app.post(
+            &format!("/v1/channels/{id}/connect"),
+            Some(&owner),
+            json!({}),
+        )
+        .await;
+    }
+    let newest = session_of(&ids[1]);
+    wait_for("both sessions", async || {
+        ids.iter()
+            .all(|id| {
+                waha.session(&session_of(id))
+                    .is_some_and(|s| s.status == "SCAN_QR_CODE")
+            })
+            .then_some(())
+    })
+    .await;
+    waha.set_status(&newest, "WORKING").await;
+
+    // Down to one channel: the newest is suspended and its session stopped.
+    app.set_plan(&business, "single").await;
+    settle(&app, &business).await;
+    assert_eq!(
+        channel_status(&app, &owner, &ids[1]).await["status"],
+        "suspended"
+    );
+    wait_for("the session stopped", async || {
+        waha.session(&newest).filter(|s| s.status == "STOPPED")
+    })
+    .await;
+    assert_eq!(
+        waha.session(&session_of(&ids[0])).unwrap().status,
+        "SCAN_QR_CODE",
+        "the oldest keeps going"
+    );
+    let r = app
+        .post(
+            &format!("/v1/channels/{}/connect", ids[1]),
+            Some(&owner),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::PAYMENT_REQUIRED, "channel_suspended")
+    );
+    // Back up: restored, and its session started again.
+    app.set_plan(&business, "enterprise").await;
+    settle(&app, &business).await;
+    wait_for("the session started", async || {
+        waha.session(&newest).filter(|s| s.status != "STOPPED")
+    })
+    .await;
+    let c = channel_status(&app, &owner, &ids[1]).await;
+    assert_ne!(c["status"], "suspended", "{c}");
+    let starts = waha
+        .calls()
+        .iter()
+        .filter(|(m, p)| m == "POST" && *p == format!("/api/sessions/{newest}/start"))
+        .count();
+    assert_eq!(starts, 1);
+}
