@@ -13,7 +13,7 @@ pub struct Memo<K, V> {
     entries: RwLock<HashMap<K, V>>,
 }
 
-impl<K: Eq + Hash, V: Copy> Memo<K, V> {
+impl<K: Eq + Hash, V: Clone> Memo<K, V> {
     /// An empty memo holding at most `capacity` entries.
     pub fn new(capacity: usize) -> Memo<K, V> {
         Memo {
@@ -28,7 +28,7 @@ impl<K: Eq + Hash, V: Copy> Memo<K, V> {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(key)
-            .copied()
+            .cloned()
     }
 
     /// Forgets `key`.

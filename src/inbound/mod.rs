@@ -83,4 +83,6 @@ pub struct Writers {
     pub stripe: stripe::event::StripeWriter,
     /// WAHA events.
     pub waha: waha::WahaWriter,
+    /// WAHA sessions' connections and keys, remembered briefly.
+    pub waha_keys: std::sync::Arc<waha::SessionKeys>,
 }

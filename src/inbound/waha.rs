@@ -16,10 +16,14 @@
 //!   `message` is recorded in the ledger (the conversation log is a later
 //!   step); other events are recorded as ignored.
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{TimeZone, Utc};
 use entity::channel_connection as connection;
-use secrecy::ExposeSecret;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::domain::channels::whatsapp::{self, StatusReport};
@@ -31,12 +35,36 @@ use crate::inbound::writer::Writer;
 use crate::inbound::{Outcome, ledger, verify};
 use crate::integrations::System;
 use crate::integrations::waha::Me;
+use crate::memo::Memo;
 use crate::state::AppState;
 
 /// The source's name in the ledger.
 pub const SOURCE: &str = "waha";
 
 pub use crate::domain::channels::whatsapp::SESSION_PATTERN;
+
+/// How long a session's connection and key are remembered between
+/// deliveries. A key that no longer verifies is read again at once (a
+/// reconnection made a new one), and the commit reads the connection
+/// again before acting on a status, so staleness costs one read at most.
+const KEY_TTL: Duration = Duration::from_secs(30);
+
+/// A session's connection and webhook key, as last read.
+pub struct SessionAuth {
+    connection: connection::Model,
+    key: SecretString,
+    read_at: Instant,
+}
+
+/// The sessions' connections and keys, remembered for [`KEY_TTL`] so a
+/// delivery costs no database read and no unsealing on the way in.
+pub struct SessionKeys(Memo<String, Arc<SessionAuth>>);
+
+impl Default for SessionKeys {
+    fn default() -> SessionKeys {
+        SessionKeys(Memo::new(16_384))
+    }
+}
 
 /// A verified delivery, ready to commit.
 pub struct Item {
@@ -102,26 +130,38 @@ pub async fn receive(
     if !validate::matches(SESSION_PATTERN, session) {
         return Err(Error::not_found());
     }
-    let Some(conn) = whatsapp::by_session(&state.db, session).await? else {
-        return ignore_unknown(state, body).await;
-    };
-    let scope = BusinessScope::platform(conn.business_id);
-    let key = secrets::open_for_platform(
-        state.vault(),
-        &scope,
-        System::Waha,
-        &whatsapp::key_name(conn.channel_id),
-    )
-    .await?
-    .ok_or_else(bad_signature)?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if header("x-webhook-hmac-algorithm").is_some_and(|a| !a.eq_ignore_ascii_case("sha512")) {
         return Err(bad_signature());
     }
-    let signature = header("x-webhook-hmac").ok_or_else(bad_signature)?;
-    if !verify::hmac_sha512_hex(key.expose_secret().as_bytes(), body, signature) {
-        return Err(bad_signature());
-    }
+    let signature = header("x-webhook-hmac");
+    let verifies = |auth: &SessionAuth| {
+        signature
+            .is_some_and(|s| verify::hmac_sha512_hex(auth.key.expose_secret().as_bytes(), body, s))
+    };
+    let keys = &state.inbound.waha_keys.0;
+    let remembered = keys
+        .get(&session.to_owned())
+        .filter(|a| a.read_at.elapsed() < KEY_TTL);
+    let auth = match remembered {
+        Some(a) if verifies(&a) => a,
+        _ => {
+            // Not remembered, stale, or not verifying with the remembered
+            // key (the session was connected again): read it now.
+            let Some(auth) = read_auth(state, session).await? else {
+                keys.remove(&session.to_owned());
+                return ignore_unknown(state, body).await;
+            };
+            keys.insert(session.to_owned(), Arc::clone(&auth), |a| {
+                a.read_at.elapsed() < KEY_TTL
+            });
+            if !verifies(&auth) {
+                return Err(bad_signature());
+            }
+            auth
+        }
+    };
+    let conn = auth.connection.clone();
     let env = parse(body)?;
     if env.session != session {
         return Err(invalid_event("the envelope's session is not the URL's"));
@@ -178,6 +218,29 @@ pub async fn receive(
     }
 }
 
+/// The connection named `session` and its webhook key, or `None` when it
+/// is not (or no longer) one of ours.
+async fn read_auth(state: &AppState, session: &str) -> Result<Option<Arc<SessionAuth>>> {
+    let Some(connection) = whatsapp::by_session(&state.db, session).await? else {
+        return Ok(None);
+    };
+    let scope = BusinessScope::platform(connection.business_id);
+    let key = secrets::open_for_platform(
+        state.vault(),
+        &scope,
+        System::Waha,
+        &whatsapp::key_name(connection.channel_id),
+    )
+    .await?;
+    Ok(key.map(|key| {
+        Arc::new(SessionAuth {
+            connection,
+            key,
+            read_at: Instant::now(),
+        })
+    }))
+}
+
 fn created_of(ms: i64) -> chrono::DateTime<Utc> {
     Utc.timestamp_millis_opt(ms)
         .single()
@@ -214,26 +277,47 @@ async fn commit(state: &AppState, items: &[&Item]) -> Result<Option<Vec<Outcome>
     let mut verdicts = Vec::with_capacity(items.len());
     let mut rows = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    let sessions: Vec<&str> = items
+        .iter()
+        .map(|i| i.connection.external_id.as_str())
+        .collect();
+    let live = connection::Entity::find()
+        .filter(connection::Column::Provider.eq(whatsapp::PROVIDER))
+        .filter(connection::Column::ExternalId.is_in(sessions))
+        .all(&txn)
+        .await?;
+    let mut by_channel: std::collections::HashMap<uuid::Uuid, connection::Model> =
+        std::collections::HashMap::new();
     for item in items {
         if done.contains(&item.id) || !seen.insert(item.id.as_str()) {
             verdicts.push(Outcome::Duplicate);
             continue;
         }
-        let outcome = match &item.status {
-            Some(report) => {
-                // The connection as it is now: it may have been removed
-                // (disconnected) or have newer reports since it was read.
-                let current = whatsapp::by_session(&txn, &item.connection.external_id).await?;
-                match current {
-                    Some(c) if c.channel_id == item.connection.channel_id => {
-                        whatsapp::apply_status(&txn, &c, report).await?;
-                        Outcome::Processed
-                    }
-                    _ => Outcome::Ignored,
+        // The connection as it is now: it may have been removed
+        // (disconnected) since the delivery was verified.
+        let current = live
+            .iter()
+            .find(|c| c.external_id == item.connection.external_id)
+            .filter(|c| c.channel_id == item.connection.channel_id);
+        let outcome = match (current, &item.status) {
+            (None, _) => Outcome::Ignored,
+            (Some(c), Some(report)) => {
+                let c = match by_channel.get(&c.channel_id) {
+                    Some(fresher) => fresher.clone(),
+                    None => c.clone(),
+                };
+                if whatsapp::apply_status(&txn, &c, report).await? {
+                    // A later item of this batch compares with this one.
+                    let mut applied = c;
+                    applied.remote_status = Some(report.status.clone());
+                    applied.status_at = report.at;
+                    applied.status_event = Some(report.event_id.clone());
+                    by_channel.insert(applied.channel_id, applied);
                 }
+                Outcome::Processed
             }
-            None if item.kind == "message" => Outcome::Processed,
-            None => Outcome::Ignored,
+            (Some(_), None) if item.kind == "message" => Outcome::Processed,
+            (Some(_), None) => Outcome::Ignored,
         };
         verdicts.push(outcome);
         rows.push(ledger::row(

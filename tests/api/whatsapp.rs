@@ -265,6 +265,26 @@ async fn a_whatsapp_channel_connects_by_qr_and_follows_its_session() {
         channel_status(&app, &owner, &id).await["status"],
         "disconnected"
     );
+    // A message too, though its key was remembered for the way in.
+    let late = waha.envelope(
+        &session,
+        "message",
+        now_ms(),
+        json!({ "body": "still there?" }),
+    );
+    let body = serde_json::to_vec(&late).unwrap();
+    let headers = vec![("x-webhook-hmac".into(), sign(key, &body))];
+    let d = waha
+        .post_to(
+            &app.url(&format!("/v1/webhooks/waha/{session}")),
+            body,
+            headers,
+        )
+        .await;
+    assert_eq!(
+        (d.status, d.body["outcome"].as_str()),
+        (200, Some("ignored"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
