@@ -15,16 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --example webhook_bench 2>&1 | tail -n 1
 
-pg_url=""
-case "${DATABASE_URL:-}" in
-  postgres://* | postgresql://*) pg_url=$DATABASE_URL ;;
-  *)
-    if out=$(bash scripts/postgres-local.sh start 2>/dev/null); then
-      pg_url=$(echo "$out" | sed -n 's/^export DATABASE_URL=//p')
-    else
-      echo "PostgreSQL unavailable (scripts/postgres-local.sh start failed): SQLite only" >&2
-    fi ;;
-esac
+. benches/lib.sh
+pg_url=$(postgres_url)
 
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT

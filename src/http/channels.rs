@@ -202,6 +202,35 @@ pub async fn connect_channel(
     Ok((StatusCode::ACCEPTED, Json(channel)))
 }
 
+/// Start a WhatsApp channel's connection over: its session is logged out
+/// of WhatsApp (WAHA restarts it to wait for a new scan; fetch the new code
+/// from `GET /v1/channels/{id}/qr`) and the channel is `connecting`. For a
+/// channel in `error`, or linked to the wrong phone.
+///
+/// API keys: `channels:write`.
+#[utoipa::path(post, path = "/v1/channels/{id}/reconnect", tag = "channels", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Channel id")),
+    responses(
+        (status = 202, description = "Connecting again", body = ChannelView),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "`subscription_required` (restricted business) or `channel_suspended`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`platform_not_connectable`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`whatsapp_unavailable`: no WAHA configured", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn reconnect_channel(
+    State(state): State<AppState>,
+    AnyAuth(principal): AnyAuth,
+    meta: RequestMeta,
+    Path(id): Path<Uuid>,
+) -> Result<(StatusCode, Json<ChannelView>)> {
+    let scope = access::own_scope(&state.authz, principal, Object::Channel, Action::Update)?;
+    let actor = Actor::acting(principal, &scope, meta);
+    let channel = whatsapp::reconnect(state.whatsapp(), &actor, &scope, id).await?;
+    Ok((StatusCode::ACCEPTED, Json(channel)))
+}
+
 /// Disconnect a WhatsApp channel: it is `disconnected` at once; its WAHA
 /// session is logged out and deleted in the background (retried until
 /// done). Safe to repeat.

@@ -139,6 +139,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(channels::create_channel, channels::list_channels))
         .routes(routes!(channels::get_channel, channels::delete_channel))
         .routes(routes!(channels::connect_channel))
+        .routes(routes!(channels::reconnect_channel))
         .routes(routes!(channels::disconnect_channel))
         .routes(routes!(channels::channel_qr))
         .routes(routes!(channels::waha_webhook))

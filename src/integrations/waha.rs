@@ -214,6 +214,17 @@ impl WahaApi {
             .await
     }
 
+    /// Logs session `name` out of WhatsApp (`POST
+    /// /api/sessions/{name}/logout`): WAHA clears its login and, if it was
+    /// running, restarts it to wait for a new scan. A missing session is fine.
+    pub async fn logout(&self, name: &str) -> Result<(), Error> {
+        self.remove_call(
+            reqwest::Method::POST,
+            &format!("/api/sessions/{name}/logout"),
+        )
+        .await
+    }
+
     /// A call whose 404 (and, for logout, 422: not logged in) means done.
     async fn remove_call(&self, method: reqwest::Method, path: &str) -> Result<(), Error> {
         let res = self.send(self.request(method, path)).await?;

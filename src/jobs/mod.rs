@@ -61,6 +61,11 @@ pub fn handlers(state: &AppState) -> Handlers {
         async move { Ok(whatsapp::start_session(s.whatsapp(), &t).await?) }
     });
     let s = state.clone();
+    h.add(move |t: whatsapp::RestartSession| {
+        let s = s.clone();
+        async move { Ok(whatsapp::restart_session(s.whatsapp(), &t).await?) }
+    });
+    let s = state.clone();
     h.add(move |t: whatsapp::SyncSession| {
         let s = s.clone();
         async move { Ok(whatsapp::sync_session(s.whatsapp(), &t).await?) }

@@ -40,6 +40,9 @@ pub mod kind {
     /// Log out and delete a WAHA session, then destroy its webhook key
     /// (`domain::channels::whatsapp`).
     pub const WAHA_SESSION_REMOVE: &str = "waha.session_remove";
+    /// Log a WhatsApp channel's session out so it waits for a new scan
+    /// (`domain::channels::whatsapp`).
+    pub const WAHA_SESSION_RESTART: &str = "waha.session_restart";
     /// Stop a suspended WhatsApp channel's session, start a restored one's
     /// (`domain::channels::whatsapp`).
     pub const WAHA_SESSION_SYNC: &str = "waha.session_sync";
@@ -181,6 +184,7 @@ pub fn policies(config: &Config) -> HashMap<&'static str, Policy> {
     p.insert(kind::WAHA_SESSION_START, waha);
     p.insert(kind::WAHA_SESSION_REMOVE, waha);
     p.insert(kind::WAHA_SESSION_SYNC, waha);
+    p.insert(kind::WAHA_SESSION_RESTART, waha);
     p.insert(
         kind::CLEANUP_PURGE,
         Policy::recurring(Duration::from_secs(3600), Duration::from_secs(60)),

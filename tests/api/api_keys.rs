@@ -378,6 +378,7 @@ async fn the_scope_matrix_every_route_with_and_without_its_scope() {
         route(Method::DELETE, "/v1/channels/{fresh_channel}", None, Some("channels:write"), 204),
         // A Telegram channel: allowed, then refused for its platform.
         route(Method::POST, "/v1/channels/{channel}/connect", None, Some("channels:write"), 422),
+        route(Method::POST, "/v1/channels/{channel}/reconnect", None, Some("channels:write"), 422),
         route(Method::GET, "/v1/channels/{channel}/qr", None, Some("channels:write"), 422),
         route(Method::POST, "/v1/channels/{channel}/disconnect", None, Some("channels:write"), 422),
         route(Method::GET, "/v1/businesses/{business}/secrets", None, Some("secrets:read"), 200),

@@ -138,6 +138,7 @@ async fn role_matrix() {
         // owner's (no WAHA here: 503 once allowed; a channel without a
         // connection disconnects as it is).
         row(Method::POST, "/v1/channels/{channel}/connect", None, [401, 503, 404, 403, 403, 403]),
+        row(Method::POST, "/v1/channels/{channel}/reconnect", None, [401, 503, 404, 403, 403, 403]),
         row(Method::GET, "/v1/channels/{channel}/qr", None, [401, 503, 404, 403, 403, 403]),
         row(Method::POST, "/v1/channels/{channel}/disconnect", None, [401, 200, 404, 403, 403, 403]),
         row(Method::GET, "/v1/businesses/{business}/secrets", None, [401, 200, 404, 200, 404, 200]),

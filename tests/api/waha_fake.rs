@@ -19,8 +19,9 @@
 //!   `hmac.key`, `X-Webhook-Hmac` (lowercase hex HMAC-SHA512 of the raw
 //!   body, key as UTF-8) and `X-Webhook-Hmac-Algorithm: sha512`. Envelope
 //!   `{id: "evt_…", timestamp, event, session, me, payload, engine,
-//!   environment}`. A started session reports `STARTING` then
-//!   `SCAN_QR_CODE`; the test drives the rest ([`FakeWaha::set_status`]).
+//!   environment}`. A started session, or a running one logged out,
+//!   reports `STARTING` then `SCAN_QR_CODE`; the test drives the rest
+//!   ([`FakeWaha::set_status`]).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
 
@@ -222,13 +223,19 @@ impl FakeWaha {
     /// Moves session `name` to `status` (with the account on `WORKING`)
     /// and delivers its `session.status`; returns the envelope and the answer.
     pub async fn set_status(&self, name: &str, status: &str) -> (Value, Delivery) {
+        self.report(name, status).await.expect("a session")
+    }
+
+    /// [`FakeWaha::set_status`], or `None` when the session is gone.
+    async fn report(&self, name: &str, status: &str) -> Option<(Value, Delivery)> {
         {
             let mut inner = self.inner.lock().unwrap();
-            let s = inner.sessions.get_mut(name).expect("a session");
+            let s = inner.sessions.get_mut(name)?;
             s.status = status.into();
             s.me = (status == "WORKING")
                 .then(|| json!({ "id": "15551234567@c.us", "pushName": "Acme Support" }));
         }
+        self.hook(name)?;
         let env = self.envelope(
             name,
             "session.status",
@@ -236,7 +243,7 @@ impl FakeWaha {
             json!({ "name": name, "status": status }),
         );
         let d = self.deliver(name, &env).await;
-        (env, d)
+        Some((env, d))
     }
 
     /// WAHA's own asynchronous reports after a start.
@@ -244,10 +251,9 @@ impl FakeWaha {
         let fake = self.clone();
         tokio::spawn(async move {
             for status in ["STARTING", "SCAN_QR_CODE"] {
-                if fake.hook(&name).is_none() {
+                if fake.report(&name, status).await.is_none() {
                     return;
                 }
-                fake.set_status(&name, status).await;
             }
         });
     }
@@ -379,8 +385,18 @@ async fn action(
             f.set_status(&name, "STOPPED").await;
         }
         "logout" => {
-            if let Some(s) = f.inner.lock().unwrap().sessions.get_mut(&name) {
-                s.me = None;
+            // WAHA clears the login and restarts a running session.
+            let running = {
+                let mut inner = f.inner.lock().unwrap();
+                let s = inner.sessions.get_mut(&name);
+                s.map(|s| {
+                    s.me = None;
+                    s.status != "STOPPED"
+                })
+                .unwrap_or(false)
+            };
+            if running {
+                f.starting(name.clone());
             }
         }
         _ => return nest(StatusCode::NOT_FOUND, "Cannot POST"),

@@ -734,3 +734,75 @@ async fn a_suspended_channels_session_stops_and_starts_again_on_restore() {
         .count();
     assert_eq!(starts, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnecting_logs_the_session_out_for_a_new_scan() {
+    let (app, waha) = app_with_waha().await;
+    let owner = app.owner(&email("recon"), "Recon").await;
+    let id = whatsapp_channel(&app, &owner).await;
+    let session = session_of(&id);
+    app.post(
+        &format!("/v1/channels/{id}/connect"),
+        Some(&owner),
+        json!({}),
+    )
+    .await;
+    wait_for("the session", async || {
+        waha.session(&session)
+            .filter(|s| s.status == "SCAN_QR_CODE")
+    })
+    .await;
+    waha.set_status(&session, "WORKING").await;
+    assert_eq!(
+        channel_status(&app, &owner, &id).await["status"],
+        "connected"
+    );
+
+    let r = app
+        .post(
+            &format!("/v1/channels/{id}/reconnect"),
+            Some(&owner),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    assert_eq!(r.body["status"], "connecting");
+    assert_eq!(r.body["account_id"], Value::Null);
+    let logout = ("POST".to_owned(), format!("/api/sessions/{session}/logout"));
+    wait_for("a new code to scan", async || {
+        (waha.calls().contains(&logout)
+            && waha
+                .session(&session)
+                .is_some_and(|s| s.status == "SCAN_QR_CODE" && s.me.is_none()))
+        .then_some(())
+    })
+    .await;
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/v1/channels/{id}/qr"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let creates = waha
+        .calls()
+        .iter()
+        .filter(|(m, p)| m == "POST" && p == "/api/sessions")
+        .count();
+    assert_eq!(creates, 1, "the same session, logged out");
+    let events = app
+        .get("/v1/events?type=channel.status_changed", Some(&owner))
+        .await;
+    let last = events.body["items"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (last["data"]["to"].as_str(), last["data"]["reason"].as_str()),
+        (Some("connecting"), Some("reconnect"))
+    );
+}

@@ -123,6 +123,43 @@ impl Task for StartSession {
     }
 }
 
+/// Log session of channel `channel_id` out of WhatsApp and have it wait
+/// for a new scan (a reconnection).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RestartSession {
+    /// The channel.
+    pub channel_id: Uuid,
+    /// Its business.
+    pub business_id: Uuid,
+}
+
+impl Task for RestartSession {
+    const KIND: &'static str = job_kind::WAHA_SESSION_RESTART;
+
+    fn dedup_key(&self) -> Option<String> {
+        Some(format!("{}:{}", Self::KIND, self.channel_id))
+    }
+}
+
+/// The [`RestartSession`] task: logs the session out (WAHA clears its
+/// WhatsApp login and restarts it, so it waits for a new scan), then makes
+/// sure it exists and runs, as [`StartSession`] does. Safe to repeat.
+pub async fn restart_session(w: WhatsApp<'_>, task: &RestartSession) -> Result<()> {
+    let waha = w.waha()?;
+    let Some(conn) = connection_of(w.db, task.channel_id).await? else {
+        return Ok(());
+    };
+    waha.logout(&conn.external_id).await?;
+    start_session(
+        w,
+        &StartSession {
+            channel_id: task.channel_id,
+            business_id: task.business_id,
+        },
+    )
+    .await
+}
+
 /// Log out and delete session `session` at WAHA, then destroy its key.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RemoveSession {
@@ -181,6 +218,29 @@ pub async fn connect(
     scope: &BusinessScope,
     id: Uuid,
 ) -> Result<ChannelView> {
+    begin(w, actor, scope, id, false).await
+}
+
+/// Starts channel `id`'s connection over (202 with the channel): its
+/// session is logged out of WhatsApp (WAHA then restarts it, waiting for a
+/// new scan) and the channel is `connecting` again; without a session this
+/// is [`connect`]. The refusals are [`connect`]'s.
+pub async fn reconnect(
+    w: WhatsApp<'_>,
+    actor: &Actor,
+    scope: &BusinessScope,
+    id: Uuid,
+) -> Result<ChannelView> {
+    begin(w, actor, scope, id, true).await
+}
+
+async fn begin(
+    w: WhatsApp<'_>,
+    actor: &Actor,
+    scope: &BusinessScope,
+    id: Uuid,
+    over: bool,
+) -> Result<ChannelView> {
     let c = whatsapp_channel(w.db, scope, id).await?;
     w.waha()?;
     let business = entity::business::Entity::find_by_id(scope.id())
@@ -198,7 +258,9 @@ pub async fn connect(
         .with("reason", c.suspended_reason.clone().unwrap_or_default()));
     }
     let existing = connection_of(w.db, id).await?;
+    let restart = over && existing.is_some();
     if existing.is_some()
+        && !restart
         && matches!(
             c.status,
             ChannelStatus::Connecting | ChannelStatus::Connected
@@ -249,18 +311,34 @@ pub async fn connect(
     let mut active: channel::ActiveModel = c.into();
     active.status = Set(ChannelStatus::Connecting);
     active.last_error = Set(None);
+    if restart {
+        active.account_id = Set(None);
+    }
     active.updated_at = Set(now);
     let c = active.update(&txn).await?;
-    status_changed(&txn, &c, from, None).await?;
-    w.jobs
-        .enqueue(
-            &txn,
-            &StartSession {
-                channel_id: id,
-                business_id: scope.id(),
-            },
-        )
-        .await?;
+    status_changed(&txn, &c, from, restart.then_some("reconnect")).await?;
+    let (channel_id, business_id) = (id, scope.id());
+    if restart {
+        w.jobs
+            .enqueue(
+                &txn,
+                &RestartSession {
+                    channel_id,
+                    business_id,
+                },
+            )
+            .await?;
+    } else {
+        w.jobs
+            .enqueue(
+                &txn,
+                &StartSession {
+                    channel_id,
+                    business_id,
+                },
+            )
+            .await?;
+    }
     txn.commit().await?;
     Ok(c.into())
 }
