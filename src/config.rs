@@ -107,6 +107,8 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     /// The live event stream.
     pub events: EventsConfig,
+    /// Connected channels' health probes.
+    pub channels: ChannelsConfig,
     /// Who may read `/metrics` and `/health/detailed` without an admin.
     pub metrics: MetricsConfig,
     /// Cross-origin requests from browsers (a web front end elsewhere).
@@ -170,6 +172,28 @@ pub struct EventsConfig {
     pub poll_ms: Option<u64>,
     /// Seconds between keep-alive comments on idle streams; default 15.
     pub keep_alive_secs: Option<u64>,
+}
+
+/// Health probes of connected channels
+/// (`SWITCHBOARD_CHANNELS__HEALTH_INTERVAL_SECS`, …).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChannelsConfig {
+    /// Seconds between probes of every connected channel; default 300; 0
+    /// turns the probes off.
+    pub health_interval_secs: u64,
+    /// Failed probes in a row that put a channel in `error` (and tell its
+    /// owner); default 3.
+    pub failures_before_error: u32,
+}
+
+impl Default for ChannelsConfig {
+    fn default() -> Self {
+        ChannelsConfig {
+            health_interval_secs: 300,
+            failures_before_error: 3,
+        }
+    }
 }
 
 /// The durable job runner (`SWITCHBOARD_JOBS__CONCURRENCY`, …).
@@ -467,6 +491,7 @@ impl Default for Config {
             jobs: JobsConfig::default(),
             webhooks: WebhooksConfig::default(),
             events: EventsConfig::default(),
+            channels: ChannelsConfig::default(),
             metrics: MetricsConfig::default(),
             cors: CorsConfig::default(),
         }
@@ -744,6 +769,12 @@ impl Config {
             && !(stripe.api_base.starts_with("http://") || stripe.api_base.starts_with("https://"))
         {
             return Err(invalid("stripe.api_base", "must be an http(s) URL"));
+        }
+        if self.channels.failures_before_error == 0 {
+            return Err(invalid(
+                "channels.failures_before_error",
+                "must be at least 1",
+            ));
         }
         if let Some(waha) = &self.waha {
             if !(waha.base_url.starts_with("http://") || waha.base_url.starts_with("https://")) {

@@ -120,6 +120,11 @@ impl Error {
         self.0.code
     }
 
+    /// Extension member `key`, if set.
+    pub fn extension(&self, key: &str) -> Option<&Value> {
+        self.0.extensions.get(key)
+    }
+
     /// 404 `not_found`: the resource does not exist *for this caller*; another
     /// business's resources answer this too (SPEC §5, tenant isolation).
     pub fn not_found() -> Error {

@@ -35,7 +35,7 @@ pub mod queue;
 pub mod runner;
 pub mod webhooks;
 
-use crate::domain::channels::whatsapp;
+use crate::domain::channels::{health, whatsapp};
 use crate::state::AppState;
 pub use queue::{Queue, Task};
 pub use runner::{Failure, Handlers, Runner};
@@ -59,6 +59,20 @@ pub fn handlers(state: &AppState) -> Handlers {
     h.add(move |t: whatsapp::StartSession| {
         let s = s.clone();
         async move { Ok(whatsapp::start_session(s.whatsapp(), &t).await?) }
+    });
+    let s = state.clone();
+    h.add(move |_: health::Probe| {
+        let s = s.clone();
+        async move {
+            let round = health::probe_all(
+                s.whatsapp(),
+                &s.mailer,
+                s.config.channels.failures_before_error,
+            )
+            .await?;
+            tracing::info!(?round, "channel health probes");
+            Ok(())
+        }
     });
     let s = state.clone();
     h.add(move |t: whatsapp::RestartSession| {

@@ -40,6 +40,9 @@ pub mod kind {
     /// Log out and delete a WAHA session, then destroy its webhook key
     /// (`domain::channels::whatsapp`).
     pub const WAHA_SESSION_REMOVE: &str = "waha.session_remove";
+    /// Probe every connected channel's health (`domain::channels::health`),
+    /// recurring.
+    pub const CHANNELS_HEALTH: &str = "channels.health";
     /// Log a WhatsApp channel's session out so it waits for a new scan
     /// (`domain::channels::whatsapp`).
     pub const WAHA_SESSION_RESTART: &str = "waha.session_restart";
@@ -185,6 +188,13 @@ pub fn policies(config: &Config) -> HashMap<&'static str, Policy> {
     p.insert(kind::WAHA_SESSION_REMOVE, waha);
     p.insert(kind::WAHA_SESSION_SYNC, waha);
     p.insert(kind::WAHA_SESSION_RESTART, waha);
+    let every = config.channels.health_interval_secs;
+    if every > 0 && config.waha.is_some() {
+        p.insert(
+            kind::CHANNELS_HEALTH,
+            Policy::recurring(Duration::from_secs(every), Duration::from_secs(every)),
+        );
+    }
     p.insert(
         kind::CLEANUP_PURGE,
         Policy::recurring(Duration::from_secs(3600), Duration::from_secs(60)),

@@ -292,6 +292,42 @@ pub fn webhook_endpoint_disabled(url: &str, error: &str) -> Rendered {
     }
 }
 
+/// A connected channel stopped working (its probes kept failing).
+pub fn channel_needs_attention(platform: &str, account: &str, problem: &str) -> Rendered {
+    let subject = format!("Your {platform} channel needs attention");
+    let what = match problem {
+        "auth_revoked" => {
+            "it was logged out (the link on the phone was removed or expired): connect it again to scan a new code"
+        }
+        "rate_limited" => "the platform is limiting it for now: it will be checked again shortly",
+        "misconfigured" => {
+            "its connection is gone or misconfigured on the platform's side: connect it again"
+        }
+        _ => "the platform could not be reached: it will be checked again shortly",
+    };
+    let text = format!(
+        "Your {platform} channel {account} is not answering your customers: {what}. We will write again when it works."
+    );
+    Rendered {
+        template: "channel_needs_attention",
+        html: page(&subject, &[esc(&text)]),
+        text,
+        subject,
+    }
+}
+
+/// A channel that was in error works again.
+pub fn channel_recovered(platform: &str, account: &str) -> Rendered {
+    let subject = format!("Your {platform} channel works again");
+    let text = format!("Your {platform} channel {account} is connected and answering again.");
+    Rendered {
+        template: "channel_recovered",
+        html: page(&subject, &[esc(&text)]),
+        text,
+        subject,
+    }
+}
+
 /// Billing notice: the trial ends soon (SPEC §2; sent 3 days before).
 pub fn trial_ending(days_left: i64, billing_url: &str) -> Rendered {
     let subject = format!("Your Switchboard trial ends in {days_left} days");
@@ -398,6 +434,8 @@ mod tests {
             email_change("https://x.test/e", 30),
             email_changed("new@x.test"),
             webhook_endpoint_disabled("https://x.test/h", "HTTP 500"),
+            channel_needs_attention("WhatsApp", "+1555", "auth_revoked"),
+            channel_recovered("WhatsApp", "+1555"),
             trial_ending(3, "https://x.test/b"),
             payment_failed(3, "https://x.test/b"),
             restricted("https://x.test/b"),

@@ -23,7 +23,7 @@ fn switchboard(dir: &std::path::Path) -> Command {
 #[test]
 fn invalid_configuration_exits_2_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, &str, &str); 7] = [
+    let cases: [(&str, &str, &str); 9] = [
         ("SWITCHBOARD_BIND", "not-an-address", "bind"),
         (
             "SWITCHBOARD_RATE_LIMIT__AUTH_PER_MINUTE",
@@ -39,6 +39,12 @@ fn invalid_configuration_exits_2_with_a_clear_message() {
         ),
         ("SWITCHBOARD_AUTH__HASH_WAIT_MS", "0", "auth.hash_wait_ms"),
         ("SWITCHBOARD_AUTH__HASH_WAIT_MS", "soon", "hash_wait_ms"),
+        (
+            "SWITCHBOARD_CHANNELS__FAILURES_BEFORE_ERROR",
+            "0",
+            "channels.failures_before_error",
+        ),
+        ("SWITCHBOARD_WAHA__BASE_URL", "waha:3000", "waha"),
     ];
     for (key, value, named) in cases {
         let out = switchboard(dir.path())

@@ -246,6 +246,14 @@ impl FakeWaha {
         Some((env, d))
     }
 
+    /// Moves session `name` to `status` without telling anyone (a webhook
+    /// that never arrived).
+    pub fn set_status_silently(&self, name: &str, status: &str) {
+        if let Some(s) = self.inner.lock().unwrap().sessions.get_mut(name) {
+            s.status = status.into();
+        }
+    }
+
     /// WAHA's own asynchronous reports after a start.
     fn starting(&self, name: String) {
         let fake = self.clone();

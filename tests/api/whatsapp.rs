@@ -806,3 +806,112 @@ async fn reconnecting_logs_the_session_out_for_a_new_scan() {
         (Some("connecting"), Some("reconnect"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_channel_is_put_in_error_once_and_recovers() {
+    use switchboard::domain::channels::health;
+    let (app, waha) = app_with_waha().await;
+    let mail = email("health");
+    let owner = app.owner(&mail, "Health").await;
+    let id = whatsapp_channel(&app, &owner).await;
+    let session = session_of(&id);
+    app.post(
+        &format!("/v1/channels/{id}/connect"),
+        Some(&owner),
+        json!({}),
+    )
+    .await;
+    wait_for("the session", async || {
+        waha.session(&session)
+            .filter(|s| s.status == "SCAN_QR_CODE")
+    })
+    .await;
+    waha.set_status(&session, "WORKING").await;
+    let state = &app.app.state;
+    let probe = async || {
+        health::probe_all(state.whatsapp(), &state.mailer, 2)
+            .await
+            .unwrap()
+    };
+    let r = probe().await;
+    assert_eq!((r.probed, r.healthy), (1, 1));
+    let subjects = |app: &TestApp| {
+        app.app
+            .state
+            .mailer
+            .messages_to(&mail)
+            .into_iter()
+            .map(|m| m.subject)
+            .collect::<Vec<_>>()
+    };
+    let before = subjects(&app).len();
+
+    // The phone unlinked the device and the webhook never came.
+    waha.set_status_silently(&session, "SCAN_QR_CODE");
+    probe().await;
+    let c = channel_status(&app, &owner, &id).await;
+    assert_eq!(
+        (
+            c["status"].as_str(),
+            c["error_count"].as_i64(),
+            c["last_error"].as_str()
+        ),
+        (Some("connected"), Some(1), Some("auth_revoked"))
+    );
+    probe().await;
+    probe().await;
+    let c = channel_status(&app, &owner, &id).await;
+    assert_eq!(
+        (c["status"].as_str(), c["error_count"].as_i64()),
+        (Some("error"), Some(3))
+    );
+    // Every queued message delivered, then counted.
+    let last = app.last_message(&mail).await;
+    assert_eq!(
+        subjects(&app).len(),
+        before + 1,
+        "one email, not one per probe"
+    );
+    assert!(last.subject.contains("needs attention"));
+    assert!(last.text.contains("logged out"));
+
+    // It works again.
+    waha.set_status_silently(&session, "WORKING");
+    probe().await;
+    let c = channel_status(&app, &owner, &id).await;
+    assert_eq!(
+        (
+            c["status"].as_str(),
+            c["error_count"].as_i64(),
+            c["last_error"].as_str()
+        ),
+        (Some("connected"), Some(0), None)
+    );
+    let mails = app.wait_for_messages(&mail, before + 2).await;
+    assert!(
+        mails.last().unwrap().subject.contains("works again"),
+        "{:?}",
+        subjects(&app)
+    );
+    let events = app
+        .get("/v1/events?type=channel.status_changed", Some(&owner))
+        .await;
+    let reasons: Vec<(&str, &str)> = events.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| Some((e["data"]["to"].as_str()?, e["data"]["reason"].as_str()?)))
+        .collect();
+    assert!(
+        reasons.ends_with(&[("error", "auth_revoked"), ("connected", "recovered")]),
+        "{reasons:?}"
+    );
+    // Channels that are not connected are not probed.
+    app.post(
+        &format!("/v1/channels/{id}/disconnect"),
+        Some(&owner),
+        json!({}),
+    )
+    .await;
+    assert_eq!(probe().await.probed, 0);
+}

@@ -8,6 +8,7 @@
 //! business are thereby serialised; N parallel requests at limit L leave
 //! exactly L channels.
 
+pub mod health;
 pub mod whatsapp;
 
 use crate::domain::events::{self, kind};
@@ -52,9 +53,10 @@ pub struct ChannelView {
     pub account_id: Option<String>,
     /// Display name of the account.
     pub account_name: Option<String>,
-    /// Last connection error.
+    /// Last connection error: what a health probe found (`auth_revoked`,
+    /// `rate_limited`, `unreachable`, `misconfigured`) or the platform said.
     pub last_error: Option<String>,
-    /// Errors so far.
+    /// Failures (probes, session failures) since the channel last worked.
     pub error_count: i32,
     /// Why the platform suspended it.
     pub suspended_reason: Option<String>,

@@ -656,6 +656,7 @@ pub async fn apply_status<C: ConnectionTrait>(
                 }
             }
             active.last_error = Set(None);
+            active.error_count = Set(0);
         }
         ChannelStatus::Error => {
             active.last_error = Set(Some("WhatsApp session failed (WAHA status FAILED)".into()));
