@@ -8,7 +8,9 @@ use sea_orm::entity::prelude::*;
 /// unique per provider. `remote_status` is the system's last reported
 /// status (WAHA: `STARTING`, `SCAN_QR_CODE`, `WORKING`, `FAILED`,
 /// `STOPPED`); `status_at` (the system's timestamp, milliseconds) and
-/// `status_event` (its event id) are the watermark of that report.
+/// `status_event` (its event id) are the watermark of that report. The
+/// page token opens the connect page of this connection only, until it
+/// expires or the connection goes.
 #[sea_orm::model]
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "channel_connections")]
@@ -21,6 +23,10 @@ pub struct Model {
     pub remote_status: Option<String>,
     pub status_at: i64,
     pub status_event: Option<String>,
+    /// SHA-256 (hex) of the connect page's token, while one is issued.
+    pub page_token_hash: Option<String>,
+    /// When that token stops opening the page.
+    pub page_token_expires_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

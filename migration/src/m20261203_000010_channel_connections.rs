@@ -3,7 +3,9 @@
 //! system, naming what Switchboard made there (the WAHA session today), so
 //! disconnecting and deleting find every object; with the watermark of the
 //! last status the system reported (its own timestamp, then its event id),
-//! so deliveries in any order settle on the same status.
+//! so deliveries in any order settle on the same status; and the hash and
+//! expiry of the connect page's token (the page where a person scans the
+//! code), bound to this connection.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -21,6 +23,8 @@ enum ChannelConnections {
     RemoteStatus,
     StatusAt,
     StatusEvent,
+    PageTokenHash,
+    PageTokenExpiresAt,
     CreatedAt,
     UpdatedAt,
 }
@@ -44,6 +48,10 @@ impl MigrationTrait for Migration {
                 .col(string_null(ChannelConnections::RemoteStatus))
                 .col(big_integer(ChannelConnections::StatusAt).default(0))
                 .col(string_null(ChannelConnections::StatusEvent))
+                .col(string_null(ChannelConnections::PageTokenHash))
+                .col(timestamp_with_time_zone_null(
+                    ChannelConnections::PageTokenExpiresAt,
+                ))
                 .col(timestamp_with_time_zone(ChannelConnections::CreatedAt))
                 .col(timestamp_with_time_zone(ChannelConnections::UpdatedAt))
                 .foreign_key(
@@ -61,6 +69,15 @@ impl MigrationTrait for Migration {
                 .table(ChannelConnections::Table)
                 .col(ChannelConnections::Provider)
                 .col(ChannelConnections::ExternalId)
+                .unique()
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("idx_channel_connections_page_token")
+                .table(ChannelConnections::Table)
+                .col(ChannelConnections::PageTokenHash)
                 .unique()
                 .to_owned(),
         )

@@ -174,14 +174,15 @@ pub async fn delete_channel(
 /// Start connecting a WhatsApp channel: Switchboard creates the channel's
 /// WAHA session (in the background, retried until WAHA answers) and the
 /// channel becomes `connecting`; scan the code from
-/// `GET /v1/channels/{id}/qr`. Status changes arrive as
-/// `channel.status_changed` events. Connecting a channel that is already
+/// `GET /v1/channels/{id}/qr`, or open the answer's `connect_page.url` (a
+/// page that shows the code as it rotates and the status live). Status
+/// changes arrive as `channel.status_changed` events. Connecting a channel that is already
 /// connecting or connected returns it unchanged (never a second session).
 ///
 /// API keys: `channels:write`.
 #[utoipa::path(post, path = "/v1/channels/{id}/connect", tag = "channels", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Channel id")),
     responses(
-        (status = 202, description = "Connecting (or already connecting or connected)", body = ChannelView),
+        (status = 202, description = "Connecting (or already connecting or connected), with the connect page's link", body = whatsapp::Connection),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "`subscription_required` (restricted business) or `channel_suspended`", body = Problem, content_type = "application/problem+json"),
@@ -195,7 +196,7 @@ pub async fn connect_channel(
     AnyAuth(principal): AnyAuth,
     meta: RequestMeta,
     Path(id): Path<Uuid>,
-) -> Result<(StatusCode, Json<ChannelView>)> {
+) -> Result<(StatusCode, Json<whatsapp::Connection>)> {
     let scope = access::own_scope(&state.authz, principal, Object::Channel, Action::Update)?;
     let actor = Actor::acting(principal, &scope, meta);
     let channel = whatsapp::connect(state.whatsapp(), &actor, &scope, id).await?;
@@ -210,7 +211,7 @@ pub async fn connect_channel(
 /// API keys: `channels:write`.
 #[utoipa::path(post, path = "/v1/channels/{id}/reconnect", tag = "channels", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Channel id")),
     responses(
-        (status = 202, description = "Connecting again", body = ChannelView),
+        (status = 202, description = "Connecting again, with the connect page's link", body = whatsapp::Connection),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "`subscription_required` (restricted business) or `channel_suspended`", body = Problem, content_type = "application/problem+json"),
@@ -224,7 +225,7 @@ pub async fn reconnect_channel(
     AnyAuth(principal): AnyAuth,
     meta: RequestMeta,
     Path(id): Path<Uuid>,
-) -> Result<(StatusCode, Json<ChannelView>)> {
+) -> Result<(StatusCode, Json<whatsapp::Connection>)> {
     let scope = access::own_scope(&state.authz, principal, Object::Channel, Action::Update)?;
     let actor = Actor::acting(principal, &scope, meta);
     let channel = whatsapp::reconnect(state.whatsapp(), &actor, &scope, id).await?;

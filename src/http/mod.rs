@@ -11,6 +11,7 @@ pub mod business;
 pub mod channels;
 pub mod client_ip;
 pub mod companies;
+pub mod connect;
 pub mod context;
 pub mod contract;
 pub mod events;
@@ -223,6 +224,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", axum::routing::get(ops::metrics))
         .layer(axum::middleware::from_fn(crate::telemetry::http_layer))
         .merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", doc))
+        .merge(connect::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(move |req, next| {
@@ -243,8 +245,9 @@ pub fn router(state: AppState) -> Router {
 
 /// Headers every response carries: no MIME sniffing, no referrer, a
 /// content security policy (the API's answers load nothing and frame
-/// nowhere; the docs page loads its own scripts and styles only, so it
-/// works offline), and HSTS when the public URL is https.
+/// nowhere; the docs page and the connect page load their own scripts and
+/// styles only, so they work offline), and HSTS when the public URL is
+/// https.
 async fn security_headers(
     hsts: bool,
     request: axum::extract::Request,
@@ -252,6 +255,7 @@ async fn security_headers(
 ) -> Response {
     use axum::http::{HeaderValue, header};
     let docs = request.uri().path().starts_with("/docs");
+    let connect = request.uri().path().starts_with("/connect/");
     let mut response = next.run(request).await;
     let h = response.headers_mut();
     h.insert(
@@ -265,6 +269,10 @@ async fn security_headers(
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     let csp = if docs {
         "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+    } else if connect {
+        // The connect page: its own script and style, the code as a data:
+        // URL or from its own route, its own event stream; nothing else.
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
     } else {
         "default-src 'none'; frame-ancestors 'none'"
     };

@@ -86,7 +86,7 @@ async fn a_whatsapp_channel_connects_by_qr_and_follows_its_session() {
         )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    assert_eq!(r.body["status"], "connecting");
+    assert_eq!(r.body["channel"]["status"], "connecting");
 
     // The task made the session, with our webhook and its own key; WAHA
     // then reports STARTING and SCAN_QR_CODE.
@@ -395,7 +395,7 @@ async fn session_reports_in_any_order_end_in_the_same_state() {
         )
         .await;
     assert_eq!(
-        (r.status, r.body["status"].as_str()),
+        (r.status, r.body["channel"]["status"].as_str()),
         (StatusCode::ACCEPTED, Some("connecting"))
     );
 }
@@ -766,8 +766,8 @@ async fn reconnecting_logs_the_session_out_for_a_new_scan() {
         )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    assert_eq!(r.body["status"], "connecting");
-    assert_eq!(r.body["account_id"], Value::Null);
+    assert_eq!(r.body["channel"]["status"], "connecting");
+    assert_eq!(r.body["channel"]["account_id"], Value::Null);
     let logout = ("POST".to_owned(), format!("/api/sessions/{session}/logout"));
     wait_for("a new code to scan", async || {
         (waha.calls().contains(&logout)
@@ -914,4 +914,198 @@ async fn a_failing_channel_is_put_in_error_once_and_recovers() {
     )
     .await;
     assert_eq!(probe().await.probed, 0);
+}
+
+/// Runs headless Chromium on `url` with `args`, killed after 60 s.
+async fn chromium(url: String, args: Vec<String>) -> (String, String) {
+    let profile = tempfile::tempdir().unwrap();
+    tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new("/usr/bin/chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--enable-logging=stderr",
+                "--v=0",
+                "--window-size=700,900",
+                &format!("--user-data-dir={}", profile.path().display()),
+            ])
+            .args(&args)
+            .arg(&url)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connect_page_shows_the_code_and_turns_connected_without_a_reload() {
+    let (app, waha) = app_with_waha().await;
+    let owner = app.owner(&email("page"), "Page").await;
+    let id = whatsapp_channel(&app, &owner).await;
+    let session = session_of(&id);
+    let r = app
+        .post(
+            &format!("/v1/channels/{id}/connect"),
+            Some(&owner),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    assert_eq!(r.body["channel"]["status"], "connecting");
+    let url = r.body["connect_page"]["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with(&app.url("/connect/")), "{url}");
+    let http = reqwest::Client::new();
+    let page = http.get(&url).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("connect-src 'self'"),
+        "{csp}"
+    );
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("/connect/assets/connect.js")
+    );
+    wait_for("the session", async || {
+        waha.session(&session)
+            .filter(|s| s.status == "SCAN_QR_CODE")
+    })
+    .await;
+    let s: Value = http
+        .get(format!("{url}/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(s["status"], "connecting");
+
+    // The stream: the status, then the code as a data: URL.
+    let mut stream = http
+        .get(format!("{url}/events"))
+        .send()
+        .await
+        .unwrap()
+        .bytes_stream();
+    let mut text = String::new();
+    while !text.contains("event: qr") {
+        use futures::StreamExt;
+        let chunk = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("an event")
+            .unwrap()
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(
+        text.contains("event: status") && text.contains("data:image/png;base64,iVBOR"),
+        "{text}"
+    );
+    drop(stream);
+
+    // The link opens this connection's page only, and only the newest.
+    let r = http
+        .get(app.url("/connect/not-a-token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let first = url.clone();
+    let again = app
+        .post(
+            &format!("/v1/channels/{id}/connect"),
+            Some(&owner),
+            json!({}),
+        )
+        .await;
+    let url = again.body["connect_page"]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(url, first);
+    let replaced = http.get(&first).send().await.unwrap();
+    assert_eq!(
+        replaced.status(),
+        StatusCode::NOT_FOUND,
+        "the previous link no longer opens"
+    );
+    assert_eq!(
+        http.get(&url).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    // In a real browser: the code shows; then the phone scans it and the
+    // page says so without a reload.
+    if !std::path::Path::new("/usr/bin/chromium").exists() {
+        assert!(std::env::var_os("CI").is_none(), "CI must install chromium");
+        eprintln!("SKIPPED: install Debian's chromium for the browser test");
+        return;
+    }
+    let shot = tempfile::NamedTempFile::with_suffix(".png").unwrap();
+    let (_, log) = chromium(
+        url.clone(),
+        vec![
+            "--virtual-time-budget=400".into(),
+            format!("--screenshot={}", shot.path().display()),
+        ],
+    )
+    .await;
+    let png = std::fs::read(shot.path()).unwrap();
+    if let Some(keep) = std::env::var_os("CONNECT_SCREENSHOT") {
+        std::fs::write(keep, &png).unwrap();
+    }
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 5_000,
+        "a screenshot: {} bytes\n{log}",
+        png.len()
+    );
+    assert!(
+        !log.contains("Content Security Policy"),
+        "no CSP violation:\n{log}"
+    );
+    let scan = {
+        let (waha, session) = (waha.clone(), session.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            waha.set_status(&session, "WORKING").await;
+        })
+    };
+    let (dom, log) = chromium(
+        url,
+        vec!["--virtual-time-budget=5000".into(), "--dump-dom".into()],
+    )
+    .await;
+    scan.await.unwrap();
+    assert!(
+        dom.contains("data-state=\"connected\""),
+        "the page turned connected:\n{dom}\n{log}"
+    );
+    assert!(
+        dom.contains("Connected: Acme Support · +15551234567"),
+        "{dom}"
+    );
 }

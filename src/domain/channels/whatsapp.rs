@@ -32,6 +32,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::ChannelView;
@@ -78,6 +79,111 @@ impl WhatsApp<'_> {
     /// Where WAHA posts session `session`'s events.
     pub fn webhook_url(&self, session: &str) -> String {
         format!("{}/v1/webhooks/waha/{session}", self.public_base)
+    }
+}
+
+/// How long a connect page's link opens the page.
+pub const PAGE_TTL_MINUTES: i64 = 15;
+
+/// A connection being made: the channel, and the page where a person
+/// scans the code.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Connection {
+    /// The channel (`connecting`, or as it was if already connected).
+    pub channel: ChannelView,
+    /// The connect page for this attempt.
+    pub connect_page: ConnectPage,
+}
+
+/// A connect page link: bound to this channel's connection, opening
+/// nothing else, short-lived; each connect call issues a new one (the
+/// previous one stops working).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectPage {
+    /// `{public_url}/connect/{token}`: open it on a computer and scan the
+    /// code it shows with WhatsApp on the phone (Linked devices).
+    pub url: String,
+    /// When the link stops working (RFC 3339).
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
+    pub expires_at: chrono::DateTime<Utc>,
+}
+
+/// Issues a new page token for channel `id`'s connection in `txn`.
+async fn issue_page<C: ConnectionTrait>(
+    w: &WhatsApp<'_>,
+    txn: &C,
+    id: Uuid,
+) -> Result<ConnectPage> {
+    let token = crate::auth::tokens::opaque_token();
+    let expires_at = Utc::now() + chrono::Duration::minutes(PAGE_TTL_MINUTES);
+    connection::Entity::update_many()
+        .col_expr(
+            connection::Column::PageTokenHash,
+            sea_orm::sea_query::Expr::value(crate::auth::tokens::sha256_hex(&token)),
+        )
+        .col_expr(
+            connection::Column::PageTokenExpiresAt,
+            sea_orm::sea_query::Expr::value(expires_at),
+        )
+        .filter(connection::Column::ChannelId.eq(id))
+        .exec(txn)
+        .await?;
+    Ok(ConnectPage {
+        url: format!("{}/connect/{token}", w.public_base),
+        expires_at,
+    })
+}
+
+/// The connection whose connect page `token` opens, while the link lasts.
+pub async fn by_page_token<C: ConnectionTrait>(
+    db: &C,
+    token: &str,
+) -> Result<Option<connection::Model>> {
+    if token.is_empty() || token.len() > 100 {
+        return Ok(None);
+    }
+    let hash = crate::auth::tokens::sha256_hex(token);
+    Ok(connection::Entity::find()
+        .filter(connection::Column::PageTokenHash.eq(hash))
+        .one(db)
+        .await?
+        .filter(|c| c.page_token_expires_at.is_some_and(|t| t > Utc::now())))
+}
+
+/// What the connect page shows: the channel's status and account.
+#[derive(Debug, Serialize)]
+pub struct PageStatus {
+    /// `connecting`, `connected`, `error`, …
+    pub status: ChannelStatus,
+    /// The phone's WhatsApp id once connected.
+    pub account_id: Option<String>,
+    /// Its profile name.
+    pub account_name: Option<String>,
+}
+
+/// The status behind connection `conn`'s page.
+pub async fn page_status<C: ConnectionTrait>(
+    db: &C,
+    conn: &connection::Model,
+) -> Result<PageStatus> {
+    let c = channel::Entity::find_by_id(conn.channel_id)
+        .filter(channel::Column::BusinessId.eq(conn.business_id))
+        .one(db)
+        .await?
+        .ok_or_else(Error::not_found)?;
+    Ok(PageStatus {
+        status: c.status,
+        account_id: c.account_id,
+        account_name: c.account_name,
+    })
+}
+
+/// The current QR code of connection `conn`'s session, if it waits for a
+/// scan.
+pub async fn page_qr(w: WhatsApp<'_>, conn: &connection::Model) -> Result<Option<waha::Qr>> {
+    match w.waha()?.qr(&conn.external_id).await? {
+        QrAnswer::Code(qr) => Ok(Some(qr)),
+        QrAnswer::NotAvailable(_) => Ok(None),
     }
 }
 
@@ -217,7 +323,7 @@ pub async fn connect(
     actor: &Actor,
     scope: &BusinessScope,
     id: Uuid,
-) -> Result<ChannelView> {
+) -> Result<Connection> {
     begin(w, actor, scope, id, false).await
 }
 
@@ -230,7 +336,7 @@ pub async fn reconnect(
     actor: &Actor,
     scope: &BusinessScope,
     id: Uuid,
-) -> Result<ChannelView> {
+) -> Result<Connection> {
     begin(w, actor, scope, id, true).await
 }
 
@@ -240,7 +346,7 @@ async fn begin(
     scope: &BusinessScope,
     id: Uuid,
     over: bool,
-) -> Result<ChannelView> {
+) -> Result<Connection> {
     let c = whatsapp_channel(w.db, scope, id).await?;
     w.waha()?;
     let business = entity::business::Entity::find_by_id(scope.id())
@@ -266,7 +372,13 @@ async fn begin(
             ChannelStatus::Connecting | ChannelStatus::Connected
         )
     {
-        return Ok(c.into());
+        let txn = crate::db::begin_write(w.db).await?;
+        let page = issue_page(&w, &txn, id).await?;
+        txn.commit().await?;
+        return Ok(Connection {
+            channel: c.into(),
+            connect_page: page,
+        });
     }
     if existing.is_none() {
         // The session's webhook key: new for a new connection (a retry of
@@ -302,6 +414,8 @@ async fn begin(
             remote_status: Set(None),
             status_at: Set(0),
             status_event: Set(None),
+            page_token_hash: Set(None),
+            page_token_expires_at: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         };
@@ -317,6 +431,7 @@ async fn begin(
     active.updated_at = Set(now);
     let c = active.update(&txn).await?;
     status_changed(&txn, &c, from, restart.then_some("reconnect")).await?;
+    let page = issue_page(&w, &txn, id).await?;
     let (channel_id, business_id) = (id, scope.id());
     if restart {
         w.jobs
@@ -340,7 +455,10 @@ async fn begin(
             .await?;
     }
     txn.commit().await?;
-    Ok(c.into())
+    Ok(Connection {
+        channel: c.into(),
+        connect_page: page,
+    })
 }
 
 async fn status_changed<C: ConnectionTrait>(
