@@ -373,3 +373,57 @@ pub async fn into_resp(res: reqwest::Response) -> Resp {
 pub fn email(prefix: &str) -> String {
     format!("{prefix}-{}@example.com", Uuid::new_v4().simple())
 }
+
+/// Whether Debian's Chromium is installed for the browser tests (CI
+/// installs it; elsewhere those tests print SKIPPED and pass).
+pub fn has_chromium() -> bool {
+    if std::path::Path::new("/usr/bin/chromium").exists() {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "CI must install chromium");
+    eprintln!("SKIPPED: install Debian's chromium for the browser tests");
+    false
+}
+
+/// Runs headless Chromium on `url` with `args` (its own profile, nothing
+/// fetched but the page), killed after 60 s; returns stdout and stderr.
+pub async fn chromium(url: String, args: Vec<String>) -> (String, String) {
+    let profile = tempfile::tempdir().unwrap();
+    tokio::task::spawn_blocking(move || {
+        // Output goes to files: a page's DOM outgrows a pipe's buffer.
+        let out_path = profile.path().join("stdout");
+        let err_path = profile.path().join("stderr");
+        let mut child = std::process::Command::new("/usr/bin/chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--enable-logging=stderr",
+                "--v=0",
+                "--window-size=700,900",
+                &format!("--user-data-dir={}", profile.path().display()),
+            ])
+            .args(&args)
+            .arg(&url)
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let read =
+            |p: &std::path::Path| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned();
+        (read(&out_path), read(&err_path))
+    })
+    .await
+    .unwrap()
+}

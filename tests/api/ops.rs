@@ -231,48 +231,17 @@ async fn cors_answers_only_the_configured_origins() {
     let _ = json!({});
 }
 
-/// Headless Chromium, when installed (CI installs Debian's `chromium`).
-fn chromium() -> Option<std::path::PathBuf> {
-    let path = std::path::PathBuf::from("/usr/bin/chromium");
-    if path.exists() {
-        return Some(path);
-    }
-    assert!(std::env::var_os("CI").is_none(), "CI must install chromium");
-    eprintln!("SKIPPED: install Debian's chromium for the browser tests");
-    None
-}
-
 #[tokio::test]
 async fn the_docs_page_renders_offline_under_its_content_security_policy() {
-    let Some(chromium) = chromium() else { return };
+    if !crate::common::has_chromium() {
+        return;
+    }
     let app = TestApp::spawn().await;
-    let profile = tempfile::tempdir().unwrap();
-    let url = app.url("/docs/");
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(chromium)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--enable-logging=stderr",
-                "--v=0",
-                "--virtual-time-budget=10000",
-                &format!("--user-data-dir={}", profile.path().display()),
-                "--dump-dom",
-                &url,
-            ])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let dom = String::from_utf8_lossy(&out.stdout);
-    let log = String::from_utf8_lossy(&out.stderr);
+    let (dom, log) = crate::common::chromium(
+        app.url("/docs/"),
+        vec!["--virtual-time-budget=10000".into(), "--dump-dom".into()],
+    )
+    .await;
     assert!(
         dom.contains("Switchboard API") && dom.contains("opblock"),
         "Swagger UI rendered the document's operations:\n{}",

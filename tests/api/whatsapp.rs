@@ -65,6 +65,27 @@ async fn whatsapp_channel(app: &TestApp, owner: &str) -> String {
     r.body["id"].as_str().unwrap().to_owned()
 }
 
+/// A WhatsApp channel of `owner`'s business, connected and waiting for a
+/// scan at WAHA; returns its id and session name.
+async fn waiting_for_a_scan(app: &TestApp, waha: &FakeWaha, owner: &str) -> (String, String) {
+    let id = whatsapp_channel(app, owner).await;
+    let session = session_of(&id);
+    let r = app
+        .post(
+            &format!("/v1/channels/{id}/connect"),
+            Some(owner),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    wait_for("the session waiting for a scan", async || {
+        waha.session(&session)
+            .filter(|s| s.status == "SCAN_QR_CODE")
+    })
+    .await;
+    (id, session)
+}
+
 async fn channel_status(app: &TestApp, owner: &str, id: &str) -> Value {
     let r = app.get(&format!("/v1/channels/{id}"), Some(owner)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -291,19 +312,7 @@ async fn a_whatsapp_channel_connects_by_qr_and_follows_its_session() {
 async fn session_reports_in_any_order_end_in_the_same_state() {
     let (app, waha) = app_with_waha().await;
     let owner = app.owner(&email("order"), "Order").await;
-    let id = whatsapp_channel(&app, &owner).await;
-    let session = session_of(&id);
-    app.post(
-        &format!("/v1/channels/{id}/connect"),
-        Some(&owner),
-        json!({}),
-    )
-    .await;
-    wait_for("the session", async || {
-        waha.session(&session)
-            .filter(|s| s.status == "SCAN_QR_CODE")
-    })
-    .await;
+    let (id, session) = waiting_for_a_scan(&app, &waha, &owner).await;
     // Wait until WAHA's own reports are in, then replay a history
     // newest first, each twice.
     wait_for("scan reported", async || {
@@ -739,19 +748,7 @@ async fn a_suspended_channels_session_stops_and_starts_again_on_restore() {
 async fn reconnecting_logs_the_session_out_for_a_new_scan() {
     let (app, waha) = app_with_waha().await;
     let owner = app.owner(&email("recon"), "Recon").await;
-    let id = whatsapp_channel(&app, &owner).await;
-    let session = session_of(&id);
-    app.post(
-        &format!("/v1/channels/{id}/connect"),
-        Some(&owner),
-        json!({}),
-    )
-    .await;
-    wait_for("the session", async || {
-        waha.session(&session)
-            .filter(|s| s.status == "SCAN_QR_CODE")
-    })
-    .await;
+    let (id, session) = waiting_for_a_scan(&app, &waha, &owner).await;
     waha.set_status(&session, "WORKING").await;
     assert_eq!(
         channel_status(&app, &owner, &id).await["status"],
@@ -813,19 +810,7 @@ async fn a_failing_channel_is_put_in_error_once_and_recovers() {
     let (app, waha) = app_with_waha().await;
     let mail = email("health");
     let owner = app.owner(&mail, "Health").await;
-    let id = whatsapp_channel(&app, &owner).await;
-    let session = session_of(&id);
-    app.post(
-        &format!("/v1/channels/{id}/connect"),
-        Some(&owner),
-        json!({}),
-    )
-    .await;
-    wait_for("the session", async || {
-        waha.session(&session)
-            .filter(|s| s.status == "SCAN_QR_CODE")
-    })
-    .await;
+    let (id, session) = waiting_for_a_scan(&app, &waha, &owner).await;
     waha.set_status(&session, "WORKING").await;
     let state = &app.app.state;
     let probe = async || {
@@ -914,45 +899,6 @@ async fn a_failing_channel_is_put_in_error_once_and_recovers() {
     )
     .await;
     assert_eq!(probe().await.probed, 0);
-}
-
-/// Runs headless Chromium on `url` with `args`, killed after 60 s.
-async fn chromium(url: String, args: Vec<String>) -> (String, String) {
-    let profile = tempfile::tempdir().unwrap();
-    tokio::task::spawn_blocking(move || {
-        let mut child = std::process::Command::new("/usr/bin/chromium")
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--enable-logging=stderr",
-                "--v=0",
-                "--window-size=700,900",
-                &format!("--user-data-dir={}", profile.path().display()),
-            ])
-            .args(&args)
-            .arg(&url)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let out = child.wait_with_output().unwrap();
-        (
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    })
-    .await
-    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1060,13 +1006,11 @@ async fn the_connect_page_shows_the_code_and_turns_connected_without_a_reload() 
 
     // In a real browser: the code shows; then the phone scans it and the
     // page says so without a reload.
-    if !std::path::Path::new("/usr/bin/chromium").exists() {
-        assert!(std::env::var_os("CI").is_none(), "CI must install chromium");
-        eprintln!("SKIPPED: install Debian's chromium for the browser test");
+    if !crate::common::has_chromium() {
         return;
     }
     let shot = tempfile::NamedTempFile::with_suffix(".png").unwrap();
-    let (_, log) = chromium(
+    let (_, log) = crate::common::chromium(
         url.clone(),
         vec![
             "--virtual-time-budget=400".into(),
@@ -1094,7 +1038,7 @@ async fn the_connect_page_shows_the_code_and_turns_connected_without_a_reload() 
             waha.set_status(&session, "WORKING").await;
         })
     };
-    let (dom, log) = chromium(
+    let (dom, log) = crate::common::chromium(
         url,
         vec!["--virtual-time-budget=5000".into(), "--dump-dom".into()],
     )
