@@ -41,6 +41,11 @@ pub struct CreateChannel {
     pub config: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
+/// A PNG image: the bytes themselves (`image/png`).
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct Png(pub Vec<u8>);
+
 /// Query of `GET /v1/channels`.
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -265,7 +270,7 @@ pub async fn disconnect_channel(
 /// API keys: `channels:write`.
 #[utoipa::path(get, path = "/v1/channels/{id}/qr", tag = "channels", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Channel id")),
     responses(
-        (status = 200, description = "The current QR code", content_type = "image/png", body = String),
+        (status = 200, description = "The current QR code", content_type = "image/png", body = Png),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),

@@ -105,6 +105,7 @@ step() { [[ " $STEPS " == *" $1 "* ]]; }
 if step python; then
   echo "== the generated Python client"
   openapi-python-client generate --path "$ROOT/openapi/openapi.json" \
+    --config "$ROOT/tests/contract/python/config.yaml" \
     --output-path "$WORK/switchboard_client" --meta none --overwrite >/dev/null
   PYTHONPATH="$WORK" python3 tests/contract/python/drive.py "$BASE" "$WORK/server.log"
 fi
