@@ -20,10 +20,8 @@ use entity::channel_connection as connection;
 use entity::enums::{ChannelStatus, Platform};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::whatsapp::{self, WhatsApp};
-use crate::domain::events::{self, kind};
 use crate::error::{Error, Result};
 use crate::integrations::waha::Session;
 use crate::jobs::queue::{Task, kind as job_kind};
@@ -109,16 +107,19 @@ pub async fn probe_all(w: WhatsApp<'_>, mailer: &Mailer, threshold: u32) -> Resu
         .filter(connection::Column::Provider.eq(whatsapp::PROVIDER))
         .all(w.db)
         .await?;
+    // The channels worth probing, in one read.
+    let probed: std::collections::HashMap<_, _> = channel::Entity::find()
+        .filter(channel::Column::Id.is_in(connections.iter().map(|c| c.channel_id)))
+        .filter(channel::Column::Status.is_in([ChannelStatus::Connected, ChannelStatus::Error]))
+        .all(w.db)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect();
     for conn in connections {
-        let Some(c) = channel::Entity::find_by_id(conn.channel_id)
-            .one(w.db)
-            .await?
-        else {
+        let Some(c) = probed.get(&conn.channel_id) else {
             continue;
         };
-        if !matches!(c.status, ChannelStatus::Connected | ChannelStatus::Error) {
-            continue;
-        }
         let verdict = match classify(waha.session(&conn.external_id).await) {
             Ok(None) => continue,
             Ok(Some(())) => None,
@@ -130,7 +131,7 @@ pub async fn probe_all(w: WhatsApp<'_>, mailer: &Mailer, threshold: u32) -> Resu
         } else {
             round.healthy += 1;
         }
-        record(w, mailer, threshold, &c, verdict).await?;
+        record(w, mailer, threshold, c, verdict).await?;
     }
     Ok(round)
 }
@@ -186,23 +187,8 @@ async fn record(
     };
     active.updated_at = Set(Utc::now());
     let c = active.update(&txn).await?;
-    if c.status != from {
-        events::record(
-            &txn,
-            c.business_id,
-            kind::CHANNEL_STATUS_CHANGED,
-            json!({
-                "id": c.id,
-                "company_id": c.company_id,
-                "from": from,
-                "to": c.status,
-                "reason": verdict.map_or("recovered", Problem::as_str),
-                "account_id": c.account_id,
-                "account_name": c.account_name,
-            }),
-        )
-        .await?;
-    }
+    let reason = verdict.map_or("recovered", Problem::as_str);
+    whatsapp::status_changed(&txn, &c, from, Some(reason)).await?;
     if let Some(message) = mail
         && let Some(b) = entity::business::Entity::find_by_id(c.business_id)
             .one(&txn)

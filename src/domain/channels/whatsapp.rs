@@ -461,7 +461,9 @@ async fn begin(
     })
 }
 
-async fn status_changed<C: ConnectionTrait>(
+/// Records `channel.status_changed` for channel `c` (now in its new
+/// status) if it left `from`, with `reason`. Nothing when unchanged.
+pub(crate) async fn status_changed<C: ConnectionTrait>(
     db: &C,
     c: &channel::Model,
     from: ChannelStatus,
