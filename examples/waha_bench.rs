@@ -24,6 +24,9 @@
 #[path = "../tests/api/waha_fake.rs"]
 mod waha_fake;
 
+#[path = "support/pg.rs"]
+mod pg;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -33,9 +36,7 @@ use chrono::Utc;
 use clap::Parser;
 use entity::enums::{BusinessStatus, ChannelStatus, Role};
 use entity::{business, channel, inbound_event, user};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, Database, EntityTrait, PaginatorTrait, QueryFilter, Set,
-};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use switchboard::config::{Config, WahaConfig};
@@ -78,7 +79,7 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .filter(|u| u.starts_with("postgres"))
     {
-        Some(base) => ("postgres", fresh_pg_database(&base).await?),
+        Some(base) => ("postgres", pg::fresh_pg_database(&base).await?),
         None => (
             "sqlite",
             format!(
@@ -236,6 +237,11 @@ async fn main() -> anyhow::Result<()> {
         sessions.len()
     );
     app.stop().await?;
+    if let Ok(base) = std::env::var("DATABASE_URL")
+        && database == "postgres"
+    {
+        pg::drop_pg_database(&base, &config.database_url).await?;
+    }
     if rows != sent || connected != sessions.len() as u64 || wrong > 0 {
         bail!("{database}: check failed");
     }
@@ -379,17 +385,4 @@ async fn seed(state: &switchboard::state::AppState, n: usize) -> anyhow::Result<
         emails.push(email);
     }
     Ok(emails)
-}
-
-async fn fresh_pg_database(base: &str) -> anyhow::Result<String> {
-    let name = format!("sb_bench_{}", Uuid::new_v4().simple());
-    let admin = Database::connect(base).await?;
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await?;
-    admin.close().await?;
-    let (prefix, _) = base
-        .rsplit_once('/')
-        .context("DATABASE_URL has no database path")?;
-    Ok(format!("{prefix}/{name}"))
 }

@@ -23,6 +23,9 @@
 //! Run with `benches/webhooks.sh` (SQLite, then PostgreSQL), or:
 //! `cargo run --release --example webhook_bench -- [--businesses N] [--waves N] [--connections N] [--pool N]`.
 
+#[path = "support/pg.rs"]
+mod pg;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -34,10 +37,7 @@ use clap::Parser;
 use entity::enums::{BusinessStatus, ChannelStatus, CompanyKind, CompanyStatus, Platform, Role};
 use entity::inbound_event;
 use entity::{business, channel, company, user};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, Database, EntityTrait, PaginatorTrait, QueryFilter, Set,
-    TransactionTrait,
-};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set, TransactionTrait};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use switchboard::config::{Config, StripeConfig};
@@ -99,7 +99,7 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .filter(|u| u.starts_with("postgres"));
     let (database, database_url) = match &pg_base {
-        Some(base) => ("postgres", fresh_pg_database(base).await?),
+        Some(base) => ("postgres", pg::fresh_pg_database(base).await?),
         None => (
             "sqlite",
             format!(
@@ -110,7 +110,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let result = run(&args, &dir, database, database_url.clone()).await;
     if let Some(base) = &pg_base {
-        drop_pg_database(base, &database_url).await?;
+        pg::drop_pg_database(base, &database_url).await?;
     }
     result
 }
@@ -240,31 +240,6 @@ async fn run(
     if errors > 0 || !ledger_ok || !state_ok {
         bail!("{database}: {errors} errors, ledger ok: {ledger_ok}, state ok: {state_ok}");
     }
-    Ok(())
-}
-
-/// Creates a uniquely named database on the server of `base` (as the test
-/// harness does) and returns its URL.
-async fn fresh_pg_database(base: &str) -> anyhow::Result<String> {
-    let name = format!("sb_bench_{}", Uuid::new_v4().simple());
-    let admin = Database::connect(base).await?;
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await?;
-    admin.close().await?;
-    let (prefix, _) = base
-        .rsplit_once('/')
-        .context("DATABASE_URL has no database path")?;
-    Ok(format!("{prefix}/{name}"))
-}
-
-async fn drop_pg_database(base: &str, url: &str) -> anyhow::Result<()> {
-    let (_, name) = url.rsplit_once('/').context("database URL has no path")?;
-    let admin = Database::connect(base).await?;
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}"))
-        .await?;
-    admin.close().await?;
     Ok(())
 }
 
