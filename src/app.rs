@@ -84,6 +84,17 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
             .map(crate::integrations::waha::WahaApi::new)
             .transpose()
             .map_err(|e| anyhow::anyhow!("WAHA client: {}", e.code()))?,
+        n8n: config
+            .n8n
+            .as_ref()
+            .map(crate::integrations::n8n::N8nApi::new)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("n8n client: {}", e.code()))?,
+        telegram: crate::integrations::telegram::TelegramApi::new(
+            &config.telegram.api_base,
+            std::time::Duration::from_secs(config.telegram.timeout_secs),
+        )
+        .map_err(|e| anyhow::anyhow!("Telegram client: {}", e.code()))?,
         webhook_secrets: Arc::new(
             config
                 .stripe

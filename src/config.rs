@@ -99,6 +99,11 @@ pub struct Config {
     /// WAHA, the WhatsApp HTTP API; WhatsApp channels answer 503
     /// `whatsapp_unavailable` on connect while it is unset.
     pub waha: Option<WahaConfig>,
+    /// n8n, the automation layer Switchboard provisions; connections that
+    /// need it answer 503 `automation_unavailable` while it is unset.
+    pub n8n: Option<N8nConfig>,
+    /// The Telegram Bot API.
+    pub telegram: TelegramConfig,
     /// Entitlement timings and billing jobs.
     pub billing: BillingConfig,
     /// The background job runner.
@@ -268,6 +273,59 @@ pub struct WahaConfig {
 
 fn waha_timeout() -> u64 {
     15
+}
+
+/// n8n access (`SWITCHBOARD_N8N__BASE_URL`, `SWITCHBOARD_N8N__API_KEY`, …):
+/// its public REST API, and the workflows Switchboard builds on.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct N8nConfig {
+    /// Base URL of n8n, e.g. `http://n8n:5678` (its public API is under
+    /// `/api/v1`).
+    pub base_url: String,
+    /// A public-API key (n8n: Settings → n8n API), sent as `X-N8N-API-KEY`.
+    pub api_key: SecretString,
+    /// Where n8n serves production webhooks (its `WEBHOOK_URL`); default
+    /// `base_url`.
+    #[serde(default)]
+    pub webhook_base: Option<String>,
+    /// The Telegram ingress workflow to duplicate per bot connection (a
+    /// Telegram Trigger and what answers); Telegram connections answer 503
+    /// `automation_unavailable` while it is unset.
+    #[serde(default)]
+    pub telegram_template_id: Option<String>,
+    /// The one shared WhatsApp ingress workflow: its first Webhook node
+    /// receives every WhatsApp message with the business's routing; unset,
+    /// messages are only recorded.
+    #[serde(default)]
+    pub whatsapp_workflow_id: Option<String>,
+    /// Request timeout in seconds; default 20.
+    #[serde(default = "n8n_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn n8n_timeout() -> u64 {
+    20
+}
+
+/// The Telegram Bot API (`SWITCHBOARD_TELEGRAM__API_BASE`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelegramConfig {
+    /// The Bot API's base URL; default `https://api.telegram.org`. n8n's
+    /// `telegramApi` credentials get the same base, so both reach one server.
+    pub api_base: String,
+    /// Request timeout in seconds; default 15.
+    pub timeout_secs: u64,
+}
+
+impl Default for TelegramConfig {
+    fn default() -> Self {
+        TelegramConfig {
+            api_base: "https://api.telegram.org".into(),
+            timeout_secs: 15,
+        }
+    }
 }
 
 fn stripe_api_base() -> String {
@@ -487,6 +545,8 @@ impl Default for Config {
             oauth_frontend_url: None,
             stripe: None,
             waha: None,
+            n8n: None,
+            telegram: TelegramConfig::default(),
             billing: BillingConfig::default(),
             jobs: JobsConfig::default(),
             webhooks: WebhooksConfig::default(),
@@ -783,6 +843,29 @@ impl Config {
             if waha.timeout_secs == 0 {
                 return Err(invalid("waha.timeout_secs", "must be at least 1"));
             }
+        }
+        if let Some(n8n) = &self.n8n {
+            for (key, url) in [
+                ("n8n.base_url", Some(&n8n.base_url)),
+                ("n8n.webhook_base", n8n.webhook_base.as_ref()),
+            ] {
+                if let Some(url) = url
+                    && !(url.starts_with("http://") || url.starts_with("https://"))
+                {
+                    return Err(invalid(key, "must be an http(s) URL"));
+                }
+            }
+            if n8n.timeout_secs == 0 {
+                return Err(invalid("n8n.timeout_secs", "must be at least 1"));
+            }
+        }
+        if !(self.telegram.api_base.starts_with("http://")
+            || self.telegram.api_base.starts_with("https://"))
+        {
+            return Err(invalid("telegram.api_base", "must be an http(s) URL"));
+        }
+        if self.telegram.timeout_secs == 0 {
+            return Err(invalid("telegram.timeout_secs", "must be at least 1"));
         }
         let mut prices = std::collections::HashSet::new();
         for plan in self.plans.values() {

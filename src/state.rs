@@ -64,6 +64,10 @@ pub struct Services {
     pub stripe: Option<crate::integrations::stripe::StripeApi>,
     /// WAHA client; `None` when WhatsApp is not configured.
     pub waha: Option<crate::integrations::waha::WahaApi>,
+    /// n8n client; `None` when the automation layer is not configured.
+    pub n8n: Option<crate::integrations::n8n::N8nApi>,
+    /// Telegram Bot API client.
+    pub telegram: crate::integrations::telegram::TelegramApi,
     /// Stripe webhook endpoint secrets (any of them signs a valid delivery).
     pub webhook_secrets: Arc<Vec<secrecy::SecretString>>,
     /// The inbound-webhook writers (group commit per source).
@@ -111,6 +115,20 @@ impl Services {
             jobs: &self.jobs,
             waha: self.waha.as_ref(),
             public_base: self.config.public_base(),
+            n8n: self.n8n.as_ref(),
+            n8n_config: self.config.n8n.as_ref(),
+        }
+    }
+
+    /// What Telegram channels need.
+    pub fn telegram(&self) -> crate::domain::channels::telegram::Telegram<'_> {
+        crate::domain::channels::telegram::Telegram {
+            db: &self.db,
+            keyring: &self.keyring,
+            jobs: &self.jobs,
+            api: &self.telegram,
+            n8n: self.n8n.as_ref(),
+            n8n_config: self.config.n8n.as_ref(),
         }
     }
 

@@ -17,6 +17,7 @@ pub mod idempotency_key;
 pub mod inbound_event;
 pub mod job;
 pub mod login_throttle;
+pub mod n8n_object;
 pub mod oauth;
 pub mod one_time_token;
 pub mod refresh_token;

@@ -14,6 +14,7 @@ mod m20261202_000007_inbound_events;
 mod m20261203_000008_sign_in_hardening;
 mod m20261203_000009_programs;
 mod m20261203_000010_channel_connections;
+mod m20261203_000011_n8n_objects;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000008_sign_in_hardening::Migration),
             Box::new(m20261203_000009_programs::Migration),
             Box::new(m20261203_000010_channel_connections::Migration),
+            Box::new(m20261203_000011_n8n_objects::Migration),
         ]
     }
 }

@@ -5,8 +5,10 @@
 //!   recovery, magic links, OAuth sign-in, one-time tokens, per-email limits).
 //! - [`tenancy`]: businesses, companies, managers, and who may reach which
 //!   business ([`tenancy::access`]); platform statistics.
-//! - [`channels`]: a business's messaging channels under its plan's limit
-//!   (connectors land here).
+//! - [`channels`]: a business's messaging channels under its plan's limit,
+//!   and their connections (WhatsApp through WAHA, Telegram bots).
+//! - [`automation`]: what Switchboard makes in n8n, recorded per business
+//!   and channel.
 //! - [`billing`]: plans, Stripe subscriptions and the entitlements derived
 //!   from them.
 //! - [`vault`]: integration secrets, envelope-encrypted.
@@ -17,6 +19,7 @@
 //!   [`validate`] (newtypes checked at the edge).
 
 pub mod audit;
+pub mod automation;
 pub mod billing;
 pub mod channels;
 pub mod events;

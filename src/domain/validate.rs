@@ -65,7 +65,7 @@ pub const URL_MAX: usize = 2048;
 /// headers, streamed fields), each the very rule the server applies with
 /// [`matches`]. The document's patterns are literal copies (utoipa takes
 /// literals); the `openapi` tests hold the document to this list.
-pub const PATTERNS: [&str; 12] = [
+pub const PATTERNS: [&str; 13] = [
     EMAIL_PATTERN,
     NAME_PATTERN,
     URL_PATTERN,
@@ -78,6 +78,7 @@ pub const PATTERNS: [&str; 12] = [
     crate::domain::programs::idempotency::KEY_PATTERN,
     crate::domain::events::SEQ_PATTERN,
     crate::domain::channels::whatsapp::SESSION_PATTERN,
+    crate::integrations::telegram::TOKEN_PATTERN,
 ];
 
 /// Whether `raw` matches `pattern` (one of [`PATTERNS`], compiled once;

@@ -12,10 +12,10 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::billing::WebhookReceipt;
-use super::extract::{AnyAuth, Json, Path, Query};
+use super::extract::{AnyAuth, Json, OptionalJson, Path, Query};
 use crate::authz::{Action, Object};
 use crate::domain::audit::{Actor, RequestMeta};
-use crate::domain::channels::{self, ChannelFilter, ChannelView, NewChannel, whatsapp};
+use crate::domain::channels::{self, ChannelFilter, ChannelView, NewChannel, telegram, whatsapp};
 use crate::domain::pagination::{Page, PageRequest};
 use crate::domain::tenancy::access;
 use crate::error::{Problem, Result};
@@ -176,54 +176,115 @@ pub async fn delete_channel(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Start connecting a WhatsApp channel: Switchboard creates the channel's
-/// WAHA session (in the background, retried until WAHA answers) and the
-/// channel becomes `connecting`; scan the code from
-/// `GET /v1/channels/{id}/qr`, or open the answer's `connect_page.url` (a
-/// page that shows the code as it rotates and the status live). Status
-/// changes arrive as `channel.status_changed` events. Connecting a channel that is already
-/// connecting or connected returns it unchanged (never a second session).
+/// Body of `POST /v1/channels/{id}/connect` (none for WhatsApp).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectChannel {
+    /// Telegram: the bot's token from @BotFather (`{bot id}:{key}`). Kept
+    /// in the vault; never shown again.
+    #[schema(pattern = r"^[0-9]{1,20}:[A-Za-z0-9_-]{30,100}$", max_length = 121)]
+    pub bot_token: Option<String>,
+}
+
+/// Connect a channel.
+///
+/// - **WhatsApp** (no body): Switchboard creates the channel's WAHA
+///   session (in the background, retried until WAHA answers) and the
+///   channel becomes `connecting`; scan the code from
+///   `GET /v1/channels/{id}/qr`, or open the answer's `connect_page.url` (a
+///   page that shows the code as it rotates and the status live).
+/// - **Telegram** (`bot_token`): Telegram's `getMe` checks the token
+///   (refused: 422 `telegram_token_invalid`, nothing kept); the channel is
+///   `connecting` with the bot as its account while n8n is provisioned in
+///   the background (a credential, the business's copy of the Telegram
+///   ingress workflow, activated: n8n sets the bot's webhook), then
+///   `connected`.
+///
+/// Status changes arrive as `channel.status_changed` events. Connecting a
+/// channel that is already connecting or connected returns it unchanged
+/// (never a second session or workflow).
 ///
 /// API keys: `channels:write`.
 #[utoipa::path(post, path = "/v1/channels/{id}/connect", tag = "channels", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Channel id")),
+    request_body(content = Option<ConnectChannel>, description = "Telegram: the bot token; WhatsApp: no body", content_type = "application/json"),
     responses(
-        (status = 202, description = "Connecting (or already connecting or connected), with the connect page's link", body = whatsapp::Connection),
+        (status = 202, description = "Connecting (or already connecting or connected); WhatsApp: with the connect page's link", body = whatsapp::Connection),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "`subscription_required` (restricted business) or `channel_suspended`", body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`platform_not_connectable`: only WhatsApp channels connect here for now", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`whatsapp_unavailable`: no WAHA configured", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`bot_already_connected` (the bot serves another channel) or `channel_already_connected` (to another bot)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`platform_not_connectable` (Instagram, Facebook, email and TikTok connect elsewhere), `telegram_token_invalid`, or `invalid_field` (`bot_token`)", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`telegram_unreachable`, `telegram_error` or `telegram_rate_limited`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`whatsapp_unavailable` (no WAHA) or `automation_unavailable` (no n8n)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn connect_channel(
     State(state): State<AppState>,
     AnyAuth(principal): AnyAuth,
     meta: RequestMeta,
     Path(id): Path<Uuid>,
+    OptionalJson(body): OptionalJson<ConnectChannel>,
 ) -> Result<(StatusCode, Json<whatsapp::Connection>)> {
     let scope = access::own_scope(&state.authz, principal, Object::Channel, Action::Update)?;
     let actor = Actor::acting(principal, &scope, meta);
-    let channel = whatsapp::connect(state.whatsapp(), &actor, &scope, id).await?;
-    Ok((StatusCode::ACCEPTED, Json(channel)))
+    let c = channels::find(&state.db, &scope, id).await?;
+    let token = body.and_then(|b| b.bot_token);
+    let connection = match c.platform {
+        Platform::Whatsapp => {
+            if token.is_some() {
+                return Err(crate::error::Error::invalid_field(
+                    "bot_token",
+                    "is for Telegram channels; a WhatsApp channel connects by a scan",
+                ));
+            }
+            whatsapp::connect(state.whatsapp(), &actor, &scope, id).await?
+        }
+        Platform::Telegram => {
+            let Some(token) = token else {
+                return Err(crate::error::Error::invalid_field(
+                    "bot_token",
+                    "is required to connect a Telegram channel",
+                ));
+            };
+            let channel = telegram::connect(
+                state.telegram(),
+                &actor,
+                &scope,
+                c,
+                secrecy::SecretString::from(token),
+            )
+            .await?;
+            whatsapp::Connection {
+                channel,
+                connect_page: None,
+            }
+        }
+        _ => return Err(channels::not_connectable(&c)),
+    };
+    Ok((StatusCode::ACCEPTED, Json(connection)))
 }
 
-/// Start a WhatsApp channel's connection over: its session is logged out
+/// Start a channel's connection over. WhatsApp: its session is logged out
 /// of WhatsApp (WAHA restarts it to wait for a new scan; fetch the new code
-/// from `GET /v1/channels/{id}/qr`) and the channel is `connecting`. For a
-/// channel in `error`, or linked to the wrong phone.
+/// from `GET /v1/channels/{id}/qr`). Telegram: n8n is provisioned again
+/// (what exists is kept, what is missing made, the workflow activated).
+/// The channel is `connecting`. For a channel in `error`, or linked to the
+/// wrong phone.
 ///
 /// API keys: `channels:write`.
 #[utoipa::path(post, path = "/v1/channels/{id}/reconnect", tag = "channels", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Channel id")),
     responses(
-        (status = 202, description = "Connecting again, with the connect page's link", body = whatsapp::Connection),
+        (status = 202, description = "Connecting again; WhatsApp: with the connect page's link", body = whatsapp::Connection),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "`subscription_required` (restricted business) or `channel_suspended`", body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`not_connected`: a Telegram channel without a bot", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`platform_not_connectable`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`whatsapp_unavailable`: no WAHA configured", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`whatsapp_unavailable` (no WAHA) or `automation_unavailable` (no n8n)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn reconnect_channel(
     State(state): State<AppState>,
@@ -233,13 +294,23 @@ pub async fn reconnect_channel(
 ) -> Result<(StatusCode, Json<whatsapp::Connection>)> {
     let scope = access::own_scope(&state.authz, principal, Object::Channel, Action::Update)?;
     let actor = Actor::acting(principal, &scope, meta);
-    let channel = whatsapp::reconnect(state.whatsapp(), &actor, &scope, id).await?;
-    Ok((StatusCode::ACCEPTED, Json(channel)))
+    let c = channels::find(&state.db, &scope, id).await?;
+    let connection = match c.platform {
+        Platform::Whatsapp => whatsapp::reconnect(state.whatsapp(), &actor, &scope, id).await?,
+        Platform::Telegram => whatsapp::Connection {
+            channel: telegram::reconnect(state.telegram(), &scope, c).await?,
+            connect_page: None,
+        },
+        _ => return Err(channels::not_connectable(&c)),
+    };
+    Ok((StatusCode::ACCEPTED, Json(connection)))
 }
 
-/// Disconnect a WhatsApp channel: it is `disconnected` at once; its WAHA
-/// session is logged out and deleted in the background (retried until
-/// done). Safe to repeat.
+/// Disconnect a channel: it is `disconnected` at once. WhatsApp: its WAHA
+/// session is logged out and deleted. Telegram: its workflow is
+/// deactivated and deleted in n8n, its credential deleted, the bot's
+/// webhook removed and its token destroyed. Both in the background,
+/// retried until done. Safe to repeat.
 ///
 /// API keys: `channels:write`.
 #[utoipa::path(post, path = "/v1/channels/{id}/disconnect", tag = "channels", security(("bearer" = [])), params(("id" = Uuid, Path, description = "Channel id")),
@@ -257,9 +328,12 @@ pub async fn disconnect_channel(
     Path(id): Path<Uuid>,
 ) -> Result<Json<ChannelView>> {
     let scope = access::own_scope(&state.authz, principal, Object::Channel, Action::Update)?;
-    Ok(Json(
-        whatsapp::disconnect(state.whatsapp(), &scope, id).await?,
-    ))
+    let c = channels::find(&state.db, &scope, id).await?;
+    Ok(Json(match c.platform {
+        Platform::Whatsapp => whatsapp::disconnect(state.whatsapp(), &scope, id).await?,
+        Platform::Telegram => telegram::disconnect(state.telegram(), &scope, id).await?,
+        _ => return Err(channels::not_connectable(&c)),
+    }))
 }
 
 /// The QR code to scan with WhatsApp (Linked devices) while the channel's

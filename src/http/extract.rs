@@ -36,6 +36,37 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     }
 }
 
+/// An optional JSON body: `None` when the request has no body at all;
+/// otherwise read exactly as [`Json`] reads it (same rejections).
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
+        let has_type = req.headers().contains_key(axum::http::header::CONTENT_TYPE);
+        let (parts, body) = req.into_parts();
+        let bytes =
+            axum::body::Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+                .await
+                .map_err(|r| {
+                    Error::new(
+                        r.status(),
+                        "invalid_body",
+                        "The request body could not be read",
+                    )
+                    .with_detail(r.body_text())
+                })?;
+        if bytes.is_empty() && !has_type {
+            return Ok(OptionalJson(None));
+        }
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+        Json::<T>::from_request(req, state)
+            .await
+            .map(|Json(v)| OptionalJson(Some(v)))
+    }
+}
+
 /// Maps axum's JSON rejection to our problem codes.
 pub fn json_rejection(rejection: JsonRejection) -> Error {
     let detail = rejection.body_text();

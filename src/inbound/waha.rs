@@ -14,7 +14,9 @@
 //!   ([`whatsapp::apply_status`]: WAHA's millisecond `timestamp`, then the
 //!   event id), so any order of deliveries ends in the same state;
 //!   `message` is recorded in the ledger (the conversation log is a later
-//!   step); other events are recorded as ignored.
+//!   step) and, with n8n's shared WhatsApp workflow configured, queued for
+//!   forwarding there ([`whatsapp::ForwardMessage`]) in the same
+//!   transaction; other events are recorded as ignored.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -78,6 +80,8 @@ pub struct Item {
     pub connection: connection::Model,
     /// The status report of a `session.status`.
     pub status: Option<StatusReport>,
+    /// The `payload` of a `message` (forwarded to n8n).
+    pub message: Option<serde_json::Value>,
 }
 
 /// The WAHA source's writer.
@@ -182,12 +186,14 @@ pub async fn receive(
     if env.event == "session.status" && status.is_none() {
         return Err(invalid_event("a session.status payload has a status"));
     }
+    let message = (env.event == "message").then_some(env.payload);
     let item = Item {
         id: env.id.clone(),
         kind: env.event.clone(),
         at: env.timestamp,
         connection: conn,
         status,
+        message,
     };
     let ctx = state.clone();
     let verdict = state
@@ -286,6 +292,7 @@ async fn commit(state: &AppState, items: &[&Item]) -> Result<Option<Vec<Outcome>
         .filter(connection::Column::ExternalId.is_in(sessions))
         .all(&txn)
         .await?;
+    let forward = whatsapp::forwarding(&state.whatsapp());
     let mut by_channel: std::collections::HashMap<uuid::Uuid, connection::Model> =
         std::collections::HashMap::new();
     for item in items {
@@ -316,7 +323,25 @@ async fn commit(state: &AppState, items: &[&Item]) -> Result<Option<Vec<Outcome>
                 }
                 Outcome::Processed
             }
-            (Some(_), None) if item.kind == "message" => Outcome::Processed,
+            (Some(c), None) if item.kind == "message" => {
+                if forward && let Some(payload) = &item.message {
+                    state
+                        .jobs
+                        .enqueue(
+                            &txn,
+                            &whatsapp::ForwardMessage {
+                                event_id: item.id.clone(),
+                                timestamp: item.at,
+                                session: c.external_id.clone(),
+                                channel_id: c.channel_id,
+                                business_id: c.business_id,
+                                payload: payload.clone(),
+                            },
+                        )
+                        .await?;
+                }
+                Outcome::Processed
+            }
             (Some(_), None) => Outcome::Ignored,
         };
         verdicts.push(outcome);

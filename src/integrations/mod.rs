@@ -4,8 +4,10 @@
 
 pub mod facebook;
 pub mod google;
+pub mod n8n;
 pub mod ssrf;
 pub mod stripe;
+pub mod telegram;
 pub mod waha;
 
 /// The outside systems Switchboard connects a business to, by the names

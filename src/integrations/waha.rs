@@ -123,6 +123,17 @@ impl WahaApi {
         })
     }
 
+    /// The server's API key (what the n8n credential a business's replies
+    /// go out with holds).
+    pub fn api_key(&self) -> &SecretString {
+        &self.key
+    }
+
+    /// The server's base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.base))

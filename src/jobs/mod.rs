@@ -35,7 +35,7 @@ pub mod queue;
 pub mod runner;
 pub mod webhooks;
 
-use crate::domain::channels::{health, whatsapp};
+use crate::domain::channels::{health, telegram, whatsapp};
 use crate::state::AppState;
 pub use queue::{Queue, Task};
 pub use runner::{Failure, Handlers, Runner};
@@ -66,8 +66,10 @@ pub fn handlers(state: &AppState) -> Handlers {
         async move {
             let round = health::probe_all(
                 s.whatsapp(),
+                s.telegram(),
                 &s.mailer,
                 s.config.channels.failures_before_error,
+                std::time::Duration::from_secs(s.config.channels.health_interval_secs),
             )
             .await?;
             tracing::info!(?round, "channel health probes");
@@ -88,6 +90,26 @@ pub fn handlers(state: &AppState) -> Handlers {
     h.add(move |t: whatsapp::RemoveSession| {
         let s = s.clone();
         async move { Ok(whatsapp::remove_session(s.whatsapp(), &t).await?) }
+    });
+    let s = state.clone();
+    h.add(move |t: whatsapp::ForwardMessage| {
+        let s = s.clone();
+        async move { Ok(whatsapp::forward_message(s.whatsapp(), &t).await?) }
+    });
+    let s = state.clone();
+    h.add(move |t: telegram::ProvisionBot| {
+        let s = s.clone();
+        async move { Ok(telegram::provision_bot(s.telegram(), &t).await?) }
+    });
+    let s = state.clone();
+    h.add(move |t: telegram::RemoveBot| {
+        let s = s.clone();
+        async move { Ok(telegram::remove_bot(s.telegram(), &t).await?) }
+    });
+    let s = state.clone();
+    h.add(move |t: telegram::SyncBot| {
+        let s = s.clone();
+        async move { Ok(telegram::sync_bot(s.telegram(), &t).await?) }
     });
     h
 }

@@ -49,6 +49,18 @@ pub mod kind {
     /// Stop a suspended WhatsApp channel's session, start a restored one's
     /// (`domain::channels::whatsapp`).
     pub const WAHA_SESSION_SYNC: &str = "waha.session_sync";
+    /// Make a Telegram channel's credential and workflow in n8n, activate
+    /// it and check the bot's webhook (`domain::channels::telegram`).
+    pub const TELEGRAM_PROVISION: &str = "telegram.provision";
+    /// Remove a Telegram channel's workflow, credential, webhook and token
+    /// (`domain::channels::telegram`).
+    pub const TELEGRAM_REMOVE: &str = "telegram.remove";
+    /// Deactivate a suspended Telegram channel's workflow, activate a
+    /// restored one's (`domain::channels::telegram`).
+    pub const TELEGRAM_SYNC: &str = "telegram.sync";
+    /// Forward one WhatsApp message to the shared n8n ingress workflow
+    /// (`domain::channels::whatsapp`).
+    pub const WHATSAPP_FORWARD: &str = "whatsapp.forward";
 }
 
 /// Task states as stored.
@@ -188,8 +200,13 @@ pub fn policies(config: &Config) -> HashMap<&'static str, Policy> {
     p.insert(kind::WAHA_SESSION_REMOVE, waha);
     p.insert(kind::WAHA_SESSION_SYNC, waha);
     p.insert(kind::WAHA_SESSION_RESTART, waha);
+    // n8n and Telegram calls: the same ride-out as WAHA's.
+    p.insert(kind::TELEGRAM_PROVISION, waha);
+    p.insert(kind::TELEGRAM_REMOVE, waha);
+    p.insert(kind::TELEGRAM_SYNC, waha);
+    p.insert(kind::WHATSAPP_FORWARD, waha);
     let every = config.channels.health_interval_secs;
-    if every > 0 && config.waha.is_some() {
+    if every > 0 && (config.waha.is_some() || config.n8n.is_some()) {
         p.insert(
             kind::CHANNELS_HEALTH,
             Policy::recurring(Duration::from_secs(every), Duration::from_secs(every)),

@@ -342,7 +342,7 @@ async fn the_scope_matrix_every_route_with_and_without_its_scope() {
     let business = app.business_id(&owner).await;
     app.set_plan(&business, "enterprise").await;
     let company = app.company(&owner, "Main").await;
-    let channel = app.channel(&owner, &company, "telegram").await.body["id"]
+    let channel = app.channel(&owner, &company, "instagram").await.body["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -376,7 +376,7 @@ async fn the_scope_matrix_every_route_with_and_without_its_scope() {
         route(Method::POST, "/v1/channels", Some(json!({ "company_id": "{company}", "platform": "email" })), Some("channels:write"), 201),
         route(Method::GET, "/v1/channels/{channel}", None, Some("channels:read"), 200),
         route(Method::DELETE, "/v1/channels/{fresh_channel}", None, Some("channels:write"), 204),
-        // A Telegram channel: allowed, then refused for its platform.
+        // An Instagram channel: allowed, then refused for its platform.
         route(Method::POST, "/v1/channels/{channel}/connect", None, Some("channels:write"), 422),
         route(Method::POST, "/v1/channels/{channel}/reconnect", None, Some("channels:write"), 422),
         route(Method::GET, "/v1/channels/{channel}/qr", None, Some("channels:write"), 422),

@@ -23,7 +23,7 @@ fn switchboard(dir: &std::path::Path) -> Command {
 #[test]
 fn invalid_configuration_exits_2_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, &str, &str); 9] = [
+    let cases: [(&str, &str, &str); 12] = [
         ("SWITCHBOARD_BIND", "not-an-address", "bind"),
         (
             "SWITCHBOARD_RATE_LIMIT__AUTH_PER_MINUTE",
@@ -45,6 +45,17 @@ fn invalid_configuration_exits_2_with_a_clear_message() {
             "channels.failures_before_error",
         ),
         ("SWITCHBOARD_WAHA__BASE_URL", "waha:3000", "waha"),
+        ("SWITCHBOARD_N8N__BASE_URL", "http://n8n:5678", "n8n"),
+        (
+            "SWITCHBOARD_TELEGRAM__API_BASE",
+            "api.telegram.org",
+            "telegram.api_base",
+        ),
+        (
+            "SWITCHBOARD_TELEGRAM__TIMEOUT_SECS",
+            "0",
+            "telegram.timeout_secs",
+        ),
     ];
     for (key, value, named) in cases {
         let out = switchboard(dir.path())

@@ -427,3 +427,118 @@ pub async fn chromium(url: String, args: Vec<String>) -> (String, String) {
     .await
     .unwrap()
 }
+
+/// The real n8n the tests provision (`N8N_BASE_URL`, `N8N_API_KEY`,
+/// `N8N_WEBHOOK_BASE`, as `scripts/n8n-local.sh start` prints them). CI
+/// starts it; elsewhere the tests that need it print SKIPPED and pass.
+pub fn n8n() -> Option<N8n> {
+    match (std::env::var("N8N_BASE_URL"), std::env::var("N8N_API_KEY")) {
+        (Ok(base), Ok(key)) if !base.is_empty() && !key.is_empty() => Some(N8n {
+            webhook_base: std::env::var("N8N_WEBHOOK_BASE").unwrap_or_else(|_| base.clone()),
+            base,
+            key,
+            http: reqwest::Client::new(),
+        }),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must start n8n (scripts/n8n-local.sh)"
+            );
+            eprintln!("SKIPPED: start n8n with scripts/n8n-local.sh and export what it prints");
+            None
+        }
+    }
+}
+
+/// n8n's public API, as the tests read it.
+#[derive(Clone)]
+pub struct N8n {
+    pub base: String,
+    pub key: String,
+    pub webhook_base: String,
+    http: reqwest::Client,
+}
+
+impl N8n {
+    /// The app's `n8n` configuration for this n8n.
+    pub fn config(&self, telegram_template_id: Option<String>) -> switchboard::config::N8nConfig {
+        switchboard::config::N8nConfig {
+            base_url: self.base.clone(),
+            api_key: secrecy::SecretString::from(self.key.clone()),
+            webhook_base: Some(self.webhook_base.clone()),
+            telegram_template_id,
+            whatsapp_workflow_id: None,
+            timeout_secs: 20,
+        }
+    }
+
+    /// `method` `/api/v1{path}` with `body`; (status, JSON or Null).
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}/api/v1{path}", self.base))
+            .header("X-N8N-API-KEY", &self.key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Workflow `id`, or `None` when n8n has none.
+    pub async fn workflow(&self, id: &str) -> Option<Value> {
+        let (status, body) = self
+            .call(Method::GET, &format!("/workflows/{id}"), None)
+            .await;
+        (status == 200).then_some(body)
+    }
+
+    /// Workflows named `name`.
+    pub async fn workflows_named(&self, name: &str) -> Vec<Value> {
+        let (_, body) = self
+            .call(
+                Method::GET,
+                &format!("/workflows?name={}", urlencode(name)),
+                None,
+            )
+            .await;
+        body["data"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|w| w["name"] == name)
+            .collect()
+    }
+
+    /// Creates workflow `body`; returns its id.
+    pub async fn create_workflow(&self, body: Value) -> String {
+        let (status, created) = self.call(Method::POST, "/workflows", Some(body)).await;
+        assert_eq!(status, 200, "{created}");
+        created["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The executions of workflow `id` (newest first).
+    pub async fn executions(&self, id: &str) -> Vec<Value> {
+        let (_, body) = self
+            .call(
+                Method::GET,
+                &format!("/executions?workflowId={id}&includeData=true"),
+                None,
+            )
+            .await;
+        body["data"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

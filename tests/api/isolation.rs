@@ -40,6 +40,7 @@ fn body_for(method: &Method, template: &str, a_company: &str) -> Option<Value> {
             Some(json!({ "company_id": a_company, "platform": "telegram" }))
         }
         ("PATCH", "/v1/webhook-endpoints/{id}") => Some(json!({ "description": "pwned" })),
+        ("POST", "/v1/channels/{id}/connect") => Some(json!({})),
         _ => None,
     }
 }

@@ -31,5 +31,7 @@ mod roles;
 mod secrets;
 mod storm;
 mod stripe_fake;
+mod telegram;
+mod telegram_fake;
 mod waha_fake;
 mod whatsapp;

@@ -571,15 +571,15 @@ async fn connecting_is_refused_where_it_cannot_work() {
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
 
     let (app, waha) = app_with_waha().await;
-    let owner = app.owner(&email("tg"), "TG").await;
+    let owner = app.owner(&email("ig"), "TG").await;
     let company = app.company(&owner, "Bots").await;
-    let tg = app.channel(&owner, &company, "telegram").await.body["id"]
+    let ig = app.channel(&owner, &company, "instagram").await.body["id"]
         .as_str()
         .unwrap()
         .to_owned();
     let r = app
         .post(
-            &format!("/v1/channels/{tg}/connect"),
+            &format!("/v1/channels/{ig}/connect"),
             Some(&owner),
             json!({}),
         )
@@ -592,7 +592,7 @@ async fn connecting_is_refused_where_it_cannot_work() {
     let other = app.owner(&email("other"), "Other").await;
     let r = app
         .post(
-            &format!("/v1/channels/{tg}/connect"),
+            &format!("/v1/channels/{ig}/connect"),
             Some(&other),
             json!({}),
         )
@@ -601,7 +601,7 @@ async fn connecting_is_refused_where_it_cannot_work() {
     let r = app
         .call(
             Method::GET,
-            &format!("/v1/channels/{tg}/qr"),
+            &format!("/v1/channels/{ig}/qr"),
             Some(&other),
             None,
         )
@@ -612,7 +612,7 @@ async fn connecting_is_refused_where_it_cannot_work() {
     let (_, manager) = app.manager(&admin, &email("wa-manager")).await;
     let r = app
         .post(
-            &format!("/v1/channels/{tg}/connect"),
+            &format!("/v1/channels/{ig}/connect"),
             Some(&manager),
             json!({}),
         )
@@ -654,7 +654,7 @@ async fn deleting_a_connected_channel_removes_its_session() {
 }
 
 /// Re-evaluates the business's entitlement now, as the sweep and webhooks do.
-async fn settle(app: &TestApp, business: &str) {
+pub(crate) async fn settle(app: &TestApp, business: &str) {
     let state = &app.app.state;
     let txn = switchboard::db::begin_write(&state.db).await.unwrap();
     switchboard::domain::billing::entitlement::apply(
@@ -814,9 +814,15 @@ async fn a_failing_channel_is_put_in_error_once_and_recovers() {
     waha.set_status(&session, "WORKING").await;
     let state = &app.app.state;
     let probe = async || {
-        health::probe_all(state.whatsapp(), &state.mailer, 2)
-            .await
-            .unwrap()
+        health::probe_all(
+            state.whatsapp(),
+            state.telegram(),
+            &state.mailer,
+            2,
+            Duration::from_secs(300),
+        )
+        .await
+        .unwrap()
     };
     let r = probe().await;
     assert_eq!((r.probed, r.healthy), (1, 1));
@@ -1052,4 +1058,117 @@ async fn the_connect_page_shows_the_code_and_turns_connected_without_a_reload() 
         dom.contains("Connected: Acme Support · +15551234567"),
         "{dom}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_reaches_the_shared_n8n_workflow_with_the_business_routing() {
+    let Some(n8n) = crate::common::n8n() else {
+        return;
+    };
+    // The one shared WhatsApp ingress workflow: a Webhook node, active.
+    let path = uuid::Uuid::new_v4().to_string();
+    let workflow = n8n
+        .create_workflow(json!({
+            "name": format!("WhatsApp ingress {path}"),
+            "nodes": [
+                {"id": uuid::Uuid::new_v4(), "name": "Webhook", "type": "n8n-nodes-base.webhook",
+                 "typeVersion": 2, "position": [0, 0], "webhookId": uuid::Uuid::new_v4(),
+                 "parameters": {"httpMethod": "POST", "path": path, "responseMode": "onReceived", "options": {}}},
+                {"id": uuid::Uuid::new_v4(), "name": "Answer", "type": "n8n-nodes-base.noOp",
+                 "typeVersion": 1, "position": [220, 0], "parameters": {}}
+            ],
+            "connections": {"Webhook": {"main": [[{"node": "Answer", "type": "main", "index": 0}]]}},
+            "settings": {"executionOrder": "v1"}
+        }))
+        .await;
+    let (status, body) = n8n
+        .call(
+            Method::POST,
+            &format!("/workflows/{workflow}/activate"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let fake = FakeWaha::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path()).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    config.bind = format!("127.0.0.1:{port}").parse().unwrap();
+    config.public_url = format!("http://127.0.0.1:{port}");
+    config.waha = Some(WahaConfig {
+        base_url: fake.url.clone(),
+        api_key: SecretString::from(waha_fake::API_KEY),
+        timeout_secs: 5,
+    });
+    let mut n8n_config = n8n.config(None);
+    n8n_config.whatsapp_workflow_id = Some(workflow.clone());
+    config.n8n = Some(n8n_config);
+    config.jobs.poll_ms = 20;
+    let app = TestApp::spawn_with(dir, config).await;
+    let owner = app.owner(&email("wan8n"), "Routed").await;
+    let business = app.business_id(&owner).await;
+    let (id, session) = waiting_for_a_scan(&app, &fake, &owner).await;
+    fake.set_status(&session, "WORKING").await;
+
+    // The business's credential for replies, made once when the session started.
+    let credential = wait_for("the business's reply credential", async || {
+        entity::n8n_object::Entity::find()
+            .filter(
+                entity::n8n_object::Column::BusinessId.eq(business.parse::<uuid::Uuid>().unwrap()),
+            )
+            .filter(entity::n8n_object::Column::Purpose.eq("waha_reply"))
+            .one(&app.app.state.db)
+            .await
+            .unwrap()
+    })
+    .await;
+
+    let msg = fake.envelope(
+        &session,
+        "message",
+        now_ms(),
+        json!({ "id": "false_15550002222@c.us_BBBB", "timestamp": 1_766_000_100, "from": "15550002222@c.us", "fromMe": false, "body": "Is it in stock?", "hasMedia": false }),
+    );
+    let d = fake.deliver(&session, &msg).await;
+    assert_eq!(
+        (d.status, d.body["outcome"].as_str()),
+        (200, Some("processed"))
+    );
+    // A duplicate delivery is not forwarded twice.
+    let d = fake.deliver(&session, &msg).await;
+    assert_eq!(
+        (d.status, d.body["outcome"].as_str()),
+        (200, Some("duplicate"))
+    );
+
+    let run = wait_for("the shared workflow's execution", async || {
+        n8n.executions(&workflow)
+            .await
+            .into_iter()
+            .find(|e| e["status"] == "success")
+    })
+    .await;
+    let received =
+        &run["data"]["resultData"]["runData"]["Webhook"][0]["data"]["main"][0][0]["json"]["body"];
+    assert_eq!(received["id"], msg["id"], "{run}");
+    assert_eq!(received["payload"]["body"], "Is it in stock?");
+    let routing = &received["switchboard"];
+    assert_eq!(routing["business_id"], business);
+    assert_eq!(routing["channel_id"], id);
+    assert_eq!(routing["session"], session);
+    assert_eq!(routing["credential_id"], credential.n8n_id);
+    assert!(routing["company_id"].is_string());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(n8n.executions(&workflow).await.len(), 1, "forwarded once");
+    n8n.call(
+        Method::POST,
+        &format!("/workflows/{workflow}/deactivate"),
+        None,
+    )
+    .await;
 }

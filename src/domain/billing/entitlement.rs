@@ -525,6 +525,7 @@ pub async fn apply<C: ConnectionTrait>(
         crate::domain::events::record(txn, business_id, event_type, data).await?;
     }
     crate::domain::channels::whatsapp::follow(rules.jobs, txn, &settlement.channels).await?;
+    crate::domain::channels::telegram::follow(rules.jobs, txn, &settlement.channels).await?;
     if (settlement.restricted_notice || settlement.trial_notice_days.is_some())
         && let Some(owner) = user::Entity::find_by_id(b.owner_id).one(txn).await?
     {

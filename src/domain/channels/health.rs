@@ -1,7 +1,10 @@
 //! Health of connected channels: a recurring task ([`Probe`], every
 //! `channels.health_interval_secs`) asks each connected (or failing)
-//! WhatsApp channel's WAHA session how it is, and classifies what is wrong
-//! ([`Problem`]).
+//! channel how it is, and classifies what is wrong ([`Problem`]):
+//! WhatsApp channels by their WAHA session's status ([`classify`]),
+//! Telegram bots by `getMe` and `getWebhookInfo` ([`classify_bot`]: the
+//! webhook must point at n8n, and Telegram must not have failed to deliver
+//! to it since the last round).
 //!
 //! - A failed probe counts (`error_count`, `last_error` = the problem);
 //!   `channels.failures_before_error` failures in a row put a `connected`
@@ -21,8 +24,10 @@ use entity::enums::{ChannelStatus, Platform};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
 
+use super::telegram::{self, Telegram};
 use super::whatsapp::{self, WhatsApp};
 use crate::error::{Error, Result};
+use crate::integrations::telegram::{CallError, WebhookInfo};
 use crate::integrations::waha::Session;
 use crate::jobs::queue::{Task, kind as job_kind};
 use crate::mail::Mailer;
@@ -98,13 +103,58 @@ pub struct Round {
     pub failing: u32,
 }
 
-/// Probes every WAHA-connected channel that is `connected` or in `error`;
-/// `threshold` failures in a row put one in `error`.
-pub async fn probe_all(w: WhatsApp<'_>, mailer: &Mailer, threshold: u32) -> Result<Round> {
-    let waha = w.waha.ok_or_else(whatsapp::unavailable)?;
+/// What Telegram's answers about a bot mean: `get_me` for the token,
+/// `webhook` for where its updates go. Healthy when the token works, the
+/// webhook is under `webhook_prefix` (n8n's) and Telegram has not failed
+/// to deliver there since `since` (Unix seconds).
+pub fn classify_bot(
+    get_me: std::result::Result<(), CallError>,
+    webhook: Option<std::result::Result<WebhookInfo, CallError>>,
+    webhook_prefix: &str,
+    since: i64,
+) -> std::result::Result<(), Problem> {
+    let call = |e: CallError| match e {
+        CallError::Unauthorized(_) => Problem::AuthRevoked,
+        CallError::RateLimited(_) => Problem::RateLimited,
+        CallError::Unreachable(_) => Problem::Unreachable,
+        CallError::Refused(..) => Problem::Misconfigured,
+    };
+    get_me.map_err(call)?;
+    let info = webhook.ok_or(Problem::Misconfigured)?.map_err(call)?;
+    if !info.url.starts_with(webhook_prefix) {
+        return Err(Problem::Misconfigured);
+    }
+    if info.last_error_date.is_some_and(|at| at >= since) {
+        return Err(Problem::Unreachable);
+    }
+    Ok(())
+}
+
+/// Probes every connected channel that is `connected` or in `error`:
+/// WhatsApp ones when WAHA is configured, Telegram ones when n8n is;
+/// `threshold` failures in a row put one in `error`. `interval` is the
+/// time between rounds (a webhook failure older than that was seen
+/// already).
+pub async fn probe_all(
+    w: WhatsApp<'_>,
+    t: Telegram<'_>,
+    mailer: &Mailer,
+    threshold: u32,
+    interval: std::time::Duration,
+) -> Result<Round> {
     let mut round = Round::default();
+    let mut providers = Vec::new();
+    if w.waha.is_some() {
+        providers.push(whatsapp::PROVIDER);
+    }
+    if t.n8n.is_some() {
+        providers.push(telegram::PROVIDER);
+    }
+    if providers.is_empty() {
+        return Ok(round);
+    }
     let connections = connection::Entity::find()
-        .filter(connection::Column::Provider.eq(whatsapp::PROVIDER))
+        .filter(connection::Column::Provider.is_in(providers))
         .all(w.db)
         .await?;
     // The channels worth probing, in one read.
@@ -116,14 +166,20 @@ pub async fn probe_all(w: WhatsApp<'_>, mailer: &Mailer, threshold: u32) -> Resu
         .into_iter()
         .map(|c| (c.id, c))
         .collect();
+    let since = Utc::now().timestamp() - i64::try_from(interval.as_secs()).unwrap_or(i64::MAX);
     for conn in connections {
         let Some(c) = probed.get(&conn.channel_id) else {
             continue;
         };
-        let verdict = match classify(waha.session(&conn.external_id).await) {
-            Ok(None) => continue,
-            Ok(Some(())) => None,
-            Err(problem) => Some(problem),
+        let verdict = if conn.provider == whatsapp::PROVIDER {
+            let Some(waha) = w.waha else { continue };
+            match classify(waha.session(&conn.external_id).await) {
+                Ok(None) => continue,
+                Ok(Some(())) => None,
+                Err(problem) => Some(problem),
+            }
+        } else {
+            probe_bot(t, c, since).await?.err()
         };
         round.probed += 1;
         if verdict.is_some() {
@@ -131,21 +187,46 @@ pub async fn probe_all(w: WhatsApp<'_>, mailer: &Mailer, threshold: u32) -> Resu
         } else {
             round.healthy += 1;
         }
-        record(w, mailer, threshold, c, verdict).await?;
+        record(w.db, mailer, threshold, c, verdict).await?;
     }
     Ok(round)
+}
+
+/// One Telegram bot's probe.
+async fn probe_bot(
+    t: Telegram<'_>,
+    c: &channel::Model,
+    since: i64,
+) -> Result<std::result::Result<(), Problem>> {
+    let Some(n8n) = t.n8n else {
+        return Ok(Ok(()));
+    };
+    let Some(token) = telegram::token(t, c.business_id, c.id).await? else {
+        return Ok(Err(Problem::Misconfigured));
+    };
+    let me = t.api.get_me(&token).await.map(|_| ());
+    let webhook = match me {
+        Ok(()) => Some(t.api.webhook_info(&token).await),
+        Err(_) => None,
+    };
+    Ok(classify_bot(
+        me,
+        webhook,
+        &format!("{}/webhook/", n8n.webhook_base()),
+        since,
+    ))
 }
 
 /// Writes one probe's verdict on channel `c` (read again in the
 /// transaction: a webhook may have moved it meanwhile).
 async fn record(
-    w: WhatsApp<'_>,
+    db: &sea_orm::DatabaseConnection,
     mailer: &Mailer,
     threshold: u32,
     c: &channel::Model,
     verdict: Option<Problem>,
 ) -> Result<()> {
-    let txn = crate::db::begin_write(w.db).await?;
+    let txn = crate::db::begin_write(db).await?;
     let Some(c) = channel::Entity::find_by_id(c.id)
         .filter(channel::Column::BusinessId.eq(c.business_id))
         .one(&txn)
@@ -260,5 +341,67 @@ mod tests {
         assert_eq!(classify(Err(refused(500))), Err(Problem::Unreachable));
         let down = Error::new(StatusCode::BAD_GATEWAY, "whatsapp_unreachable", "down");
         assert_eq!(classify(Err(down)), Err(Problem::Unreachable));
+    }
+
+    fn hook(url: &str, last_error_date: Option<i64>) -> WebhookInfo {
+        WebhookInfo {
+            url: url.into(),
+            pending_update_count: 0,
+            last_error_date,
+            last_error_message: None,
+        }
+    }
+
+    #[test]
+    fn bots_are_classified_as_the_issue_names_them() {
+        let n8n = "http://n8n/webhook/";
+        let ok = || Some(Ok(hook("http://n8n/webhook/abc/webhook", None)));
+        assert_eq!(classify_bot(Ok(()), ok(), n8n, 100), Ok(()));
+        assert_eq!(
+            classify_bot(Err(CallError::Unauthorized("x".into())), None, n8n, 100),
+            Err(Problem::AuthRevoked)
+        );
+        assert_eq!(
+            classify_bot(Err(CallError::RateLimited(Some(3))), None, n8n, 100),
+            Err(Problem::RateLimited)
+        );
+        assert_eq!(
+            classify_bot(Err(CallError::Unreachable("x".into())), None, n8n, 100),
+            Err(Problem::Unreachable)
+        );
+        assert_eq!(
+            classify_bot(Ok(()), Some(Ok(hook("", None))), n8n, 100),
+            Err(Problem::Misconfigured),
+            "no webhook"
+        );
+        assert_eq!(
+            classify_bot(
+                Ok(()),
+                Some(Ok(hook("https://elsewhere/x", None))),
+                n8n,
+                100
+            ),
+            Err(Problem::Misconfigured)
+        );
+        assert_eq!(
+            classify_bot(
+                Ok(()),
+                Some(Ok(hook("http://n8n/webhook/a/webhook", Some(150)))),
+                n8n,
+                100
+            ),
+            Err(Problem::Unreachable),
+            "a delivery failed since the last round"
+        );
+        assert_eq!(
+            classify_bot(
+                Ok(()),
+                Some(Ok(hook("http://n8n/webhook/a/webhook", Some(50)))),
+                n8n,
+                100
+            ),
+            Ok(()),
+            "an old failure was counted already"
+        );
     }
 }

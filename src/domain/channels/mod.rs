@@ -9,6 +9,7 @@
 //! exactly L channels.
 
 pub mod health;
+pub mod telegram;
 pub mod whatsapp;
 
 use crate::domain::events::{self, kind};
@@ -112,6 +113,58 @@ pub struct ChannelFilter {
     pub platform: Option<Platform>,
     /// Only this status.
     pub status: Option<ChannelStatus>,
+}
+
+/// Channel `channel_id`'s connection to an outside system, if it has one.
+pub(crate) async fn connection_of<C: ConnectionTrait>(
+    db: &C,
+    channel_id: Uuid,
+) -> Result<Option<entity::channel_connection::Model>> {
+    Ok(entity::channel_connection::Entity::find_by_id(channel_id)
+        .one(db)
+        .await?)
+}
+
+/// Refuses to connect channel `c` of `scope`'s business when the business
+/// is restricted (402 `subscription_required`) or the channel suspended
+/// (402 `channel_suspended`).
+pub(crate) async fn ensure_connectable<C: ConnectionTrait>(
+    db: &C,
+    scope: &BusinessScope,
+    c: &channel::Model,
+) -> Result<()> {
+    let business = entity::business::Entity::find_by_id(scope.id())
+        .one(db)
+        .await?
+        .ok_or_else(Error::not_found)?;
+    ensure_may_add_channels(&business, Utc::now())?;
+    if c.status == ChannelStatus::Suspended {
+        return Err(Error::new(
+            axum::http::StatusCode::PAYMENT_REQUIRED,
+            "channel_suspended",
+            "The channel is suspended",
+        )
+        .with_detail("It is over the plan's limit or the subscription lapsed: upgrade the plan or remove another channel, then connect again.")
+        .with("reason", c.suspended_reason.clone().unwrap_or_default()));
+    }
+    Ok(())
+}
+
+/// 422 `platform_not_connectable`: channel `c`'s platform does not connect
+/// through this route.
+pub(crate) fn not_connectable(c: &channel::Model) -> Error {
+    Error::new(
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        "platform_not_connectable",
+        "This channel does not connect here",
+    )
+    .with_detail(
+        "WhatsApp and Telegram channels connect through this route; the others have their own.",
+    )
+    .with(
+        "platform",
+        serde_json::to_value(c.platform).unwrap_or_default(),
+    )
 }
 
 /// The channel `id` of the scope's business, or 404.
@@ -260,7 +313,9 @@ pub async fn delete(
         return Err(Error::not_found());
     }
     // What it is connected through goes too (a task removes it outside).
-    whatsapp::forget(jobs, &txn, &find(&txn, scope, id).await?).await?;
+    let c = find(&txn, scope, id).await?;
+    whatsapp::forget(jobs, &txn, &c).await?;
+    telegram::forget(jobs, &txn, &c).await?;
     let res = channel::Entity::delete_many()
         .filter(channel::Column::Id.eq(id))
         .filter(channel::Column::BusinessId.eq(business_id))

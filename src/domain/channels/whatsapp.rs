@@ -22,6 +22,13 @@
 //!   Safe to repeat.
 //! - [`follow`]: when the plan or the subscription suspends a channel its
 //!   session is stopped, and started again on restore ([`SyncSession`]).
+//! - n8n (SPEC §4: one shared WhatsApp workflow, per-business credential
+//!   and routing): starting a session makes sure the business has its n8n
+//!   credential for replies (`httpHeaderAuth`, WAHA's `X-Api-Key`;
+//!   recorded as `waha_reply`), and every verified `message` event is
+//!   forwarded by [`ForwardMessage`] (a task, retried) to the shared
+//!   workflow's Webhook node with the routing attached: business, company,
+//!   channel, session and that credential's id.
 
 use chrono::Utc;
 use entity::channel;
@@ -29,7 +36,7 @@ use entity::channel_connection as connection;
 use entity::enums::{ChannelStatus, Platform};
 use rand::RngCore;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -37,6 +44,7 @@ use uuid::Uuid;
 
 use super::ChannelView;
 use crate::domain::audit::Actor;
+use crate::domain::automation;
 use crate::domain::events::{self, kind};
 use crate::domain::tenancy::access::BusinessScope;
 use crate::domain::vault::secrets::{self, Vault};
@@ -62,6 +70,10 @@ pub struct WhatsApp<'a> {
     pub waha: Option<&'a WahaApi>,
     /// `public_url` without its trailing slash.
     pub public_base: &'a str,
+    /// n8n, when configured.
+    pub n8n: Option<&'a crate::integrations::n8n::N8nApi>,
+    /// n8n's configuration (the shared workflow's id), when configured.
+    pub n8n_config: Option<&'a crate::config::N8nConfig>,
 }
 
 impl WhatsApp<'_> {
@@ -91,8 +103,9 @@ pub const PAGE_TTL_MINUTES: i64 = 15;
 pub struct Connection {
     /// The channel (`connecting`, or as it was if already connected).
     pub channel: ChannelView,
-    /// The connect page for this attempt.
-    pub connect_page: ConnectPage,
+    /// The connect page for this attempt (WhatsApp); `null` for channels
+    /// that connect without a scan (Telegram).
+    pub connect_page: Option<ConnectPage>,
 }
 
 /// A connect page link: bound to this channel's connection, opening
@@ -292,26 +305,12 @@ async fn whatsapp_channel<C: ConnectionTrait>(
 ) -> Result<channel::Model> {
     let c = super::find(db, scope, id).await?;
     if c.platform != Platform::Whatsapp {
-        return Err(Error::new(
-            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            "platform_not_connectable",
-            "This channel does not connect here",
-        )
-        .with_detail("Only WhatsApp channels connect through this route for now.")
-        .with(
-            "platform",
-            serde_json::to_value(c.platform).unwrap_or_default(),
-        ));
+        return Err(super::not_connectable(&c));
     }
     Ok(c)
 }
 
-async fn connection_of<C: ConnectionTrait>(
-    db: &C,
-    channel_id: Uuid,
-) -> Result<Option<connection::Model>> {
-    Ok(connection::Entity::find_by_id(channel_id).one(db).await?)
-}
+use super::connection_of;
 
 /// Starts connecting WhatsApp channel `id` (202 with the channel).
 /// 503 `whatsapp_unavailable` without WAHA; 404 for another business's
@@ -349,20 +348,7 @@ async fn begin(
 ) -> Result<Connection> {
     let c = whatsapp_channel(w.db, scope, id).await?;
     w.waha()?;
-    let business = entity::business::Entity::find_by_id(scope.id())
-        .one(w.db)
-        .await?
-        .ok_or_else(Error::not_found)?;
-    crate::domain::billing::plans::ensure_may_add_channels(&business, Utc::now())?;
-    if c.status == ChannelStatus::Suspended {
-        return Err(Error::new(
-            axum::http::StatusCode::PAYMENT_REQUIRED,
-            "channel_suspended",
-            "The channel is suspended",
-        )
-        .with_detail("It is over the plan's limit or the subscription lapsed: upgrade the plan or remove another channel, then connect again.")
-        .with("reason", c.suspended_reason.clone().unwrap_or_default()));
-    }
+    super::ensure_connectable(w.db, scope, &c).await?;
     let existing = connection_of(w.db, id).await?;
     let restart = over && existing.is_some();
     if existing.is_some()
@@ -377,7 +363,7 @@ async fn begin(
         txn.commit().await?;
         return Ok(Connection {
             channel: c.into(),
-            connect_page: page,
+            connect_page: Some(page),
         });
     }
     if existing.is_none() {
@@ -457,7 +443,7 @@ async fn begin(
     txn.commit().await?;
     Ok(Connection {
         channel: c.into(),
-        connect_page: page,
+        connect_page: Some(page),
     })
 }
 
@@ -505,7 +491,126 @@ pub async fn start_session(w: WhatsApp<'_>, task: &StartSession) -> Result<()> {
             .ok_or_else(|| Error::internal("the session's webhook key is missing"))?;
     let config = waha::webhook_config(&w.webhook_url(&conn.external_id), &key);
     waha.ensure_session(&conn.external_id, &config).await?;
+    if let Some(n8n) = w.n8n {
+        reply_credential(w, n8n, task.business_id).await?;
+    }
     Ok(())
+}
+
+/// The business's n8n credential for answering over WhatsApp (made once:
+/// `httpHeaderAuth` with WAHA's `X-Api-Key`, named after the business).
+async fn reply_credential(
+    w: WhatsApp<'_>,
+    n8n: &crate::integrations::n8n::N8nApi,
+    business_id: Uuid,
+) -> Result<entity::n8n_object::Model> {
+    let waha = w.waha()?;
+    let name = format!("Switchboard WhatsApp replies (business {business_id})");
+    automation::credential(
+        w.db,
+        business_id,
+        None,
+        automation::purpose::WAHA_REPLY,
+        || {
+            n8n.create_credential(
+                &name,
+                "httpHeaderAuth",
+                json!({ "name": "X-Api-Key", "value": waha.api_key().expose_secret() }),
+            )
+        },
+    )
+    .await
+}
+
+/// Forward one verified WhatsApp `message` event to the shared n8n
+/// workflow, with the business's routing.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ForwardMessage {
+    /// WAHA's event id.
+    pub event_id: String,
+    /// WAHA's timestamp, milliseconds.
+    pub timestamp: i64,
+    /// The session it came through.
+    pub session: String,
+    /// The channel.
+    pub channel_id: Uuid,
+    /// Its business.
+    pub business_id: Uuid,
+    /// WAHA's `payload` (the message).
+    pub payload: serde_json::Value,
+}
+
+impl Task for ForwardMessage {
+    const KIND: &'static str = job_kind::WHATSAPP_FORWARD;
+
+    fn dedup_key(&self) -> Option<String> {
+        Some(format!("{}:{}", Self::KIND, self.event_id))
+    }
+}
+
+/// Whether verified messages are forwarded to n8n (n8n and the shared
+/// workflow configured).
+pub fn forwarding(w: &WhatsApp<'_>) -> bool {
+    w.n8n.is_some()
+        && w.n8n_config
+            .is_some_and(|c| c.whatsapp_workflow_id.is_some())
+}
+
+/// The [`ForwardMessage`] task: posts `{event, id, timestamp, session,
+/// payload, switchboard: {business_id, company_id, channel_id, session,
+/// credential_id}}` to the shared workflow's first Webhook node
+/// (`{webhook base}/webhook/{path}`, the path read from the workflow). A
+/// channel disconnected or deleted meanwhile has no routing any more: the
+/// message stays in the ledger only.
+pub async fn forward_message(w: WhatsApp<'_>, task: &ForwardMessage) -> Result<()> {
+    let (Some(n8n), Some(workflow_id)) = (
+        w.n8n,
+        w.n8n_config.and_then(|c| c.whatsapp_workflow_id.as_deref()),
+    ) else {
+        return Ok(());
+    };
+    let Some(conn) = connection_of(w.db, task.channel_id).await? else {
+        return Ok(());
+    };
+    if conn.external_id != task.session {
+        return Ok(());
+    }
+    let Some(c) = channel::Entity::find_by_id(task.channel_id)
+        .filter(channel::Column::BusinessId.eq(task.business_id))
+        .one(w.db)
+        .await?
+    else {
+        return Ok(());
+    };
+    let credential = reply_credential(w, n8n, task.business_id).await?;
+    let Some(workflow) = n8n.workflow(workflow_id).await? else {
+        return Err(Error::internal(format!(
+            "n8n has no workflow {workflow_id} (n8n.whatsapp_workflow_id)"
+        )));
+    };
+    let Some(path) = crate::integrations::n8n::webhook_path(&workflow) else {
+        return Err(Error::internal(format!(
+            "n8n workflow {workflow_id} (n8n.whatsapp_workflow_id) has no Webhook node"
+        )));
+    };
+    n8n.call_webhook(
+        &path,
+        &json!({
+            "event": "message",
+            "id": task.event_id,
+            "timestamp": task.timestamp,
+            "session": task.session,
+            "payload": task.payload,
+            "switchboard": {
+                "business_id": task.business_id,
+                "company_id": c.company_id,
+                "channel_id": task.channel_id,
+                "session": task.session,
+                "credential_id": credential.n8n_id,
+            },
+        }),
+    )
+    .await
 }
 
 /// The [`RemoveSession`] task: logs out and deletes the session at WAHA

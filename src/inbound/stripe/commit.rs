@@ -82,6 +82,7 @@ pub(super) async fn commit(state: &AppState, items: &[&Item]) -> Result<Option<V
         .flat_map(|s| s.channels.iter().cloned())
         .collect();
     crate::domain::channels::whatsapp::follow(rules.jobs, &txn, &changed).await?;
+    crate::domain::channels::telegram::follow(rules.jobs, &txn, &changed).await?;
     queue_notices(
         &txn,
         &rules,
