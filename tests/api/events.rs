@@ -226,8 +226,10 @@ async fn a_subscriber_on_one_instance_sees_changes_made_through_another() {
         config.events.poll_ms = Some(60_000);
     }
     let a = TestApp::spawn_with(dir, config.clone()).await;
-    let b = TestApp::spawn_with(tempfile::tempdir().unwrap(), config).await;
+    // Signed up before B runs: B's job runner would otherwise deliver the
+    // verification email into B's dev mailbox, where A never looks.
     let owner = a.owner(&email("shared"), "Shared").await;
+    let b = TestApp::spawn_with(tempfile::tempdir().unwrap(), config).await;
     let stream = Stream::open(&a, &owner, None).await;
     let started = Instant::now();
     b.company(&owner, "Through B").await;

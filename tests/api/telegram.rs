@@ -388,15 +388,16 @@ async fn a_revoked_token_puts_the_channel_in_error_with_what_to_do() {
     let token = telegram.add_bot("revoked_bot");
     let r = connect(&app, &owner, &id, &token).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    wait_for("a first failed attempt", async || {
-        let jobs = entity::job::Entity::find()
-            .filter(entity::job::Column::Kind.eq("telegram.provision"))
-            .all(&app.app.state.db)
-            .await
-            .unwrap();
-        jobs.iter().any(|j| j.attempts >= 1).then_some(())
+    // The owner sees why it is not connected yet.
+    let c = wait_for("a first failed attempt noted", async || {
+        let c = channel(&app, &owner, &id).await;
+        c["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("retried"))
+            .then_some(c)
     })
     .await;
+    assert_eq!(c["status"], "connecting");
     telegram.revoke(&token);
     // The next attempt finds the token refused: the channel says so.
     let c = wait_for("the channel in error", async || {

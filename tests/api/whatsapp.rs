@@ -1172,3 +1172,83 @@ async fn a_message_reaches_the_shared_n8n_workflow_with_the_business_routing() {
     )
     .await;
 }
+
+/// A proxy in front of the app that does not let server-sent events
+/// through (as some corporate proxies do): `/events` answers 502, the
+/// rest is forwarded as is. The phone scans the code (WAHA reports
+/// `WORKING`) when the page asks for the status the third time.
+async fn proxy_without_sse(upstream: String, waha: FakeWaha, session: String) -> String {
+    use axum::extract::Request;
+    use axum::response::IntoResponse;
+    let http = reqwest::Client::new();
+    let polls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let app = axum::Router::new().fallback(move |req: Request| {
+        let (http, upstream, polls) = (http.clone(), upstream.clone(), polls.clone());
+        let (waha, session) = (waha.clone(), session.clone());
+        async move {
+            if req.uri().path().ends_with("/status")
+                && polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 2
+            {
+                waha.set_status(&session, "WORKING").await;
+            }
+            let path = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default();
+            if req.uri().path().ends_with("/events") {
+                return (StatusCode::BAD_GATEWAY, "streaming is not allowed here").into_response();
+            }
+            let res = http.get(format!("{upstream}{path}")).send().await.unwrap();
+            let mut out = axum::http::Response::builder().status(res.status().as_u16());
+            for (name, value) in res.headers() {
+                if name != "transfer-encoding" && name != "content-length" {
+                    out = out.header(name.as_str(), value.as_bytes());
+                }
+            }
+            out.body(axum::body::Body::from(res.bytes().await.unwrap()))
+                .unwrap()
+                .into_response()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connect_page_polls_where_server_sent_events_do_not_get_through() {
+    if !crate::common::has_chromium() {
+        return;
+    }
+    let (app, waha) = app_with_waha().await;
+    let owner = app.owner(&email("poll"), "Poll").await;
+    let (id, session) = waiting_for_a_scan(&app, &waha, &owner).await;
+    let r = app
+        .post(
+            &format!("/v1/channels/{id}/connect"),
+            Some(&owner),
+            json!({}),
+        )
+        .await;
+    let url = r.body["connect_page"]["url"].as_str().unwrap().to_owned();
+    let proxy = proxy_without_sse(app.url(""), waha.clone(), session.clone()).await;
+    let through_proxy = url.replace(app.url("").trim_end_matches('/'), &proxy);
+    assert!(through_proxy.starts_with(&proxy), "{through_proxy}");
+    let blocked = reqwest::get(format!("{through_proxy}/events"))
+        .await
+        .unwrap();
+    assert_eq!(blocked.status(), StatusCode::BAD_GATEWAY);
+
+    let (dom, log) = crate::common::chromium(
+        through_proxy,
+        vec!["--virtual-time-budget=8000".into(), "--dump-dom".into()],
+    )
+    .await;
+    assert!(
+        dom.contains("data-state=\"connected\""),
+        "the page turned connected by polling:\n{dom}\n{log}"
+    );
+    assert!(dom.contains("Connected: Acme Support"), "{dom}");
+}

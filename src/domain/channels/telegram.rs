@@ -326,9 +326,33 @@ impl Task for SyncBot {
 
 /// The [`ProvisionBot`] task (see the module docs). Done when the
 /// connection is gone (disconnected meanwhile). n8n and Telegram errors
-/// are transient (the runner retries); a token Telegram no longer accepts
-/// puts the channel in `error` and ends the task.
+/// are transient (the runner retries; until then the connecting channel's
+/// `last_error` says what failed); a token Telegram no longer accepts puts
+/// the channel in `error` and ends the task.
 pub async fn provision_bot(t: Telegram<'_>, task: &ProvisionBot) -> Result<()> {
+    let outcome = provision(t, task).await;
+    if let Err(e) = &outcome {
+        let note = format!(
+            "Setting up the automation failed ({}); it is retried.",
+            e.code()
+        );
+        let noted = channel::Entity::update_many()
+            .col_expr(
+                channel::Column::LastError,
+                sea_orm::sea_query::Expr::value(note),
+            )
+            .filter(channel::Column::Id.eq(task.channel_id))
+            .filter(channel::Column::Status.eq(ChannelStatus::Connecting))
+            .exec(t.db)
+            .await;
+        if let Err(db) = noted {
+            tracing::warn!(error = %db, "could not note a provisioning failure");
+        }
+    }
+    outcome
+}
+
+async fn provision(t: Telegram<'_>, task: &ProvisionBot) -> Result<()> {
     let (n8n, template_id) = t.automation()?;
     if super::connection_of(t.db, task.channel_id).await?.is_none() {
         return Ok(());
@@ -345,6 +369,17 @@ pub async fn provision_bot(t: Telegram<'_>, task: &ProvisionBot) -> Result<()> {
         Err(e) => return Err(e.into()),
     };
     let name = object_name(task.business_id, task.channel_id);
+    if automation::find(
+        t.db,
+        task.business_id,
+        Some(task.channel_id),
+        purpose::TELEGRAM_BOT,
+    )
+    .await?
+    .is_none()
+    {
+        check_credential_type(n8n).await?;
+    }
     let credential = automation::credential(
         t.db,
         task.business_id,
@@ -435,6 +470,24 @@ pub async fn provision_bot(t: Telegram<'_>, task: &ProvisionBot) -> Result<()> {
         )));
     }
     settle(t, task, &bot, false).await
+}
+
+/// Checks, before the first credential is made, that this n8n's
+/// `telegramApi` credential type takes a `baseUrl` (`GET /credentials/
+/// schema/telegramApi`): without it n8n's Telegram nodes would call
+/// api.telegram.org whatever `telegram.api_base` says.
+async fn check_credential_type(n8n: &N8nApi) -> Result<()> {
+    let schema = n8n.credential_schema("telegramApi").await?;
+    let fields = schema
+        .as_ref()
+        .and_then(|s| s.get("properties"))
+        .and_then(serde_json::Value::as_object);
+    match fields {
+        Some(f) if f.contains_key("accessToken") && f.contains_key("baseUrl") => Ok(()),
+        _ => Err(Error::internal(
+            "this n8n's telegramApi credential type has no accessToken and baseUrl (n8n 1.x with the Telegram node is needed)",
+        )),
+    }
 }
 
 /// Marks the channel connected (or, if suspended, connected once
