@@ -136,6 +136,9 @@ async fn run(
         cancel_url: None,
         portal_return_url: None,
         timeout_secs: 5,
+        connect_webhook_secrets: None,
+        connect_country: "US".into(),
+        connect_return_url: None,
     });
     for (plan, price) in PRICES {
         config

@@ -103,6 +103,14 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
                 .map(crate::inbound::stripe::signature::secrets)
                 .unwrap_or_default(),
         ),
+        connect_webhook_secrets: Arc::new(
+            config
+                .stripe
+                .as_ref()
+                .and_then(|s| s.connect_webhook_secrets.as_ref())
+                .map(crate::inbound::stripe::signature::secrets)
+                .unwrap_or_default(),
+        ),
         config: Arc::new(config),
     }))
 }

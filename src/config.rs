@@ -254,6 +254,24 @@ pub struct StripeConfig {
     /// Request timeout in seconds; default 20.
     #[serde(default = "stripe_timeout")]
     pub timeout_secs: u64,
+    /// The Connect webhook endpoint's signing secrets (`whsec_…`, comma
+    /// separated; Stripe signs events from connected accounts with the
+    /// Connect endpoint's own secret). Unset: `/v1/webhooks/stripe/connect`
+    /// answers 503 `webhooks_unavailable`.
+    #[serde(default)]
+    pub connect_webhook_secrets: Option<SecretString>,
+    /// Country of new connected accounts when the owner names none (ISO
+    /// 3166-1 alpha-2); default `US`.
+    #[serde(default = "connect_country")]
+    pub connect_country: String,
+    /// Where Stripe's onboarding returns to; default
+    /// `{public_url}/billing/connect`.
+    #[serde(default)]
+    pub connect_return_url: Option<String>,
+}
+
+fn connect_country() -> String {
+    "US".into()
 }
 
 /// WAHA access (`SWITCHBOARD_WAHA__BASE_URL`, `SWITCHBOARD_WAHA__API_KEY`).

@@ -70,6 +70,8 @@ pub struct Services {
     pub telegram: crate::integrations::telegram::TelegramApi,
     /// Stripe webhook endpoint secrets (any of them signs a valid delivery).
     pub webhook_secrets: Arc<Vec<secrecy::SecretString>>,
+    /// Stripe Connect webhook endpoint secrets.
+    pub connect_webhook_secrets: Arc<Vec<secrecy::SecretString>>,
     /// The inbound-webhook writers (group commit per source).
     pub inbound: crate::inbound::Writers,
     /// The last probes of the external systems (`/health/detailed`).

@@ -10,6 +10,7 @@ pub mod business;
 pub mod channel;
 pub mod channel_connection;
 pub mod company;
+pub mod connected_account;
 pub mod email;
 pub mod enums;
 pub mod event;

@@ -15,6 +15,7 @@ mod m20261203_000008_sign_in_hardening;
 mod m20261203_000009_programs;
 mod m20261203_000010_channel_connections;
 mod m20261203_000011_n8n_objects;
+mod m20261203_000012_connected_accounts;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000009_programs::Migration),
             Box::new(m20261203_000010_channel_connections::Migration),
             Box::new(m20261203_000011_n8n_objects::Migration),
+            Box::new(m20261203_000012_connected_accounts::Migration),
         ]
     }
 }

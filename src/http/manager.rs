@@ -53,6 +53,8 @@ pub struct ManagedBusinessView {
     pub last_activity_at: DateTime<Utc>,
     /// The Stripe subscription: status and renewal date (`current_period_end`).
     pub subscription: Option<crate::domain::billing::customer::SubscriptionDetails>,
+    /// The business's Stripe Connect account and its state (read only).
+    pub connect: Option<crate::domain::billing::connect::ConnectedAccountView>,
 }
 
 /// One assigned business: plan, status, trial end, channel usage, last
@@ -83,10 +85,14 @@ pub async fn get_business(
     let last_activity_at = audited.map_or(b.updated_at, |a| a.max(b.updated_at));
     let subscription =
         crate::domain::billing::customer::subscription_details(&state.billing(), &scope).await?;
+    let connect = crate::domain::billing::connect::find(&state.db, b.id)
+        .await?
+        .map(Into::into);
     Ok(Json(ManagedBusinessView {
         business: businesses::view(&state.db, &state.plans, b).await?,
         last_activity_at,
         subscription,
+        connect,
     }))
 }
 

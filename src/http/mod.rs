@@ -24,6 +24,7 @@ pub mod oauth;
 pub mod ops;
 pub mod rate_limit;
 pub mod secrets;
+pub mod stripe_connect;
 pub mod webhook_endpoints;
 
 use std::any::Any;
@@ -67,6 +68,7 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
         (name = "manager", description = "Managers' read-only views of assigned businesses"),
         (name = "secrets", description = "Integration secrets (envelope-encrypted), masked; reveal is audited"),
         (name = "billing", description = "Stripe subscription, plans, invoices; Stripe webhooks"),
+        (name = "connect", description = "The business's Stripe Connect account, so its own customers pay it; Connect webhooks"),
         (name = "api-keys", description = "API keys for the business's programs (people only; a key never manages keys)"),
         (name = "events", description = "The business's event log: pages and a live stream (server-sent events)"),
         (name = "webhooks", description = "Outgoing webhooks to the business's own endpoints (Standard Webhooks signatures)"),
@@ -168,6 +170,14 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(billing::subscription))
         .routes(routes!(billing::invoices))
         .routes(routes!(billing::stripe_webhook))
+        .routes(routes!(
+            stripe_connect::create_account,
+            stripe_connect::get_account,
+            stripe_connect::delete_account
+        ))
+        .routes(routes!(stripe_connect::onboarding_link))
+        .routes(routes!(stripe_connect::login_link))
+        .routes(routes!(stripe_connect::connect_webhook))
         .routes(routes!(api_keys::create_api_key, api_keys::list_api_keys))
         .routes(routes!(api_keys::revoke_api_key))
         .routes(routes!(api_keys::admin_list_api_keys))
@@ -225,6 +235,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(crate::telemetry::http_layer))
         .merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", doc))
         .merge(connect::routes())
+        .merge(stripe_connect::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(move |req, next| {

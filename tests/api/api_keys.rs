@@ -237,6 +237,11 @@ async fn a_key_never_reaches_keys_billing_accounts_or_another_business() {
         ),
         (Method::GET, "/v1/billing/subscription", None),
         (Method::POST, "/v1/billing/cancel", None),
+        (Method::POST, "/v1/connect/account", None),
+        (Method::GET, "/v1/connect/account", None),
+        (Method::DELETE, "/v1/connect/account", None),
+        (Method::POST, "/v1/connect/onboarding-link", None),
+        (Method::POST, "/v1/connect/login-link", None),
         (
             Method::PATCH,
             "/v1/business",

@@ -53,6 +53,9 @@ pub async fn billing_config(dir: &std::path::Path, stripe_url: &str) -> Config {
         cancel_url: None,
         portal_return_url: None,
         timeout_secs: 10,
+        connect_webhook_secrets: None,
+        connect_country: "US".into(),
+        connect_return_url: None,
     });
     // Tests run the sweep themselves; reconciliation only when asked.
     config.billing.sweep_interval_secs = 3600;

@@ -169,6 +169,9 @@ async fn localstripe_customer_lifecycle_through_our_client_and_signed_webhooks()
         cancel_url: None,
         portal_return_url: None,
         timeout_secs: 20,
+        connect_webhook_secrets: None,
+        connect_country: "US".into(),
+        connect_return_url: None,
     });
     config.billing.reconcile_interval_hours = 0;
     let app = TestApp::spawn_with(dir, config).await;

@@ -5,6 +5,8 @@
 
 mod common;
 
+mod connect;
+
 mod api_keys;
 mod audit;
 mod billing;

@@ -108,6 +108,9 @@ async fn the_detailed_health_view_is_for_admins_and_the_metrics_token() {
             cancel_url: None,
             portal_return_url: None,
             timeout_secs: 5,
+            connect_webhook_secrets: None,
+            connect_country: "US".into(),
+            connect_return_url: None,
         });
     })
     .await;

@@ -190,6 +190,12 @@ async fn role_matrix() {
         row(Method::POST, "/v1/billing/checkout-session", Some(json!({ "plan": "double" })), [401, 503, 503, 403, 403, 403]),
         row(Method::POST, "/v1/billing/portal-session", None, [401, 503, 503, 403, 403, 403]),
         row(Method::GET, "/v1/billing/invoices", None, [401, 503, 503, 403, 403, 403]),
+        // Stripe Connect: the owner's own (no account yet; no Stripe here).
+        row(Method::GET, "/v1/connect/account", None, [401, 404, 404, 403, 403, 403]),
+        row(Method::POST, "/v1/connect/account", None, [401, 503, 503, 403, 403, 403]),
+        row(Method::DELETE, "/v1/connect/account", None, [401, 404, 404, 403, 403, 403]),
+        row(Method::POST, "/v1/connect/onboarding-link", None, [401, 503, 503, 403, 403, 403]),
+        row(Method::POST, "/v1/connect/login-link", None, [401, 503, 503, 403, 403, 403]),
     ];
     assert_every_route_has_a_row(&table);
     let fill = |s: &str| {

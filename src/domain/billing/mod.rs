@@ -11,7 +11,10 @@
 //!   Checkout and portal sessions, plan changes, cancel and resume, the
 //!   summary and invoices.
 //! - [`reconcile`]: the time-driven sweep and the reconciliation with Stripe.
+//! - [`connect`]: the business's Stripe Connect Express account: creation,
+//!   onboarding links, the state derived from Stripe's fields, removal.
 
+pub mod connect;
 pub mod customer;
 pub mod entitlement;
 pub mod plans;

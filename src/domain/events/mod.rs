@@ -60,8 +60,11 @@ pub mod kind {
     pub const SECRET_WRITTEN: &str = "secret.written";
     /// An integration secret was destroyed.
     pub const SECRET_DELETED: &str = "secret.deleted";
+    /// The business's Stripe connected account was created, changed state
+    /// or was removed.
+    pub const CONNECT_ACCOUNT_UPDATED: &str = "connect.account_updated";
     /// Every kind, for validating endpoint filters.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 11] = [
         COMPANY_CREATED,
         COMPANY_UPDATED,
         COMPANY_DELETED,
@@ -72,6 +75,7 @@ pub mod kind {
         SUBSCRIPTION_UPDATED,
         SECRET_WRITTEN,
         SECRET_DELETED,
+        CONNECT_ACCOUNT_UPDATED,
     ];
 }
 
@@ -109,6 +113,9 @@ pub enum EventType {
     /// `secret.deleted`.
     #[serde(rename = "secret.deleted")]
     SecretDeleted,
+    /// `connect.account_updated`.
+    #[serde(rename = "connect.account_updated")]
+    ConnectAccountUpdated,
 }
 
 impl EventType {
@@ -125,6 +132,7 @@ impl EventType {
             EventType::SubscriptionUpdated => kind::SUBSCRIPTION_UPDATED,
             EventType::SecretWritten => kind::SECRET_WRITTEN,
             EventType::SecretDeleted => kind::SECRET_DELETED,
+            EventType::ConnectAccountUpdated => kind::CONNECT_ACCOUNT_UPDATED,
         }
     }
 }

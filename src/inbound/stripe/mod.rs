@@ -24,10 +24,12 @@
 //! `invoice.paid`, `invoice.payment_failed`, `customer.created`,
 //! `customer.deleted`. Other types are acknowledged and recorded, without
 //! effect. Connect events (they carry `account`) concern a connected
-//! account's own objects, never a business's subscription: recorded, no
-//! effect.
+//! account's own objects, never a business's subscription: recorded here
+//! without effect; Stripe sends them to the Connect endpoint, whose source
+//! is [`connect`].
 
 pub mod commit;
+pub mod connect;
 pub mod event;
 pub mod signature;
 

@@ -3,13 +3,14 @@
 //! tests drive this exact code against local servers speaking Stripe's wire
 //! format (our fake, and localstripe). One module per Stripe product:
 //! [`billing`] (customers, Checkout, the customer portal, subscriptions,
-//! invoices); Connect (accounts, account links) sits beside it.
+//! invoices); [`connect`] (Express accounts, Account Links, login links).
 //!
 //! Every call returns Stripe's objects as async-stripe types; failures map to
 //! problem details: Stripe unreachable or failing → 502 `stripe_unavailable`,
 //! Stripe refusing the request → 502 `stripe_error` with Stripe's message.
 
 pub mod billing;
+pub mod connect;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -7,7 +7,8 @@
 //! (customers, Checkout and portal sessions, subscriptions, invoices,
 //! idempotency keys, the request log), the test-side helpers that change that
 //! state as Stripe would (a paid Checkout, a dunning subscription …), and the
-//! webhook helpers ([`event`], [`signature`]).
+//! webhook helpers ([`event`], [`signature`]). Connect (accounts, Account
+//! Links, login links) is its own concern: [`connect`].
 //!
 //! Every object is built from Stripe's published example objects in
 //! `tests/fixtures/stripe/fixtures3.json`: the fixture is cloned and only the
@@ -31,6 +32,8 @@ use serde_json::{Map, Value, json};
 use sha2::Sha256;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+
+pub mod connect;
 
 /// Seconds in a day.
 const DAY: i64 = 86_400;
@@ -495,6 +498,10 @@ struct State {
     fail_next: usize,
     last_invoice_created: i64,
     invoice_count: u32,
+    accounts: Vec<Value>,
+    balances: Vec<String>,
+    account_links: Vec<Vec<(String, String)>>,
+    login_links: u32,
 }
 
 impl State {
@@ -1012,6 +1019,9 @@ async fn handle(
 
 fn route(st: &mut State, method: &Method, path: &str, params: &[(String, String)]) -> Reply {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if let Some(reply) = connect::route(st, method.as_str(), &segments, params) {
+        return reply;
+    }
     match (method.as_str(), segments.as_slice()) {
         ("POST", ["v1", "customers"]) => create_customer(st, params),
         ("GET", ["v1", "customers", id]) => match st.customer_view(id) {
