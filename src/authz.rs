@@ -78,11 +78,17 @@ pub enum Scope {
     /// Read the business's audit log.
     #[serde(rename = "audit:read")]
     AuditRead,
+    /// List and read the purchase log.
+    #[serde(rename = "purchases:read")]
+    PurchasesRead,
+    /// Ask end customers for payments (create purchases).
+    #[serde(rename = "purchases:write")]
+    PurchasesWrite,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 11] = [
+    pub const ALL: [Scope; 13] = [
         Scope::BusinessRead,
         Scope::CompaniesRead,
         Scope::CompaniesWrite,
@@ -94,6 +100,8 @@ impl Scope {
         Scope::WebhooksRead,
         Scope::WebhooksWrite,
         Scope::AuditRead,
+        Scope::PurchasesRead,
+        Scope::PurchasesWrite,
     ];
 
     /// The scope's name (`companies:read`).
@@ -110,6 +118,8 @@ impl Scope {
             Scope::WebhooksRead => "webhooks:read",
             Scope::WebhooksWrite => "webhooks:write",
             Scope::AuditRead => "audit:read",
+            Scope::PurchasesRead => "purchases:read",
+            Scope::PurchasesWrite => "purchases:write",
         }
     }
 
@@ -218,6 +228,8 @@ pub enum Object {
     Event,
     /// The business's outgoing-webhook endpoints.
     WebhookEndpoint,
+    /// The business's purchase log (end-customer payments).
+    Purchase,
 }
 
 impl Object {
@@ -237,6 +249,7 @@ impl Object {
             Object::ApiKey => "api_key",
             Object::Event => "event",
             Object::WebhookEndpoint => "webhook_endpoint",
+            Object::Purchase => "purchase",
         }
     }
 }

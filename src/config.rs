@@ -370,6 +370,12 @@ pub struct BillingConfig {
     /// Age in seconds beyond which a webhook's `Stripe-Signature` timestamp is
     /// refused; default 300 (Stripe's own tolerance).
     pub webhook_tolerance_secs: u64,
+    /// The platform's commission on end-customer payments, in basis points
+    /// of the amount (`application_fee_amount`, rounded down); default 0.
+    pub application_fee_bps: u32,
+    /// Largest purchase amount, in minor units; default 100000000
+    /// (1,000,000.00 of a two-decimal currency).
+    pub purchase_max_amount: i64,
 }
 
 impl Default for BillingConfig {
@@ -380,6 +386,8 @@ impl Default for BillingConfig {
             sweep_interval_secs: 60,
             reconcile_interval_hours: 24,
             webhook_tolerance_secs: 300,
+            application_fee_bps: 0,
+            purchase_max_amount: 100_000_000,
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod login_throttle;
 pub mod n8n_object;
 pub mod oauth;
 pub mod one_time_token;
+pub mod purchase;
 pub mod refresh_token;
 pub mod registration;
 pub mod secret;

@@ -16,6 +16,7 @@ mod m20261203_000009_programs;
 mod m20261203_000010_channel_connections;
 mod m20261203_000011_n8n_objects;
 mod m20261203_000012_connected_accounts;
+mod m20261203_000013_purchases;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000010_channel_connections::Migration),
             Box::new(m20261203_000011_n8n_objects::Migration),
             Box::new(m20261203_000012_connected_accounts::Migration),
+            Box::new(m20261203_000013_purchases::Migration),
         ]
     }
 }

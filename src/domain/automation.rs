@@ -7,8 +7,10 @@
 //!
 //! Objects per channel: a Telegram bot's `telegramApi` credential
 //! (`telegram_bot`) and its copy of the Telegram ingress workflow
-//! (`telegram_ingress`). Per business: its tag (`business_tag`) and the
-//! credential the shared WhatsApp workflow replies with (`waha_reply`).
+//! (`telegram_ingress`). Per business: its tag (`business_tag`), the
+//! credential the shared WhatsApp workflow replies with (`waha_reply`) and
+//! the one its payment workflows reach its Stripe connected account with
+//! (`stripe_account`).
 
 use chrono::Utc;
 use entity::n8n_object as object;
@@ -42,6 +44,9 @@ pub mod purpose {
     /// The credential the shared WhatsApp workflow answers a business's
     /// customers with (per business).
     pub const WAHA_REPLY: &str = "waha_reply";
+    /// The credential a business's payment workflows call Stripe on its
+    /// connected account's behalf with (`Stripe-Account`; per business).
+    pub const STRIPE_ACCOUNT: &str = "stripe_account";
 }
 
 /// 503 `automation_unavailable`: n8n (or the template `what` needs) is

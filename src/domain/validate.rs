@@ -65,7 +65,7 @@ pub const URL_MAX: usize = 2048;
 /// headers, streamed fields), each the very rule the server applies with
 /// [`matches`]. The document's patterns are literal copies (utoipa takes
 /// literals); the `openapi` tests hold the document to this list.
-pub const PATTERNS: [&str; 14] = [
+pub const PATTERNS: [&str; 15] = [
     EMAIL_PATTERN,
     NAME_PATTERN,
     URL_PATTERN,
@@ -80,6 +80,7 @@ pub const PATTERNS: [&str; 14] = [
     crate::domain::channels::whatsapp::SESSION_PATTERN,
     crate::integrations::telegram::TOKEN_PATTERN,
     crate::domain::billing::connect::COUNTRY_PATTERN,
+    crate::domain::billing::purchases::CURRENCY_PATTERN,
 ];
 
 /// Whether `raw` matches `pattern` (one of [`PATTERNS`], compiled once;

@@ -36,7 +36,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     }
 }
 
-/// An optional JSON body: `None` when the request has no body at all;
+/// An optional JSON body: `None` when the request has no body at all, or
+/// the body is JSON `null` (what the document's optional body allows);
 /// otherwise read exactly as [`Json`] reads it (same rejections).
 pub struct OptionalJson<T>(pub Option<T>);
 
@@ -58,6 +59,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
                     .with_detail(r.body_text())
                 })?;
         if bytes.is_empty() && !has_type {
+            return Ok(OptionalJson(None));
+        }
+        if has_type && bytes.trim_ascii() == b"null" {
             return Ok(OptionalJson(None));
         }
         let req = Request::from_parts(parts, axum::body::Body::from(bytes));
@@ -130,6 +134,23 @@ pub fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     deserializer: D,
 ) -> Result<T, D::Error> {
     Object::deserialize(deserializer).map(|o| o.0)
+}
+
+/// A signed whole number written as a JSON integer or as a number with no
+/// fraction (`12` or `12.0`: JSON Schema's `integer` is both); anything
+/// else (`12.5`, a string) is refused. Amounts stay integers end to end.
+pub fn whole_i64<'de, D>(deserializer: D) -> Result<i64, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let n = serde_json::Number::deserialize(deserializer)?;
+    n.as_i64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && (-9.0e15..=9.0e15).contains(f))
+                .map(|f| f as i64)
+        })
+        .ok_or_else(|| serde::de::Error::custom(format!("expected a whole number, got {n}")))
 }
 
 /// `#[serde(default, deserialize_with = "optional_whole_number")]` for an

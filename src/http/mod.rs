@@ -22,6 +22,7 @@ pub mod manager;
 pub mod me;
 pub mod oauth;
 pub mod ops;
+pub mod purchases;
 pub mod rate_limit;
 pub mod secrets;
 pub mod stripe_connect;
@@ -69,6 +70,7 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
         (name = "secrets", description = "Integration secrets (envelope-encrypted), masked; reveal is audited"),
         (name = "billing", description = "Stripe subscription, plans, invoices; Stripe webhooks"),
         (name = "connect", description = "The business's Stripe Connect account, so its own customers pay it; Connect webhooks"),
+        (name = "purchases", description = "End-customer payments (Stripe Checkout to the connected account) and the purchase log"),
         (name = "api-keys", description = "API keys for the business's programs (people only; a key never manages keys)"),
         (name = "events", description = "The business's event log: pages and a live stream (server-sent events)"),
         (name = "webhooks", description = "Outgoing webhooks to the business's own endpoints (Standard Webhooks signatures)"),
@@ -178,6 +180,12 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(stripe_connect::onboarding_link))
         .routes(routes!(stripe_connect::login_link))
         .routes(routes!(stripe_connect::connect_webhook))
+        .routes(routes!(
+            purchases::create_purchase,
+            purchases::list_purchases
+        ))
+        .routes(routes!(purchases::get_purchase))
+        .routes(routes!(purchases::export_purchases))
         .routes(routes!(api_keys::create_api_key, api_keys::list_api_keys))
         .routes(routes!(api_keys::revoke_api_key))
         .routes(routes!(api_keys::admin_list_api_keys))

@@ -119,13 +119,15 @@ pub async fn get_account(
 
 /// Disconnect the business's account: Stripe deletes it (Express accounts
 /// with a zero balance) or, where Stripe refuses, rejects it; Switchboard
-/// forgets it. The owner only.
+/// forgets it. Refused with 409 `purchases_open` while customers hold
+/// payment links to it. The owner only.
 #[utoipa::path(delete, path = "/v1/connect/account", tag = "connect", security(("bearer" = [])),
     responses(
         (status = 200, body = RemovedAccount),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`no_connected_account`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`purchases_open`", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "`stripe_error` or `stripe_unavailable`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`billing_unavailable`", body = Problem, content_type = "application/problem+json"),
     ))]

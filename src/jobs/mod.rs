@@ -97,6 +97,13 @@ pub fn handlers(state: &AppState) -> Handlers {
         async move { Ok(whatsapp::forward_message(s.whatsapp(), &t).await?) }
     });
     let s = state.clone();
+    h.add(move |t: crate::domain::billing::connect::SyncN8n| {
+        let s = s.clone();
+        async move {
+            Ok(crate::domain::billing::connect::sync_n8n(&s.db, s.n8n.as_ref(), &t).await?)
+        }
+    });
+    let s = state.clone();
     h.add(move |t: telegram::ProvisionBot| {
         let s = s.clone();
         async move { Ok(telegram::provision_bot(s.telegram(), &t).await?) }

@@ -61,6 +61,9 @@ pub mod kind {
     /// Forward one WhatsApp message to the shared n8n ingress workflow
     /// (`domain::channels::whatsapp`).
     pub const WHATSAPP_FORWARD: &str = "whatsapp.forward";
+    /// Make or delete a business's n8n credential for its Stripe connected
+    /// account (`domain::billing::connect`).
+    pub const CONNECT_SYNC_N8N: &str = "connect.sync_n8n";
 }
 
 /// Task states as stored.
@@ -205,6 +208,7 @@ pub fn policies(config: &Config) -> HashMap<&'static str, Policy> {
     p.insert(kind::TELEGRAM_REMOVE, waha);
     p.insert(kind::TELEGRAM_SYNC, waha);
     p.insert(kind::WHATSAPP_FORWARD, waha);
+    p.insert(kind::CONNECT_SYNC_N8N, waha);
     let every = config.channels.health_interval_secs;
     if every > 0 && (config.waha.is_some() || config.n8n.is_some()) {
         p.insert(

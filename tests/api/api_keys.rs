@@ -386,6 +386,11 @@ async fn the_scope_matrix_every_route_with_and_without_its_scope() {
         route(Method::POST, "/v1/channels/{channel}/reconnect", None, Some("channels:write"), 422),
         route(Method::GET, "/v1/channels/{channel}/qr", None, Some("channels:write"), 422),
         route(Method::POST, "/v1/channels/{channel}/disconnect", None, Some("channels:write"), 422),
+        // No Stripe here: a permitted key learns billing is unavailable.
+        route(Method::POST, "/v1/purchases", Some(json!({ "company_id": "{company}", "customer_ref": "c", "description": "d", "amount": 100, "currency": "usd", "lead_source": "whatsapp" })), Some("purchases:write"), 503),
+        route(Method::GET, "/v1/purchases", None, Some("purchases:read"), 200),
+        route(Method::GET, "/v1/purchases/export.csv", None, Some("purchases:read"), 200),
+        route(Method::GET, "/v1/purchases/{company}", None, Some("purchases:read"), 404),
         route(Method::GET, "/v1/businesses/{business}/secrets", None, Some("secrets:read"), 200),
         route(Method::PUT, "/v1/businesses/{business}/secrets/telegram/bot", Some(json!({ "value": "123456:rewritten" })), Some("secrets:write"), 200),
         route(Method::DELETE, "/v1/businesses/{business}/secrets/telegram/{fresh_secret}", None, Some("secrets:write"), 204),

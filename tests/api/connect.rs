@@ -16,10 +16,10 @@ use crate::common::{TestApp, email, test_config};
 use crate::stripe_fake::connect::{self as fake_connect, connect_event};
 use crate::stripe_fake::{FakeStripe, signature};
 
-const WHSEC: &str = "whsec_platform_endpoint_secret";
-const WHSEC_CONNECT: &str = "whsec_connect_endpoint_secret";
+pub(crate) const WHSEC: &str = "whsec_platform_endpoint_secret";
+pub(crate) const WHSEC_CONNECT: &str = "whsec_connect_endpoint_secret";
 
-async fn app_with_stripe() -> (TestApp, FakeStripe) {
+pub(crate) async fn app_with_stripe() -> (TestApp, FakeStripe) {
     let fake = FakeStripe::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path()).await;
@@ -47,7 +47,7 @@ async fn app_with_stripe() -> (TestApp, FakeStripe) {
 }
 
 /// Delivers `event` to the Connect endpoint signed with `secret`.
-async fn deliver(app: &TestApp, event: &Value, secret: &str) -> (u16, Value) {
+pub(crate) async fn deliver(app: &TestApp, event: &Value, secret: &str) -> (u16, Value) {
     let payload = serde_json::to_string(event).unwrap();
     let t = chrono::Utc::now().timestamp();
     let res = reqwest::Client::new()
@@ -429,4 +429,86 @@ async fn without_stripe_connect_answers_503() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enabled_account_gets_its_n8n_credential_and_loses_it_on_removal() {
+    let Some(n8n) = crate::common::n8n() else {
+        return;
+    };
+    let stripe = FakeStripe::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path()).await;
+    config.stripe = Some(StripeConfig {
+        secret_key: SecretString::from("sk_test_connect"),
+        api_base: stripe.url.clone(),
+        webhook_secrets: Some(SecretString::from(WHSEC)),
+        success_url: None,
+        cancel_url: None,
+        portal_return_url: None,
+        timeout_secs: 10,
+        connect_webhook_secrets: Some(SecretString::from(WHSEC_CONNECT)),
+        connect_country: "US".into(),
+        connect_return_url: None,
+    });
+    config.n8n = Some(n8n.config(None));
+    config.jobs.poll_ms = 20;
+    let app = TestApp::spawn_with(dir, config).await;
+    let owner = app.owner(&email("connect-n8n"), "Automated").await;
+    let business: uuid::Uuid = app.business_id(&owner).await.parse().unwrap();
+    let r = app
+        .call(Method::POST, "/v1/connect/account", Some(&owner), None)
+        .await;
+    let id = r.body["stripe_account_id"].as_str().unwrap().to_owned();
+    let recorded = async || {
+        entity::n8n_object::Entity::find()
+            .filter(entity::n8n_object::Column::BusinessId.eq(business))
+            .filter(entity::n8n_object::Column::Purpose.eq("stripe_account"))
+            .one(&app.app.state.db)
+            .await
+            .unwrap()
+    };
+    // Not before the account is enabled.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(recorded().await.is_none());
+    let account = stripe.update_account(&id, fake_connect::enabled);
+    let now = chrono::Utc::now().timestamp() + 1;
+    let (status, _) = deliver(
+        &app,
+        &connect_event("account.updated", &id, account, now),
+        WHSEC_CONNECT,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut credential = None;
+    for _ in 0..200 {
+        credential = recorded().await;
+        if credential.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let credential = credential.expect("the n8n credential for the connected account");
+    assert_eq!(credential.kind, "credential");
+
+    // Disconnected: the credential goes from n8n too.
+    let r = app
+        .call(Method::DELETE, "/v1/connect/account", Some(&owner), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    for _ in 0..200 {
+        if recorded().await.is_none() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(recorded().await.is_none());
+    let (status, _) = n8n
+        .call(
+            Method::DELETE,
+            &format!("/credentials/{}", credential.n8n_id),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "Switchboard deleted it in n8n");
 }

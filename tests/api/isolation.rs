@@ -41,6 +41,10 @@ fn body_for(method: &Method, template: &str, a_company: &str) -> Option<Value> {
         }
         ("PATCH", "/v1/webhook-endpoints/{id}") => Some(json!({ "description": "pwned" })),
         ("POST", "/v1/channels/{id}/connect") => Some(json!({})),
+        ("POST", "/v1/purchases") => Some(json!({
+            "company_id": a_company, "customer_ref": "c", "description": "d",
+            "amount": 100, "currency": "usd", "lead_source": "other"
+        })),
         _ => None,
     }
 }
@@ -119,6 +123,38 @@ async fn every_route_with_an_id_answers_404_across_businesses() {
         .await;
     assert_eq!(r.status, StatusCode::OK);
 
+    // A purchase of A's (written directly: this app has no Stripe).
+    let a_purchase = {
+        use sea_orm::{ActiveModelTrait, IntoActiveModel};
+        let now = chrono::Utc::now();
+        entity::purchase::Model {
+            id: uuid::Uuid::now_v7(),
+            business_id: a_business.parse().unwrap(),
+            company_id: a_company.parse().unwrap(),
+            channel_id: None,
+            customer_ref: "alpha-customer".into(),
+            description: "Alpha secret cake".into(),
+            amount: 4200,
+            currency: "usd".into(),
+            application_fee_amount: 0,
+            lead_source: "whatsapp".into(),
+            status: "payment_link_sent".into(),
+            stripe_account_id: "acct_alpha".into(),
+            stripe_checkout_session_id: None,
+            stripe_payment_intent_id: None,
+            payment_url: None,
+            status_at: 0,
+            created_at: now,
+            updated_at: now,
+        }
+        .into_active_model()
+        .insert(&app.app.state.db)
+        .await
+        .unwrap()
+        .id
+        .to_string()
+    };
+
     // Every operation of the document whose path or body names an id.
     let doc: Value = serde_json::from_str(include_str!("../../openapi/openapi.json")).unwrap();
     let mut routes: BTreeMap<String, Vec<Method>> = BTreeMap::new();
@@ -168,6 +204,8 @@ async fn every_route_with_an_id_answers_404_across_businesses() {
                 Some(a_key.as_str())
             } else if template.starts_with("/v1/webhook-endpoints/") {
                 Some(a_endpoint.as_str())
+            } else if template.starts_with("/v1/purchases/") {
+                Some(a_purchase.as_str())
             } else {
                 None
             };

@@ -25,6 +25,7 @@ mod oauth;
 mod openapi;
 mod ops;
 mod overload;
+mod purchases;
 mod race;
 mod rate_limit;
 mod reader;

@@ -196,6 +196,11 @@ async fn role_matrix() {
         row(Method::DELETE, "/v1/connect/account", None, [401, 404, 404, 403, 403, 403]),
         row(Method::POST, "/v1/connect/onboarding-link", None, [401, 503, 503, 403, 403, 403]),
         row(Method::POST, "/v1/connect/login-link", None, [401, 503, 503, 403, 403, 403]),
+        // Purchases: the owner's (no Stripe here: creating answers 503 after the checks; another business's company is 404).
+        row(Method::POST, "/v1/purchases", Some(json!({ "company_id": "{company}", "customer_ref": "c", "description": "d", "amount": 100, "currency": "usd", "lead_source": "other" })), [401, 503, 404, 403, 403, 403]),
+        row(Method::GET, "/v1/purchases", None, [401, 200, 200, 403, 403, 403]),
+        row(Method::GET, "/v1/purchases/export.csv", None, [401, 200, 200, 403, 403, 403]),
+        row(Method::GET, "/v1/purchases/{spare_company}", None, [401, 404, 404, 403, 403, 403]),
     ];
     assert_every_route_has_a_row(&table);
     let fill = |s: &str| {

@@ -16,6 +16,11 @@
 //!   `account.updated` deliveries in any order settle alike.
 //! - [`remove`]: deletes (or, where Stripe refuses, rejects) the account
 //!   and forgets it.
+//! - n8n (SPEC seed, "Stripe ↔ n8n"): while the account is `enabled`, the
+//!   business has an n8n credential its payment workflows call Stripe on
+//!   the account's behalf with (`httpHeaderAuth`, `Stripe-Account: acct_…`;
+//!   recorded as `stripe_account`); [`SyncN8n`], queued in the transaction
+//!   of every change of state and of the removal, makes or deletes it.
 
 use chrono::{DateTime, Utc};
 use entity::connected_account as row;
@@ -266,9 +271,6 @@ pub async fn create_account(
     country: Option<&str>,
 ) -> Result<(ConnectedAccountView, bool)> {
     let stripe = super::customer::stripe(ctx)?;
-    if let Some(existing) = find(ctx.db, scope.id()).await? {
-        return Ok((existing.into(), false));
-    }
     let default_country = ctx
         .config
         .stripe
@@ -280,6 +282,9 @@ pub async fn create_account(
             "country",
             "an ISO 3166-1 alpha-2 code in upper case, e.g. US",
         ));
+    }
+    if let Some(existing) = find(ctx.db, scope.id()).await? {
+        return Ok((existing.into(), false));
     }
     let business = entity::business::Entity::find_by_id(scope.id())
         .one(ctx.db)
@@ -337,6 +342,15 @@ pub async fn create_account(
             serde_json::json!({ "stripe_account_id": facts.id, "state": derive(&facts), "from": null }),
         )
         .await?;
+        ctx.rules
+            .jobs
+            .enqueue(
+                &txn,
+                &SyncN8n {
+                    business_id: scope.id(),
+                },
+            )
+            .await?;
     }
     let stored = find(&txn, scope.id()).await?.ok_or_else(Error::not_found)?;
     txn.commit().await?;
@@ -389,6 +403,7 @@ pub enum Applied {
 /// it; records `connect.account_updated` when the state changes.
 pub async fn apply<C: ConnectionTrait>(
     txn: &C,
+    jobs: &crate::jobs::Queue,
     current: &row::Model,
     facts: &Facts,
     version: &Version,
@@ -447,6 +462,13 @@ pub async fn apply<C: ConnectionTrait>(
             }),
         )
         .await?;
+        jobs.enqueue(
+            txn,
+            &SyncN8n {
+                business_id: current.business_id,
+            },
+        )
+        .await?;
     }
     Ok(Applied::Stored)
 }
@@ -463,7 +485,14 @@ pub async fn refresh(ctx: &Billing<'_>, business_id: Uuid) -> Result<Option<row:
     };
     let txn = crate::db::begin_write(ctx.db).await?;
     if let Some(current) = find(&txn, business_id).await? {
-        apply(&txn, &current, &Facts::from(&account), &fetched(Utc::now())).await?;
+        apply(
+            &txn,
+            ctx.rules.jobs,
+            &current,
+            &Facts::from(&account),
+            &fetched(Utc::now()),
+        )
+        .await?;
     }
     let stored = find(&txn, business_id).await?;
     txn.commit().await?;
@@ -559,10 +588,23 @@ pub async fn login_link(ctx: &Billing<'_>, scope: &BusinessScope) -> Result<Link
 
 /// Disconnects the scope's business's account: deleted at Stripe (or
 /// rejected where Stripe refuses the deletion), then forgotten here.
-/// Returns whether Stripe deleted it.
+/// Returns whether Stripe deleted it. 409 `purchases_open` while
+/// customers hold payment links to it.
 pub async fn remove(ctx: &Billing<'_>, actor: &Actor, scope: &BusinessScope) -> Result<bool> {
     let stripe = super::customer::stripe(ctx)?;
     let current = find(ctx.db, scope.id()).await?.ok_or_else(missing)?;
+    let open = entity::purchase::Entity::find()
+        .filter(entity::purchase::Column::BusinessId.eq(scope.id()))
+        .filter(entity::purchase::Column::Status.eq("payment_link_sent"))
+        .count(ctx.db)
+        .await?;
+    if open > 0 {
+        return Err(Error::conflict(
+            "purchases_open",
+            "Customers still hold payment links to this account: wait until they are paid or expire (Checkout links last 24 hours).",
+        )
+        .with("open_purchases", open));
+    }
     let deleted = stripe.remove_account(&current.stripe_account_id).await?;
     let txn = crate::db::begin_write(ctx.db).await?;
     row::Entity::delete_by_id(scope.id()).exec(&txn).await?;
@@ -596,8 +638,69 @@ pub async fn remove(ctx: &Billing<'_>, actor: &Actor, scope: &BusinessScope) -> 
         }),
     )
     .await?;
+    ctx.rules
+        .jobs
+        .enqueue(
+            &txn,
+            &SyncN8n {
+                business_id: scope.id(),
+            },
+        )
+        .await?;
     txn.commit().await?;
     Ok(deleted)
+}
+
+/// Bring the business's n8n credential for its connected account in line
+/// with the account (see the module docs).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct SyncN8n {
+    /// The business.
+    pub business_id: Uuid,
+}
+
+impl crate::jobs::Task for SyncN8n {
+    const KIND: &'static str = crate::jobs::queue::kind::CONNECT_SYNC_N8N;
+}
+
+/// The [`SyncN8n`] task: with n8n configured, an `enabled` account has
+/// its credential (made once), and a business without one (or whose
+/// account is not enabled) has none. Safe to repeat; reads the account
+/// when it runs, so the latest state wins.
+pub async fn sync_n8n(
+    db: &sea_orm::DatabaseConnection,
+    n8n: Option<&crate::integrations::n8n::N8nApi>,
+    task: &SyncN8n,
+) -> Result<()> {
+    use crate::domain::automation::{self, purpose};
+    let Some(n8n) = n8n else {
+        return Ok(());
+    };
+    let account = find(db, task.business_id).await?;
+    let recorded = automation::find(db, task.business_id, None, purpose::STRIPE_ACCOUNT).await?;
+    match (account, recorded) {
+        (Some(a), recorded) if State::parse(&a.state) == State::Enabled => {
+            if recorded.is_none() {
+                let name = format!("Switchboard Stripe account (business {})", task.business_id);
+                automation::credential(db, task.business_id, None, purpose::STRIPE_ACCOUNT, || {
+                    n8n.create_credential(
+                        &name,
+                        "httpHeaderAuth",
+                        serde_json::json!({ "name": "Stripe-Account", "value": a.stripe_account_id }),
+                    )
+                })
+                .await?;
+            }
+        }
+        (_, Some(o)) => {
+            automation::remove(n8n, &o).await?;
+            entity::n8n_object::Entity::delete_by_id(o.id)
+                .exec(db)
+                .await?;
+        }
+        (_, None) => {}
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -13,11 +13,14 @@
 //! - [`reconcile`]: the time-driven sweep and the reconciliation with Stripe.
 //! - [`connect`]: the business's Stripe Connect Express account: creation,
 //!   onboarding links, the state derived from Stripe's fields, removal.
+//! - [`purchases`]: end-customer payments (destination charges through
+//!   Checkout) and the purchase log.
 
 pub mod connect;
 pub mod customer;
 pub mod entitlement;
 pub mod plans;
+pub mod purchases;
 pub mod reconcile;
 pub mod subscriptions;
 

@@ -63,8 +63,18 @@ pub mod kind {
     /// The business's Stripe connected account was created, changed state
     /// or was removed.
     pub const CONNECT_ACCOUNT_UPDATED: &str = "connect.account_updated";
+    /// A purchase was recorded (no payment link yet).
+    pub const PURCHASE_CREATED: &str = "purchase.created";
+    /// A purchase's payment link was made.
+    pub const PURCHASE_PAYMENT_LINK_SENT: &str = "purchase.payment_link_sent";
+    /// A purchase was paid.
+    pub const PURCHASE_PAID: &str = "purchase.paid";
+    /// A purchase's payment link expired unpaid.
+    pub const PURCHASE_EXPIRED: &str = "purchase.expired";
+    /// A paid purchase was refunded.
+    pub const PURCHASE_REFUNDED: &str = "purchase.refunded";
     /// Every kind, for validating endpoint filters.
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 16] = [
         COMPANY_CREATED,
         COMPANY_UPDATED,
         COMPANY_DELETED,
@@ -76,6 +86,11 @@ pub mod kind {
         SECRET_WRITTEN,
         SECRET_DELETED,
         CONNECT_ACCOUNT_UPDATED,
+        PURCHASE_CREATED,
+        PURCHASE_PAYMENT_LINK_SENT,
+        PURCHASE_PAID,
+        PURCHASE_EXPIRED,
+        PURCHASE_REFUNDED,
     ];
 }
 
@@ -116,6 +131,21 @@ pub enum EventType {
     /// `connect.account_updated`.
     #[serde(rename = "connect.account_updated")]
     ConnectAccountUpdated,
+    /// `purchase.created`.
+    #[serde(rename = "purchase.created")]
+    PurchaseCreated,
+    /// `purchase.payment_link_sent`.
+    #[serde(rename = "purchase.payment_link_sent")]
+    PurchasePaymentLinkSent,
+    /// `purchase.paid`.
+    #[serde(rename = "purchase.paid")]
+    PurchasePaid,
+    /// `purchase.expired`.
+    #[serde(rename = "purchase.expired")]
+    PurchaseExpired,
+    /// `purchase.refunded`.
+    #[serde(rename = "purchase.refunded")]
+    PurchaseRefunded,
 }
 
 impl EventType {
@@ -133,6 +163,11 @@ impl EventType {
             EventType::SecretWritten => kind::SECRET_WRITTEN,
             EventType::SecretDeleted => kind::SECRET_DELETED,
             EventType::ConnectAccountUpdated => kind::CONNECT_ACCOUNT_UPDATED,
+            EventType::PurchaseCreated => kind::PURCHASE_CREATED,
+            EventType::PurchasePaymentLinkSent => kind::PURCHASE_PAYMENT_LINK_SENT,
+            EventType::PurchasePaid => kind::PURCHASE_PAID,
+            EventType::PurchaseExpired => kind::PURCHASE_EXPIRED,
+            EventType::PurchaseRefunded => kind::PURCHASE_REFUNDED,
         }
     }
 }

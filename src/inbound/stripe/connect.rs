@@ -175,7 +175,7 @@ async fn process(
     let stored = connect::find(&txn, current.business_id)
         .await?
         .unwrap_or_else(|| current.clone());
-    if connect::apply(&txn, &stored, &facts, &version).await? != Applied::Tie {
+    if connect::apply(&txn, &state.jobs, &stored, &facts, &version).await? != Applied::Tie {
         return finish(
             txn,
             env,
@@ -190,7 +190,7 @@ async fn process(
     let fresh = stripe.retrieve_account(&account_id).await?;
     let txn = crate::db::begin_write(&state.db).await?;
     if let (Some(a), Some(current)) = (fresh, connect::find(&txn, current.business_id).await?) {
-        connect::apply(&txn, &current, &Facts::from(&a), &fetched()).await?;
+        connect::apply(&txn, &state.jobs, &current, &Facts::from(&a), &fetched()).await?;
     }
     finish(
         txn,

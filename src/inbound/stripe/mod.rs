@@ -22,7 +22,10 @@
 //! Handled: `checkout.session.completed`, `customer.subscription.created`,
 //! `…updated`, `…deleted`, `…paused`, `…resumed`, `…trial_will_end`,
 //! `invoice.paid`, `invoice.payment_failed`, `customer.created`,
-//! `customer.deleted`. Other types are acknowledged and recorded, without
+//! `customer.deleted`; and, for end-customer purchases,
+//! `checkout.session.completed` / `…async_payment_succeeded` /
+//! `…expired` of payment-mode sessions and `charge.refunded`
+//! ([`crate::domain::billing::purchases`], one transaction per event). Other types are acknowledged and recorded, without
 //! effect. Connect events (they carry `account`) concern a connected
 //! account's own objects, never a business's subscription: recorded here
 //! without effect; Stripe sends them to the Connect endpoint, whose source
@@ -40,6 +43,7 @@ use serde_json::value::RawValue;
 
 use self::event::{Effect, Item, Step};
 use crate::domain::billing::entitlement::Notice;
+use crate::domain::billing::purchases::{self, PurchaseStatus};
 use crate::domain::billing::subscriptions::{self, SubscriptionState, Version};
 use crate::error::{Error, Result};
 use crate::inbound::{Outcome, ledger};
@@ -193,6 +197,9 @@ fn effect_of(env: &Envelope<'_>) -> Result<Effect> {
 }
 
 async fn process(state: &AppState, stripe: &StripeApi, env: &Envelope<'_>) -> Result<Outcome> {
+    if let Some(update) = purchase_update(env)? {
+        return purchase_event(state, env, &update).await;
+    }
     let mut effect = effect_of(env)?;
     // Stripe calls happen before the write transaction, never inside it;
     // a duplicate of an event already done is not worth a call. (Without a
@@ -223,6 +230,115 @@ async fn process(state: &AppState, stripe: &StripeApi, env: &Envelope<'_>) -> Re
             }
         }
     }
+}
+
+/// What an event says of a purchase (end-customer payments, SPEC §3):
+/// Checkout Sessions in `payment` mode naming a purchase in their
+/// metadata (`completed` and paid → `paid`, `async_payment_succeeded` →
+/// `paid`, `expired` → `expired`) and refunded charges (`charge.refunded`
+/// → `refunded`, by the purchase in the charge's metadata, copied from its
+/// PaymentIntent, or by the PaymentIntent). `None`: not a purchase event.
+fn purchase_update(env: &Envelope<'_>) -> Result<Option<purchases::Update>> {
+    #[derive(Deserialize)]
+    struct Object {
+        #[serde(default)]
+        mode: Option<String>,
+        #[serde(default)]
+        metadata: std::collections::HashMap<String, String>,
+        #[serde(default)]
+        payment_status: Option<String>,
+        #[serde(default)]
+        payment_intent: Option<serde_json::Value>,
+    }
+    if env.account.is_some() {
+        return Ok(None);
+    }
+    let kind = env.type_.as_str();
+    let checkout = matches!(
+        kind,
+        "checkout.session.completed"
+            | "checkout.session.async_payment_succeeded"
+            | "checkout.session.expired"
+    );
+    if !checkout && kind != "charge.refunded" {
+        return Ok(None);
+    }
+    let o: Object = serde_json::from_str(env.data.object.get())
+        .map_err(|_| invalid_event("data.object is not a Checkout Session or charge"))?;
+    let purchase_id = o.metadata.get("purchase_id").and_then(|v| v.parse().ok());
+    let payment_intent = match &o.payment_intent {
+        Some(serde_json::Value::String(id)) => Some(id.clone()),
+        Some(serde_json::Value::Object(pi)) => {
+            pi.get("id").and_then(|v| v.as_str()).map(str::to_owned)
+        }
+        _ => None,
+    };
+    let to = if checkout {
+        if o.mode.as_deref() != Some("payment") || purchase_id.is_none() {
+            return Ok(None);
+        }
+        match kind {
+            "checkout.session.expired" => PurchaseStatus::Expired,
+            _ if o.payment_status.as_deref() == Some("paid") => PurchaseStatus::Paid,
+            // Completed but not paid yet (a delayed payment method): the
+            // PaymentIntent is learnt, the status waits.
+            _ => PurchaseStatus::PaymentLinkSent,
+        }
+    } else {
+        if purchase_id.is_none() && payment_intent.is_none() {
+            return Ok(None);
+        }
+        PurchaseStatus::Refunded
+    };
+    Ok(Some(purchases::Update {
+        purchase_id,
+        payment_intent,
+        to,
+        at: env.created,
+    }))
+}
+
+/// Commits a purchase event with its ledger row (one transaction); a
+/// purchase that is not ours is recorded as ignored.
+async fn purchase_event(
+    state: &AppState,
+    env: &Envelope<'_>,
+    update: &purchases::Update,
+) -> Result<Outcome> {
+    let created = Utc
+        .timestamp_opt(env.created, 0)
+        .single()
+        .unwrap_or_else(Utc::now);
+    if !ledger::done(&state.db, SOURCE, &[&env.id])
+        .await?
+        .is_empty()
+    {
+        return Ok(Outcome::Duplicate);
+    }
+    let txn = crate::db::begin_write(&state.db).await?;
+    let Some(business) = purchases::apply(&txn, update).await? else {
+        txn.rollback().await?;
+        let new = ledger::record_ignored(&state.db, SOURCE, &env.id, &env.type_, created).await?;
+        return Ok(if new {
+            Outcome::Ignored
+        } else {
+            Outcome::Duplicate
+        });
+    };
+    let row = ledger::row(
+        SOURCE,
+        &env.id,
+        &env.type_,
+        created,
+        Some(business),
+        Utc::now(),
+    );
+    if ledger::claim(&txn, vec![row]).await? == 0 {
+        txn.rollback().await?;
+        return Ok(Outcome::Duplicate);
+    }
+    txn.commit().await?;
+    Ok(Outcome::Processed)
 }
 
 /// Hands `item` to the source's writer (started with [`commit::commit`] on

@@ -123,3 +123,77 @@ impl StripeApi {
         }
     }
 }
+
+/// A payment asked of an end customer, as a Checkout Session.
+pub struct DestinationCharge<'a> {
+    /// Switchboard's purchase id (`client_reference_id`, and metadata of
+    /// the session and of its PaymentIntent, so its charge names it too).
+    pub purchase_id: Uuid,
+    /// The business.
+    pub business_id: Uuid,
+    /// The connected account that receives the money.
+    pub destination: &'a str,
+    /// What is bought (the line item's product name).
+    pub description: &'a str,
+    /// Integer minor units.
+    pub amount: i64,
+    /// ISO 4217, lower case.
+    pub currency: &'a str,
+    /// The platform's fee, minor units (0: none).
+    pub application_fee_amount: i64,
+    /// Where Checkout sends the customer after paying.
+    pub success_url: &'a str,
+    /// Where Checkout sends the customer who gives up.
+    pub cancel_url: &'a str,
+}
+
+impl StripeApi {
+    /// A Checkout Session in `payment` mode whose charge goes to the
+    /// connected account (a destination charge: `payment_intent_data
+    /// [transfer_data][destination]`, with `application_fee_amount` when
+    /// not 0; Stripe docs: Connect, "Destination charges"), under the
+    /// idempotency key `switchboard-purchase-{id}`.
+    pub async fn create_destination_checkout(
+        &self,
+        c: &DestinationCharge<'_>,
+    ) -> Result<stripe_shared::CheckoutSession, Error> {
+        use std::str::FromStr;
+        use stripe_checkout::checkout_session::{
+            CreateCheckoutSession, CreateCheckoutSessionLineItems,
+            CreateCheckoutSessionLineItemsPriceData, CreateCheckoutSessionPaymentIntentData,
+            CreateCheckoutSessionPaymentIntentDataTransferData, ProductData,
+        };
+        let key = IdempotencyKey::new(format!("switchboard-purchase-{}", c.purchase_id))
+            .map_err(Error::internal)?;
+        let currency = stripe_types::Currency::from_str(c.currency).map_err(Error::internal)?;
+        let mut price = CreateCheckoutSessionLineItemsPriceData::new(currency);
+        price.unit_amount = Some(c.amount);
+        price.product_data = Some(ProductData::new(c.description));
+        let mut item = CreateCheckoutSessionLineItems::new();
+        item.price_data = Some(price);
+        item.quantity = Some(1);
+        let mut metadata = business_metadata(c.business_id);
+        metadata.insert("purchase_id".into(), c.purchase_id.to_string());
+        let mut intent = CreateCheckoutSessionPaymentIntentData::new();
+        intent.transfer_data = Some(CreateCheckoutSessionPaymentIntentDataTransferData::new(
+            c.destination,
+        ));
+        if c.application_fee_amount > 0 {
+            intent.application_fee_amount = Some(c.application_fee_amount);
+        }
+        intent.metadata = Some(metadata.clone());
+        CreateCheckoutSession::new()
+            .mode(stripe_shared::CheckoutSessionMode::Payment)
+            .line_items(vec![item])
+            .payment_intent_data(intent)
+            .client_reference_id(c.purchase_id.to_string())
+            .metadata(metadata)
+            .success_url(c.success_url)
+            .cancel_url(c.cancel_url)
+            .customize()
+            .request_strategy(RequestStrategy::Idempotent(key))
+            .send(&self.client)
+            .await
+            .map_err(stripe_failure)
+    }
+}

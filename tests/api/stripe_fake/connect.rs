@@ -232,3 +232,76 @@ fn account_link(st: &mut State, params: &[(String, String)]) -> Reply {
     st.account_links.push(params.to_vec());
     ok(link)
 }
+
+impl FakeStripe {
+    /// The customer pays on the Checkout page of payment-mode session
+    /// `id`: the session is `complete` and `paid` with a new PaymentIntent
+    /// (whose metadata is the session's `payment_intent_data[metadata]`).
+    /// Returns the session.
+    pub fn pay_checkout(&self, id: &str) -> Value {
+        let mut st = self.lock();
+        let pi = random_id("pi_", 24);
+        let s = st
+            .checkout_sessions
+            .iter_mut()
+            .find(|s| s["id"] == id)
+            .expect("a session of the fake");
+        s["status"] = json!("complete");
+        s["payment_status"] = json!("paid");
+        s["payment_intent"] = json!(pi);
+        s["url"] = Value::Null;
+        s.clone()
+    }
+
+    /// Payment-mode session `id` expires unpaid. Returns the session.
+    pub fn expire_checkout(&self, id: &str) -> Value {
+        let mut st = self.lock();
+        let s = st
+            .checkout_sessions
+            .iter_mut()
+            .find(|s| s["id"] == id)
+            .expect("a session of the fake");
+        s["status"] = json!("expired");
+        s["url"] = Value::Null;
+        s.clone()
+    }
+
+    /// The charge of paid session `id`, fully refunded: Stripe's example
+    /// charge with the session's amount, currency, PaymentIntent and the
+    /// PaymentIntent's metadata.
+    pub fn refunded_charge(&self, id: &str) -> Value {
+        let st = self.lock();
+        let s = st
+            .checkout_sessions
+            .iter()
+            .find(|s| s["id"] == id)
+            .expect("a session of the fake");
+        let params = st.session_params.get(id).cloned().unwrap_or_default();
+        let mut c = fixture("charge");
+        c["id"] = json!(random_id("ch_", 24));
+        c["payment_intent"] = s["payment_intent"].clone();
+        c["amount"] = s["amount_total"].clone();
+        c["amount_refunded"] = s["amount_total"].clone();
+        c["currency"] = s["currency"].clone();
+        c["refunded"] = json!(true);
+        c["metadata"] = metadata_from(&params, "payment_intent_data[metadata]");
+        c
+    }
+}
+
+/// What a payment-mode session's first line item asks: its amount and
+/// currency, which Checkout shows and totals (`amount_total`, `currency`).
+pub(super) fn price_data_totals(s: &mut Value, params: &[(String, String)]) {
+    if let Some(amount) =
+        param(params, "line_items[0][price_data][unit_amount]").and_then(|a| a.parse::<i64>().ok())
+    {
+        let quantity = param(params, "line_items[0][quantity]")
+            .and_then(|q| q.parse::<i64>().ok())
+            .unwrap_or(1);
+        s["amount_total"] = json!(amount * quantity);
+        s["amount_subtotal"] = json!(amount * quantity);
+    }
+    if let Some(c) = param(params, "line_items[0][price_data][currency]") {
+        s["currency"] = json!(c);
+    }
+}

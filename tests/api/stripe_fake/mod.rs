@@ -1152,6 +1152,9 @@ fn create_checkout_session(st: &mut State, params: &[(String, String)]) -> Reply
     s["created"] = json!(now);
     s["expires_at"] = json!(now + DAY);
     s["livemode"] = json!(false);
+    if mode == "payment" {
+        connect::price_data_totals(&mut s, params);
+    }
     st.session_params.insert(id.clone(), params.to_vec());
     st.checkout_sessions.push(s.clone());
     ok(s)
