@@ -20,8 +20,15 @@
 //! cores) as the server.
 //! Target (issue): ≥ 2,000 events/s on SQLite.
 //!
+//! With `--purchases`, the events are end-customer payments instead: each
+//! business has an enabled connected account and one purchase with a
+//! payment link; wave 1 is `checkout.session.completed` (paid), wave 2
+//! `charge.refunded`, later waves `checkout.session.expired` (too late:
+//! no change). The state check counts the purchases' final statuses.
+//! Target (issue "Businesses get paid"): ≥ 5,000 events/s on SQLite.
+//!
 //! Run with `benches/webhooks.sh` (SQLite, then PostgreSQL), or:
-//! `cargo run --release --example webhook_bench -- [--businesses N] [--waves N] [--connections N] [--pool N]`.
+//! `cargo run --release --example webhook_bench -- [--businesses N] [--waves N] [--connections N] [--pool N] [--purchases]`.
 
 #[path = "support/pg.rs"]
 mod pg;
@@ -73,6 +80,10 @@ struct Args {
     /// configuration's default.
     #[arg(long)]
     pool: Option<u32>,
+    /// Purchase events (paid, refunded, late expiries) instead of
+    /// subscription changes.
+    #[arg(long)]
+    purchases: bool,
 }
 
 /// One signed delivery, ready to post.
@@ -162,6 +173,9 @@ async fn run(
 
     let seeded = Instant::now();
     let customers = seed(&app.state.db, args.businesses).await?;
+    if args.purchases {
+        seed_purchases(&app.state.db).await?;
+    }
     println!(
         "{database}: seeded {} businesses (1 company, 2 connected channels each) in {:.1?}; pool {pool} connections",
         customers.len(),
@@ -175,7 +189,11 @@ async fn run(
     let mut errors = 0usize;
     for wave in 0..args.waves {
         // Signed just before the wave: signatures stay valid 300 s.
-        let deliveries = build_wave(&fixtures, &customers, wave, base)?;
+        let deliveries = if args.purchases {
+            build_purchase_wave(&fixtures, &app.state.db, wave, base).await?
+        } else {
+            build_wave(&fixtures, &customers, wave, base)?
+        };
         let (round, errs) =
             post_all(&clients, &url, deliveries, format!("wave {}", wave + 1)).await;
         errors += errs;
@@ -210,6 +228,25 @@ async fn run(
         "ledger check: {done} of {rows} inbound_events rows done, {sent} events sent: {}",
         if ledger_ok { "OK" } else { "MISMATCH" }
     );
+    if args.purchases {
+        let expected = if args.waves >= 2 { "refunded" } else { "paid" };
+        let right = entity::purchase::Entity::find()
+            .filter(entity::purchase::Column::Status.eq(expected))
+            .count(db)
+            .await?;
+        let state_ok = right == args.businesses as u64;
+        println!(
+            "state check: purchases {expected} {right}/{}: {}",
+            args.businesses,
+            if state_ok { "OK" } else { "MISMATCH" }
+        );
+        println!("errors: {errors}");
+        app.stop().await?;
+        if errors > 0 || !ledger_ok || !state_ok {
+            bail!("{database}: {errors} errors, ledger ok: {ledger_ok}, state ok: {state_ok}");
+        }
+        return Ok(());
+    }
     // The last wave put business i on PRICES[(i + waves - 1) % 3].
     let last_plan = |i: usize| PRICES[(i + args.waves - 1) % PRICES.len()].0;
     let mut state_ok = true;
@@ -345,6 +382,141 @@ async fn seed(db: &sea_orm::DatabaseConnection, n: usize) -> anyhow::Result<Vec<
     }
     txn.commit().await?;
     Ok(customers)
+}
+
+/// Gives every seeded business an enabled connected account and one
+/// purchase (`payment_link_sent`, session `cs_bench{i}`).
+async fn seed_purchases(db: &sea_orm::DatabaseConnection) -> anyhow::Result<()> {
+    const BATCH: usize = 500;
+    let now = Utc::now();
+    let companies = company::Entity::find().all(db).await?;
+    let mut accounts = Vec::with_capacity(companies.len());
+    let mut purchases = Vec::with_capacity(companies.len());
+    for (i, c) in companies.iter().enumerate() {
+        let acct = format!("acct_bench{i:05}");
+        accounts.push(entity::connected_account::ActiveModel {
+            business_id: Set(c.business_id),
+            stripe_account_id: Set(acct.clone()),
+            state: Set("enabled".into()),
+            charges_enabled: Set(true),
+            payouts_enabled: Set(true),
+            details_submitted: Set(true),
+            disabled_reason: Set(None),
+            currently_due: Set(json!([])),
+            past_due: Set(json!([])),
+            pending_verification: Set(json!([])),
+            version_at: Set(now.timestamp()),
+            version_event: Set(None),
+            refresh_token_hash: Set(None),
+            refresh_token_expires_at: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        });
+        purchases.push(entity::purchase::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            business_id: Set(c.business_id),
+            company_id: Set(c.id),
+            channel_id: Set(None),
+            customer_ref: Set(format!("+1555{i:07}")),
+            description: Set("Bench order".into()),
+            amount: Set(1999),
+            currency: Set("usd".into()),
+            application_fee_amount: Set(0),
+            lead_source: Set("whatsapp".into()),
+            status: Set("payment_link_sent".into()),
+            stripe_account_id: Set(acct),
+            stripe_checkout_session_id: Set(Some(format!("cs_bench{i:05}"))),
+            stripe_payment_intent_id: Set(None),
+            payment_url: Set(Some(format!(
+                "https://checkout.stripe.com/c/pay/cs_bench{i:05}"
+            ))),
+            status_at: Set(0),
+            created_at: Set(now),
+            updated_at: Set(now),
+        });
+    }
+    let txn = db.begin().await?;
+    for chunk in accounts.chunks(BATCH) {
+        entity::connected_account::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    for chunk in purchases.chunks(BATCH) {
+        entity::purchase::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
+/// The purchase events of wave `wave` (0-based), one per purchase, signed
+/// now: paid (Checkout completed), then refunded (the charge), then late
+/// expiries.
+async fn build_purchase_wave(
+    fixtures: &Value,
+    db: &sea_orm::DatabaseConnection,
+    wave: usize,
+    base: i64,
+) -> anyhow::Result<Vec<Delivery>> {
+    let resources = &fixtures["resources"];
+    let (Some(event), Some(session), Some(charge)) = (
+        resources.get("event").cloned(),
+        resources.get("checkout.session").cloned(),
+        resources.get("charge").cloned(),
+    ) else {
+        bail!("{FIXTURES} lacks resources.event, checkout.session or charge");
+    };
+    let created = base + i64::try_from(wave)?;
+    let t = Utc::now().timestamp();
+    let purchases = entity::purchase::Entity::find().all(db).await?;
+    let mut out = Vec::with_capacity(purchases.len());
+    for (i, p) in purchases.iter().enumerate() {
+        let metadata = json!({ "purchase_id": p.id, "business_id": p.business_id });
+        let (kind, object) = match wave {
+            0 | 2.. => {
+                let mut s = session.clone();
+                s["id"] = json!(p.stripe_checkout_session_id);
+                s["mode"] = json!("payment");
+                s["metadata"] = metadata;
+                s["customer"] = Value::Null;
+                s["subscription"] = Value::Null;
+                if wave == 0 {
+                    s["status"] = json!("complete");
+                    s["payment_status"] = json!("paid");
+                    s["payment_intent"] = json!(format!("pi_bench{i:05}"));
+                    ("checkout.session.completed", s)
+                } else {
+                    s["status"] = json!("expired");
+                    s["payment_status"] = json!("unpaid");
+                    s["payment_intent"] = Value::Null;
+                    ("checkout.session.expired", s)
+                }
+            }
+            1 => {
+                let mut c = charge.clone();
+                c["id"] = json!(format!("ch_bench{i:05}"));
+                c["payment_intent"] = json!(format!("pi_bench{i:05}"));
+                c["metadata"] = metadata;
+                c["refunded"] = json!(true);
+                c["amount_refunded"] = c["amount"].clone();
+                ("charge.refunded", c)
+            }
+        };
+        let mut e = event.clone();
+        e["id"] = json!(format!("evt_bench_p{wave}_{i}"));
+        e["type"] = json!(kind);
+        e["created"] = json!(created);
+        e["livemode"] = json!(false);
+        e["data"] = json!({ "object": object });
+        let body = serde_json::to_vec(&e)?;
+        let signature = signature::sign(&body, &[WEBHOOK_SECRET], t);
+        out.push(Delivery {
+            body: Bytes::from(body),
+            signature,
+        });
+    }
+    Ok(out)
 }
 
 /// The events of wave `wave` (0-based), one per customer, signed now: the

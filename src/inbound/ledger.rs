@@ -114,6 +114,37 @@ pub async fn record_ignored(
     Ok(written == 1)
 }
 
+/// The answer to a delivery whose processing failed with `e`: the failure
+/// is recorded ([`record_failure`]) so the retry finds it; an error the
+/// event itself caused (4xx) is answered as it is, anything else as 500
+/// `webhook_processing_failed`, telling `sender` to deliver it again.
+pub async fn failed(
+    db: &sea_orm::DatabaseConnection,
+    source: &str,
+    id: &str,
+    kind: &str,
+    created: DateTime<Utc>,
+    e: Error,
+    sender: &str,
+) -> Error {
+    if let Err(record) = record_failure(db, source, id, kind, created, &e).await {
+        tracing::error!(error = %record, event = %id, source, "could not record a failed event");
+    }
+    tracing::warn!(event = %id, kind = %kind, source, code = e.code(), "event processing failed");
+    if e.status().is_client_error() {
+        e
+    } else {
+        Error::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "webhook_processing_failed",
+            "The event could not be processed",
+        )
+        .with_detail(format!(
+            "Recorded for retry; {sender} will deliver it again."
+        ))
+    }
+}
+
 /// Marks event `id` of `source` `failed` (unless a concurrent delivery
 /// finished it), counting the attempt and keeping the error's code and
 /// status for operators.

@@ -31,7 +31,13 @@ pub(crate) async fn app_with_stripe() -> (TestApp, FakeStripe) {
         .port();
     config.bind = format!("127.0.0.1:{port}").parse().unwrap();
     config.public_url = format!("http://127.0.0.1:{port}");
-    config.stripe = Some(StripeConfig {
+    config.stripe = Some(stripe_config(&fake));
+    (TestApp::spawn_with(dir, config).await, fake)
+}
+
+/// Billing and Connect on `fake`, with both endpoints' secrets.
+fn stripe_config(fake: &FakeStripe) -> StripeConfig {
+    StripeConfig {
         secret_key: SecretString::from("sk_test_connect"),
         api_base: fake.url.clone(),
         webhook_secrets: Some(SecretString::from(WHSEC)),
@@ -42,16 +48,25 @@ pub(crate) async fn app_with_stripe() -> (TestApp, FakeStripe) {
         connect_webhook_secrets: Some(SecretString::from(WHSEC_CONNECT)),
         connect_country: "US".into(),
         connect_return_url: None,
-    });
-    (TestApp::spawn_with(dir, config).await, fake)
+    }
 }
 
 /// Delivers `event` to the Connect endpoint signed with `secret`.
 pub(crate) async fn deliver(app: &TestApp, event: &Value, secret: &str) -> (u16, Value) {
+    deliver_to(app, "/v1/webhooks/stripe/connect", event, secret).await
+}
+
+/// Posts `event` to `path` as Stripe does: JSON, signed with `secret`.
+pub(crate) async fn deliver_to(
+    app: &TestApp,
+    path: &str,
+    event: &Value,
+    secret: &str,
+) -> (u16, Value) {
     let payload = serde_json::to_string(event).unwrap();
     let t = chrono::Utc::now().timestamp();
     let res = reqwest::Client::new()
-        .post(app.url("/v1/webhooks/stripe/connect"))
+        .post(app.url(path))
         .header("Stripe-Signature", signature(&payload, &[secret], t))
         .header("Content-Type", "application/json")
         .body(payload)
@@ -439,18 +454,7 @@ async fn an_enabled_account_gets_its_n8n_credential_and_loses_it_on_removal() {
     let stripe = FakeStripe::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path()).await;
-    config.stripe = Some(StripeConfig {
-        secret_key: SecretString::from("sk_test_connect"),
-        api_base: stripe.url.clone(),
-        webhook_secrets: Some(SecretString::from(WHSEC)),
-        success_url: None,
-        cancel_url: None,
-        portal_return_url: None,
-        timeout_secs: 10,
-        connect_webhook_secrets: Some(SecretString::from(WHSEC_CONNECT)),
-        connect_country: "US".into(),
-        connect_return_url: None,
-    });
+    config.stripe = Some(stripe_config(&stripe));
     config.n8n = Some(n8n.config(None));
     config.jobs.poll_ms = 20;
     let app = TestApp::spawn_with(dir, config).await;

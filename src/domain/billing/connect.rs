@@ -484,6 +484,7 @@ pub async fn refresh(ctx: &Billing<'_>, business_id: Uuid) -> Result<Option<row:
         return Ok(Some(current));
     };
     let txn = crate::db::begin_write(ctx.db).await?;
+    super::entitlement::lock_business(&txn, business_id).await?;
     if let Some(current) = find(&txn, business_id).await? {
         apply(
             &txn,

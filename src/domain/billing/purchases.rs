@@ -494,8 +494,10 @@ pub struct Update {
 }
 
 /// Applies `u` in `txn`: the purchase it concerns moves to `u.to` if that
-/// is further along; the PaymentIntent is recorded when learnt. Returns
-/// the business concerned, or `None` when the purchase is not ours.
+/// is further along; the PaymentIntent is recorded when learnt. Events of
+/// one business are serialised by its row lock, so two concurrent events
+/// never both decide from the same old status. Returns the business
+/// concerned, or `None` when the purchase is not ours.
 pub async fn apply<C: ConnectionTrait>(txn: &C, u: &Update) -> Result<Option<Uuid>> {
     let found = match (u.purchase_id, &u.payment_intent) {
         (Some(id), _) => purchase::Entity::find_by_id(id).one(txn).await?,
@@ -508,6 +510,13 @@ pub async fn apply<C: ConnectionTrait>(txn: &C, u: &Update) -> Result<Option<Uui
         (None, None) => None,
     };
     let Some(p) = found else {
+        return Ok(None);
+    };
+    // Concurrent events of one purchase apply one after the other: the
+    // business's row lock (PostgreSQL; SQLite's transaction already holds
+    // the database), then the purchase as it is now.
+    super::entitlement::lock_business(txn, p.business_id).await?;
+    let Some(p) = purchase::Entity::find_by_id(p.id).one(txn).await? else {
         return Ok(None);
     };
     let business = p.business_id;

@@ -150,6 +150,27 @@ pub(crate) async fn ensure_connectable<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Moves channel `c` (its connection already removed in `txn`) to
+/// `disconnected` (a suspended one returns there when restored), forgets
+/// its account id and records the change.
+pub(crate) async fn mark_disconnected<C: ConnectionTrait>(
+    txn: &C,
+    c: channel::Model,
+) -> Result<channel::Model> {
+    let from = c.status;
+    let mut active: channel::ActiveModel = c.into();
+    if from == ChannelStatus::Suspended {
+        active.suspended_from = Set(Some(ChannelStatus::Disconnected));
+    } else {
+        active.status = Set(ChannelStatus::Disconnected);
+    }
+    active.account_id = Set(None);
+    active.updated_at = Set(Utc::now());
+    let c = active.update(txn).await?;
+    whatsapp::status_changed(txn, &c, from, Some("disconnected")).await?;
+    Ok(c)
+}
+
 /// 422 `platform_not_connectable`: channel `c`'s platform does not connect
 /// through this route.
 pub(crate) fn not_connectable(c: &channel::Model) -> Error {

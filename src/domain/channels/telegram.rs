@@ -557,7 +557,6 @@ async fn fail(t: Telegram<'_>, task: &ProvisionBot, why: &str) -> Result<()> {
 /// Disconnects Telegram channel `c`: `disconnected` at once, and the bot
 /// removed from n8n and Telegram by [`RemoveBot`]. Safe to repeat.
 pub async fn disconnect(t: Telegram<'_>, scope: &BusinessScope, id: Uuid) -> Result<ChannelView> {
-    let now = Utc::now();
     let txn = crate::db::begin_write(t.db).await?;
     let c = super::find(&txn, scope, id).await?;
     if super::connection_of(&txn, id).await?.is_none() {
@@ -565,17 +564,7 @@ pub async fn disconnect(t: Telegram<'_>, scope: &BusinessScope, id: Uuid) -> Res
         return Ok(c.into());
     }
     connection::Entity::delete_by_id(id).exec(&txn).await?;
-    let from = c.status;
-    let mut active: channel::ActiveModel = c.into();
-    if from == ChannelStatus::Suspended {
-        active.suspended_from = Set(Some(ChannelStatus::Disconnected));
-    } else {
-        active.status = Set(ChannelStatus::Disconnected);
-    }
-    active.account_id = Set(None);
-    active.updated_at = Set(now);
-    let c = active.update(&txn).await?;
-    super::whatsapp::status_changed(&txn, &c, from, Some("disconnected")).await?;
+    let c = super::mark_disconnected(&txn, c).await?;
     forget(t.jobs, &txn, &c).await?;
     txn.commit().await?;
     Ok(c.into())

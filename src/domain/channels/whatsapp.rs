@@ -643,7 +643,6 @@ pub async fn remove_session(w: WhatsApp<'_>, task: &RemoveSession) -> Result<()>
 /// once and the session removed at WAHA by a task. Safe to repeat; 404 for
 /// another business's channel.
 pub async fn disconnect(w: WhatsApp<'_>, scope: &BusinessScope, id: Uuid) -> Result<ChannelView> {
-    let now = Utc::now();
     let txn = crate::db::begin_write(w.db).await?;
     let c = whatsapp_channel(&txn, scope, id).await?;
     let Some(conn) = connection_of(&txn, id).await? else {
@@ -651,17 +650,7 @@ pub async fn disconnect(w: WhatsApp<'_>, scope: &BusinessScope, id: Uuid) -> Res
         return Ok(c.into());
     };
     connection::Entity::delete_by_id(id).exec(&txn).await?;
-    let from = c.status;
-    let mut active: channel::ActiveModel = c.into();
-    if from == ChannelStatus::Suspended {
-        active.suspended_from = Set(Some(ChannelStatus::Disconnected));
-    } else {
-        active.status = Set(ChannelStatus::Disconnected);
-    }
-    active.account_id = Set(None);
-    active.updated_at = Set(now);
-    let c = active.update(&txn).await?;
-    status_changed(&txn, &c, from, Some("disconnected")).await?;
+    let c = super::mark_disconnected(&txn, c).await?;
     w.jobs
         .enqueue(
             &txn,

@@ -24,6 +24,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::domain::billing::connect::{self, Applied, Facts, Version};
+use crate::domain::billing::entitlement;
 use crate::error::{Error, Result};
 use crate::inbound::{Outcome, ledger};
 use crate::state::AppState;
@@ -96,22 +97,7 @@ pub async fn receive(state: &AppState, signature: Option<&str>, body: &[u8]) -> 
     match process(state, &env, created).await {
         Ok(outcome) => Ok(outcome),
         Err(e) => {
-            if let Err(record) =
-                ledger::record_failure(&state.db, SOURCE, &env.id, &env.type_, created, &e).await
-            {
-                tracing::error!(error = %record, event = %env.id, "could not record a failed Connect event");
-            }
-            tracing::warn!(event = %env.id, kind = %env.type_, code = e.code(), "Connect event processing failed");
-            if e.status().is_client_error() {
-                Err(e)
-            } else {
-                Err(Error::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "webhook_processing_failed",
-                    "The event could not be processed",
-                )
-                .with_detail("Recorded for retry; Stripe will deliver it again."))
-            }
+            Err(ledger::failed(&state.db, SOURCE, &env.id, &env.type_, created, e, "Stripe").await)
         }
     }
 }
@@ -172,6 +158,9 @@ async fn process(
         _ => return without_effect(state, env, created, current.business_id).await,
     };
     let txn = crate::db::begin_write(&state.db).await?;
+    // One account's events apply one after the other (the business's row
+    // lock on PostgreSQL), each deciding from the stored state as it is.
+    entitlement::lock_business(&txn, current.business_id).await?;
     let stored = connect::find(&txn, current.business_id)
         .await?
         .unwrap_or_else(|| current.clone());
@@ -189,6 +178,7 @@ async fn process(
     // A tie: the account as Stripe has it now decides.
     let fresh = stripe.retrieve_account(&account_id).await?;
     let txn = crate::db::begin_write(&state.db).await?;
+    entitlement::lock_business(&txn, current.business_id).await?;
     if let (Some(a), Some(current)) = (fresh, connect::find(&txn, current.business_id).await?) {
         connect::apply(&txn, &state.jobs, &current, &Facts::from(&a), &fetched()).await?;
     }

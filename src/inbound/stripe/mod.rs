@@ -114,22 +114,7 @@ pub async fn receive(state: &AppState, signature: Option<&str>, body: &[u8]) -> 
                 .timestamp_opt(env.created, 0)
                 .single()
                 .unwrap_or_else(Utc::now);
-            if let Err(record) =
-                ledger::record_failure(&state.db, SOURCE, &env.id, &env.type_, created, &e).await
-            {
-                tracing::error!(error = %record, event = %env.id, "could not record a failed Stripe event");
-            }
-            tracing::warn!(event = %env.id, kind = %env.type_, code = e.code(), "Stripe event processing failed");
-            if e.status().is_client_error() {
-                Err(e)
-            } else {
-                Err(Error::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "webhook_processing_failed",
-                    "The event could not be processed",
-                )
-                .with_detail("Recorded for retry; Stripe will deliver it again."))
-            }
+            Err(ledger::failed(&state.db, SOURCE, &env.id, &env.type_, created, e, "Stripe").await)
         }
     }
 }
