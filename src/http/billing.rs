@@ -40,11 +40,26 @@ pub struct InvoiceQuery {
     pub starting_after: Option<String>,
 }
 
-/// Answer to a Stripe delivery.
+/// Answer to a delivery from another system (Stripe, WAHA).
 #[derive(Serialize, ToSchema)]
 pub struct WebhookReceipt {
     /// `processed`, `duplicate` or `ignored`.
     pub outcome: String,
+}
+
+impl From<crate::inbound::Outcome> for WebhookReceipt {
+    fn from(o: crate::inbound::Outcome) -> WebhookReceipt {
+        WebhookReceipt {
+            outcome: o.as_str().to_owned(),
+        }
+    }
+}
+
+/// The `Stripe-Signature` header of a delivery, if readable.
+pub(super) fn stripe_signature(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok())
 }
 
 /// The plan catalogue (public).
@@ -216,11 +231,6 @@ pub async fn stripe_webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<WebhookReceipt>> {
-    let signature = headers
-        .get("stripe-signature")
-        .and_then(|v| v.to_str().ok());
-    let outcome = webhook::receive(&state, signature, &body).await?;
-    Ok(Json(WebhookReceipt {
-        outcome: outcome.as_str().to_owned(),
-    }))
+    let outcome = webhook::receive(&state, stripe_signature(&headers), &body).await?;
+    Ok(Json(outcome.into()))
 }

@@ -403,7 +403,5 @@ pub async fn waha_webhook(
     body: Bytes,
 ) -> Result<Json<WebhookReceipt>> {
     let outcome = crate::inbound::waha::receive(&state, &session, &headers, &body).await?;
-    Ok(Json(WebhookReceipt {
-        outcome: outcome.as_str().to_owned(),
-    }))
+    Ok(Json(outcome.into()))
 }

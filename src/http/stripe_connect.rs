@@ -138,11 +138,9 @@ pub async fn delete_account(
 ) -> Result<Json<RemovedAccount>> {
     let scope = access::own_scope(&state.authz, caller, Object::Billing, Action::Update)?;
     let actor = Actor::acting(caller.into(), &scope, meta);
-    let billing = state.billing();
-    let id = connect::get(&billing, &scope).await?.stripe_account_id;
-    let deleted = connect::remove(&billing, &actor, &scope).await?;
+    let (stripe_account_id, deleted) = connect::remove(&state.billing(), &actor, &scope).await?;
     Ok(Json(RemovedAccount {
-        stripe_account_id: id,
+        stripe_account_id,
         outcome: if deleted { "deleted" } else { "rejected" }.into(),
     }))
 }
@@ -211,13 +209,9 @@ pub async fn connect_webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<WebhookReceipt>> {
-    let signature = headers
-        .get("stripe-signature")
-        .and_then(|v| v.to_str().ok());
+    let signature = super::billing::stripe_signature(&headers);
     let outcome = crate::inbound::stripe::connect::receive(&state, signature, &body).await?;
-    Ok(Json(WebhookReceipt {
-        outcome: outcome.as_str().to_owned(),
-    }))
+    Ok(Json(outcome.into()))
 }
 
 /// The browser routes (outside the API document).

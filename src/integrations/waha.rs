@@ -129,11 +129,6 @@ impl WahaApi {
         &self.key
     }
 
-    /// The server's base URL.
-    pub fn base_url(&self) -> &str {
-        &self.base
-    }
-
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.base))

@@ -20,6 +20,11 @@ use crate::waha_fake::{self, FakeWaha, now_ms, sign};
 type Case = (&'static str, Vec<u8>, Vec<(String, String)>, u16);
 
 async fn app_with_waha() -> (TestApp, FakeWaha) {
+    app_with_waha_and(None).await
+}
+
+/// [`app_with_waha`], with n8n configured as `n8n` says.
+async fn app_with_waha_and(n8n: Option<switchboard::config::N8nConfig>) -> (TestApp, FakeWaha) {
     let fake = FakeWaha::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path()).await;
@@ -36,6 +41,7 @@ async fn app_with_waha() -> (TestApp, FakeWaha) {
         api_key: SecretString::from(waha_fake::API_KEY),
         timeout_secs: 5,
     });
+    config.n8n = n8n;
     config.jobs.poll_ms = 20;
     (TestApp::spawn_with(dir, config).await, fake)
 }
@@ -1090,26 +1096,9 @@ async fn a_message_reaches_the_shared_n8n_workflow_with_the_business_routing() {
         .await;
     assert_eq!(status, 200, "{body}");
 
-    let fake = FakeWaha::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(dir.path()).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    config.bind = format!("127.0.0.1:{port}").parse().unwrap();
-    config.public_url = format!("http://127.0.0.1:{port}");
-    config.waha = Some(WahaConfig {
-        base_url: fake.url.clone(),
-        api_key: SecretString::from(waha_fake::API_KEY),
-        timeout_secs: 5,
-    });
     let mut n8n_config = n8n.config(None);
     n8n_config.whatsapp_workflow_id = Some(workflow.clone());
-    config.n8n = Some(n8n_config);
-    config.jobs.poll_ms = 20;
-    let app = TestApp::spawn_with(dir, config).await;
+    let (app, fake) = app_with_waha_and(Some(n8n_config)).await;
     let owner = app.owner(&email("wan8n"), "Routed").await;
     let business = app.business_id(&owner).await;
     let (id, session) = waiting_for_a_scan(&app, &fake, &owner).await;

@@ -589,11 +589,16 @@ pub async fn login_link(ctx: &Billing<'_>, scope: &BusinessScope) -> Result<Link
 
 /// Disconnects the scope's business's account: deleted at Stripe (or
 /// rejected where Stripe refuses the deletion), then forgotten here.
-/// Returns whether Stripe deleted it. 409 `purchases_open` while
+/// Returns the account's id and whether Stripe deleted it. 404
+/// `no_connected_account` without one; 409 `purchases_open` while
 /// customers hold payment links to it.
-pub async fn remove(ctx: &Billing<'_>, actor: &Actor, scope: &BusinessScope) -> Result<bool> {
-    let stripe = super::customer::stripe(ctx)?;
+pub async fn remove(
+    ctx: &Billing<'_>,
+    actor: &Actor,
+    scope: &BusinessScope,
+) -> Result<(String, bool)> {
     let current = find(ctx.db, scope.id()).await?.ok_or_else(missing)?;
+    let stripe = super::customer::stripe(ctx)?;
     let open = entity::purchase::Entity::find()
         .filter(entity::purchase::Column::BusinessId.eq(scope.id()))
         .filter(entity::purchase::Column::Status.eq("payment_link_sent"))
@@ -649,7 +654,7 @@ pub async fn remove(ctx: &Billing<'_>, actor: &Actor, scope: &BusinessScope) -> 
         )
         .await?;
     txn.commit().await?;
-    Ok(deleted)
+    Ok((current.stripe_account_id, deleted))
 }
 
 /// Bring the business's n8n credential for its connected account in line

@@ -269,7 +269,7 @@ async fn record(
     active.updated_at = Set(Utc::now());
     let c = active.update(&txn).await?;
     let reason = verdict.map_or("recovered", Problem::as_str);
-    whatsapp::status_changed(&txn, &c, from, Some(reason)).await?;
+    super::status_changed(&txn, &c, from, Some(reason)).await?;
     if let Some(message) = mail
         && let Some(b) = entity::business::Entity::find_by_id(c.business_id)
             .one(&txn)

@@ -150,6 +150,35 @@ pub(crate) async fn ensure_connectable<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Records `channel.status_changed` for channel `c` (now in its new
+/// status) if it left `from`, with `reason`. Nothing when unchanged.
+pub(crate) async fn status_changed<C: ConnectionTrait>(
+    db: &C,
+    c: &channel::Model,
+    from: ChannelStatus,
+    reason: Option<&str>,
+) -> Result<()> {
+    if from == c.status {
+        return Ok(());
+    }
+    events::record(
+        db,
+        c.business_id,
+        kind::CHANNEL_STATUS_CHANGED,
+        serde_json::json!({
+            "id": c.id,
+            "company_id": c.company_id,
+            "from": from,
+            "to": c.status,
+            "reason": reason,
+            "account_id": c.account_id,
+            "account_name": c.account_name,
+        }),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Moves channel `c` (its connection already removed in `txn`) to
 /// `disconnected` (a suspended one returns there when restored), forgets
 /// its account id and records the change.
@@ -167,7 +196,7 @@ pub(crate) async fn mark_disconnected<C: ConnectionTrait>(
     active.account_id = Set(None);
     active.updated_at = Set(Utc::now());
     let c = active.update(txn).await?;
-    whatsapp::status_changed(txn, &c, from, Some("disconnected")).await?;
+    status_changed(txn, &c, from, Some("disconnected")).await?;
     Ok(c)
 }
 

@@ -87,10 +87,6 @@ impl Telegram<'_> {
             _ => Err(automation::unavailable("Telegram bots")),
         }
     }
-
-    async fn token(&self, business_id: Uuid, channel_id: Uuid) -> Result<Option<SecretString>> {
-        token(*self, business_id, channel_id).await
-    }
 }
 
 /// Channel `channel_id`'s bot token, from the vault (not audited: the
@@ -217,7 +213,7 @@ pub async fn connect(
     active.last_error = Set(None);
     active.updated_at = Set(now);
     let c = active.update(&txn).await?;
-    super::whatsapp::status_changed(&txn, &c, from, Some("connect")).await?;
+    super::status_changed(&txn, &c, from, Some("connect")).await?;
     t.jobs
         .enqueue(
             &txn,
@@ -256,7 +252,7 @@ pub async fn reconnect(
     active.last_error = Set(None);
     active.updated_at = Set(Utc::now());
     let c = active.update(&txn).await?;
-    super::whatsapp::status_changed(&txn, &c, from, Some("reconnect")).await?;
+    super::status_changed(&txn, &c, from, Some("reconnect")).await?;
     t.jobs
         .enqueue(
             &txn,
@@ -357,7 +353,7 @@ async fn provision(t: Telegram<'_>, task: &ProvisionBot) -> Result<()> {
     if super::connection_of(t.db, task.channel_id).await?.is_none() {
         return Ok(());
     }
-    let Some(token) = t.token(task.business_id, task.channel_id).await? else {
+    let Some(token) = token(t, task.business_id, task.channel_id).await? else {
         return Err(Error::internal("the bot's token is missing"));
     };
     // The token may have been revoked since connect.
@@ -524,7 +520,7 @@ async fn settle(
     active.error_count = Set(0);
     active.updated_at = Set(Utc::now());
     let c = active.update(&txn).await?;
-    super::whatsapp::status_changed(&txn, &c, from, Some("provisioned")).await?;
+    super::status_changed(&txn, &c, from, Some("provisioned")).await?;
     txn.commit().await?;
     Ok(())
 }
@@ -548,7 +544,7 @@ async fn fail(t: Telegram<'_>, task: &ProvisionBot, why: &str) -> Result<()> {
         active.error_count = Set(count.saturating_add(1));
         active.updated_at = Set(Utc::now());
         let c = active.update(&txn).await?;
-        super::whatsapp::status_changed(&txn, &c, from, Some("auth_revoked")).await?;
+        super::status_changed(&txn, &c, from, Some("auth_revoked")).await?;
     }
     txn.commit().await?;
     Ok(())
@@ -604,7 +600,7 @@ pub async fn remove_bot(t: Telegram<'_>, task: &RemoveBot) -> Result<()> {
             .ok_or_else(|| automation::unavailable("Telegram bots"))?;
         automation::remove_channel(n8n, t.db, task.channel_id).await?;
     }
-    if let Some(token) = t.token(task.business_id, task.channel_id).await? {
+    if let Some(token) = token(t, task.business_id, task.channel_id).await? {
         match t.api.delete_webhook(&token).await {
             Ok(()) | Err(CallError::Unauthorized(_)) => {}
             Err(e) => return Err(e.into()),

@@ -45,7 +45,6 @@ use uuid::Uuid;
 use super::ChannelView;
 use crate::domain::audit::Actor;
 use crate::domain::automation;
-use crate::domain::events::{self, kind};
 use crate::domain::tenancy::access::BusinessScope;
 use crate::domain::vault::secrets::{self, Vault};
 use crate::error::{Error, Result};
@@ -416,7 +415,7 @@ async fn begin(
     }
     active.updated_at = Set(now);
     let c = active.update(&txn).await?;
-    status_changed(&txn, &c, from, restart.then_some("reconnect")).await?;
+    super::status_changed(&txn, &c, from, restart.then_some("reconnect")).await?;
     let page = issue_page(&w, &txn, id).await?;
     let (channel_id, business_id) = (id, scope.id());
     if restart {
@@ -445,35 +444,6 @@ async fn begin(
         channel: c.into(),
         connect_page: Some(page),
     })
-}
-
-/// Records `channel.status_changed` for channel `c` (now in its new
-/// status) if it left `from`, with `reason`. Nothing when unchanged.
-pub(crate) async fn status_changed<C: ConnectionTrait>(
-    db: &C,
-    c: &channel::Model,
-    from: ChannelStatus,
-    reason: Option<&str>,
-) -> Result<()> {
-    if from == c.status {
-        return Ok(());
-    }
-    events::record(
-        db,
-        c.business_id,
-        kind::CHANNEL_STATUS_CHANGED,
-        json!({
-            "id": c.id,
-            "company_id": c.company_id,
-            "from": from,
-            "to": c.status,
-            "reason": reason,
-            "account_id": c.account_id,
-            "account_name": c.account_name,
-        }),
-    )
-    .await?;
-    Ok(())
 }
 
 /// The [`StartSession`] task: makes the session exist at WAHA with its
@@ -880,7 +850,7 @@ pub async fn apply_status<C: ConnectionTrait>(
     }
     active.updated_at = Set(now);
     let c = active.update(txn).await?;
-    status_changed(txn, &c, from, Some(&report.status)).await?;
+    super::status_changed(txn, &c, from, Some(&report.status)).await?;
     Ok(true)
 }
 

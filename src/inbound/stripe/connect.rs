@@ -19,10 +19,9 @@
 //!   commit one by one rather than through a group-commit writer.
 
 use axum::http::StatusCode;
-use chrono::{TimeZone, Utc};
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use chrono::Utc;
 
+use super::{Envelope, invalid_event};
 use crate::domain::billing::connect::{self, Applied, Facts, Version};
 use crate::domain::billing::entitlement;
 use crate::error::{Error, Result};
@@ -31,33 +30,6 @@ use crate::state::AppState;
 
 /// The source's name in the ledger.
 pub const SOURCE: &str = "stripe_connect";
-
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    id: String,
-    #[serde(rename = "type")]
-    type_: String,
-    created: i64,
-    #[serde(default)]
-    account: Option<String>,
-    #[serde(borrow)]
-    data: Data<'a>,
-}
-
-#[derive(Deserialize)]
-struct Data<'a> {
-    #[serde(borrow)]
-    object: &'a RawValue,
-}
-
-fn invalid_event(what: &str) -> Error {
-    Error::new(
-        StatusCode::BAD_REQUEST,
-        "invalid_event",
-        "Not a Stripe Connect event",
-    )
-    .with_detail(what.to_owned())
-}
 
 /// Verifies and processes one delivery (`body` raw). 400 for a bad
 /// signature or body, 503 when the Connect endpoint is not configured,
@@ -72,28 +44,11 @@ pub async fn receive(state: &AppState, signature: Option<&str>, body: &[u8]) -> 
         )
         .with_detail("Set stripe.connect_webhook_secrets (SWITCHBOARD_STRIPE__CONNECT_WEBHOOK_SECRETS) to the Connect endpoint's signing secret."));
     }
-    let tolerance = i64::try_from(state.config.billing.webhook_tolerance_secs).unwrap_or(300);
-    super::signature::verify(
-        signature,
-        body,
-        &state.connect_webhook_secrets,
-        Utc::now().timestamp(),
-        tolerance,
-    )
-    .map_err(|e| {
-        Error::new(StatusCode::BAD_REQUEST, e.code(), "Invalid Stripe signature").with_detail(
-            "The Stripe-Signature header does not sign this body with a configured Connect endpoint secret within the tolerance.",
-        )
-    })?;
-    let env: Envelope<'_> =
-        serde_json::from_slice(body).map_err(|e| invalid_event(&format!("{e}")))?;
+    let env = super::verified(state, &state.connect_webhook_secrets, signature, body)?;
     if env.id.is_empty() || env.id.len() > 255 {
         return Err(invalid_event("an event needs an id"));
     }
-    let created = Utc
-        .timestamp_opt(env.created, 0)
-        .single()
-        .unwrap_or_else(Utc::now);
+    let created = super::created_at(env.created);
     match process(state, &env, created).await {
         Ok(outcome) => Ok(outcome),
         Err(e) => {

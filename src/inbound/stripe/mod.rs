@@ -50,24 +50,52 @@ use crate::inbound::{Outcome, ledger};
 use crate::integrations::stripe::{BUSINESS_METADATA_KEY, StripeApi};
 use crate::state::AppState;
 
+/// A Stripe event as both endpoints read it (the platform's and Connect's).
 #[derive(Deserialize)]
-struct Envelope<'a> {
+pub(super) struct Envelope<'a> {
     /// Set on Connect events: they concern a connected account's own
     /// objects, never a business's subscription to Switchboard.
     #[serde(default)]
-    account: Option<String>,
-    id: String,
+    pub(super) account: Option<String>,
+    pub(super) id: String,
     #[serde(rename = "type")]
-    type_: String,
-    created: i64,
+    pub(super) type_: String,
+    pub(super) created: i64,
     #[serde(borrow)]
-    data: Data<'a>,
+    pub(super) data: Data<'a>,
 }
 
+/// An event's `data`.
 #[derive(Deserialize)]
-struct Data<'a> {
+pub(super) struct Data<'a> {
+    /// `data.object`, raw.
     #[serde(borrow)]
-    object: &'a RawValue,
+    pub(super) object: &'a RawValue,
+}
+
+/// Checks `signature` over the raw `body` with any of `secrets` (within
+/// `billing.webhook_tolerance_secs`), then reads the event's envelope.
+/// 400 for a bad signature or body: nothing is changed.
+pub(super) fn verified<'a>(
+    state: &AppState,
+    secrets: &[secrecy::SecretString],
+    signature: Option<&str>,
+    body: &'a [u8],
+) -> Result<Envelope<'a>> {
+    let tolerance = i64::try_from(state.config.billing.webhook_tolerance_secs).unwrap_or(300);
+    signature::verify(signature, body, secrets, Utc::now().timestamp(), tolerance).map_err(|e| {
+        Error::new(StatusCode::BAD_REQUEST, e.code(), "Invalid Stripe signature").with_detail(
+            "The Stripe-Signature header does not sign this body with a configured endpoint secret within the tolerance.",
+        )
+    })?;
+    serde_json::from_slice(body).map_err(|e| invalid_event(&format!("{e}")))
+}
+
+/// An event's `created` (Unix seconds) as a time.
+pub(super) fn created_at(created: i64) -> chrono::DateTime<Utc> {
+    Utc.timestamp_opt(created, 0)
+        .single()
+        .unwrap_or_else(Utc::now)
 }
 
 #[derive(Deserialize)]
@@ -77,7 +105,7 @@ struct CustomerObject {
     metadata: std::collections::HashMap<String, String>,
 }
 
-fn invalid_event(what: &str) -> Error {
+pub(super) fn invalid_event(what: &str) -> Error {
     Error::new(
         StatusCode::BAD_REQUEST,
         "invalid_event",
@@ -98,22 +126,11 @@ pub async fn receive(state: &AppState, signature: Option<&str>, body: &[u8]) -> 
             "Stripe webhooks are not configured",
         ));
     };
-    let tolerance = i64::try_from(state.config.billing.webhook_tolerance_secs).unwrap_or(300);
-    signature::verify(signature, body, &state.webhook_secrets, Utc::now().timestamp(), tolerance)
-        .map_err(|e| {
-            Error::new(StatusCode::BAD_REQUEST, e.code(), "Invalid Stripe signature").with_detail(
-                "The Stripe-Signature header does not sign this body with a configured endpoint secret within the tolerance.",
-            )
-        })?;
-    let env: Envelope<'_> =
-        serde_json::from_slice(body).map_err(|e| invalid_event(&format!("{e}")))?;
+    let env = verified(state, &state.webhook_secrets, signature, body)?;
     match process(state, stripe, &env).await {
         Ok(outcome) => Ok(outcome),
         Err(e) => {
-            let created = Utc
-                .timestamp_opt(env.created, 0)
-                .single()
-                .unwrap_or_else(Utc::now);
+            let created = created_at(env.created);
             Err(ledger::failed(&state.db, SOURCE, &env.id, &env.type_, created, e, "Stripe").await)
         }
     }
