@@ -387,7 +387,11 @@ pub fn has_chromium() -> bool {
 
 /// Runs headless Chromium on `url` with `args` (its own profile, nothing
 /// fetched but the page), killed after 60 s; returns stdout and stderr.
+/// One browser runs at a time: two headless instances started together
+/// here leave one waiting out its whole 60 s with nothing drawn.
 pub async fn chromium(url: String, args: Vec<String>) -> (String, String) {
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_AT_A_TIME.lock().await;
     let profile = tempfile::tempdir().unwrap();
     tokio::task::spawn_blocking(move || {
         // Output goes to files: a page's DOM outgrows a pipe's buffer.
