@@ -379,6 +379,8 @@ async fn seed(state: &switchboard::state::AppState, n: usize) -> anyhow::Result<
             updated_at: Set(now),
             event_seq: Set(0),
             api_rate_limit_per_minute: Set(None),
+            granted_plan: Set(None),
+            granted_channel_limit: Set(None),
         })
         .exec(&state.db)
         .await?;

@@ -327,6 +327,8 @@ async fn seed(db: &sea_orm::DatabaseConnection, n: usize) -> anyhow::Result<Vec<
             updated_at: Set(now),
             event_seq: Set(0),
             api_rate_limit_per_minute: Set(None),
+            granted_plan: Set(None),
+            granted_channel_limit: Set(None),
         });
         companies.push(company::ActiveModel {
             id: Set(company),

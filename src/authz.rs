@@ -230,6 +230,8 @@ pub enum Object {
     WebhookEndpoint,
     /// The business's purchase log (end-customer payments).
     Purchase,
+    /// The plan a business is granted (`free`, `enterprise`): admins only.
+    Plan,
 }
 
 impl Object {
@@ -250,6 +252,7 @@ impl Object {
             Object::Event => "event",
             Object::WebhookEndpoint => "webhook_endpoint",
             Object::Purchase => "purchase",
+            Object::Plan => "plan",
         }
     }
 }

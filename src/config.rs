@@ -539,6 +539,10 @@ pub struct PlanConfig {
     pub channel_limit: Option<u32>,
     /// Stripe price id, for plans sold through Stripe.
     pub stripe_price_id: Option<String>,
+    /// Stripe product id (`prod_…`) of the custom prices an admin sets for
+    /// this plan (`enterprise`: `PUT /v1/admin/businesses/{id}/plan`).
+    #[serde(default)]
+    pub stripe_product_id: Option<String>,
 }
 
 impl Default for Config {
@@ -630,6 +634,7 @@ pub fn default_plans() -> BTreeMap<String, PlanConfig> {
         currency: "usd".into(),
         channel_limit: limit,
         stripe_price_id: None,
+        stripe_product_id: None,
     };
     BTreeMap::from([
         (TRIAL.into(), plan("Trial", Some(0), Some(1))),

@@ -37,6 +37,12 @@ pub struct Model {
     /// An admin's request limit for the business's users and keys, per
     /// minute; `None`: the configured default.
     pub api_rate_limit_per_minute: Option<i32>,
+    /// The plan an admin granted (`free` or `enterprise`); it stands until
+    /// an admin grants another (SPEC §2).
+    pub granted_plan: Option<String>,
+    /// The channel limit of a granted `enterprise` plan; `None` is
+    /// unlimited. Meaningless for other plans.
+    pub granted_channel_limit: Option<i32>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -17,6 +17,7 @@ mod m20261203_000010_channel_connections;
 mod m20261203_000011_n8n_objects;
 mod m20261203_000012_connected_accounts;
 mod m20261203_000013_purchases;
+mod m20261204_000014_plan_grants;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000011_n8n_objects::Migration),
             Box::new(m20261203_000012_connected_accounts::Migration),
             Box::new(m20261203_000013_purchases::Migration),
+            Box::new(m20261204_000014_plan_grants::Migration),
         ]
     }
 }

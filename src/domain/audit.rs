@@ -96,6 +96,36 @@ impl Outcome {
     }
 }
 
+/// Records a change platform staff made to a business's own records
+/// (companies, channels) in the change's transaction `txn`: `staff` is the
+/// admin acting, `None` when the business's own owner or key made it (their
+/// changes are the business's event log, not the audit log). Target:
+/// `{kind}/{id}`.
+pub async fn staff_change<C: ConnectionTrait>(
+    txn: &C,
+    staff: Option<&Actor>,
+    business_id: Uuid,
+    action: &str,
+    target: &str,
+    detail: serde_json::Value,
+) -> Result<()> {
+    match staff {
+        Some(actor) => {
+            record(
+                txn,
+                actor,
+                Some(business_id),
+                action,
+                target,
+                Outcome::Success,
+                detail,
+            )
+            .await
+        }
+        None => Ok(()),
+    }
+}
+
 /// Appends one record through `db` (pass the change's transaction).
 pub async fn record<C: ConnectionTrait>(
     db: &C,

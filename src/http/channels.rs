@@ -106,6 +106,7 @@ pub async fn create_channel(
             account_name: body.account_name,
             config: body.config,
         },
+        None,
     )
     .await?;
     Ok((StatusCode::CREATED, Json(channel)))
@@ -172,7 +173,7 @@ pub async fn delete_channel(
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode> {
     let scope = access::own_scope(&state.authz, principal, Object::Channel, Action::Delete)?;
-    channels::delete(&state.db, &state.rules(), &state.jobs, &scope, id).await?;
+    channels::delete(&state.db, &state.rules(), &state.jobs, &scope, id, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

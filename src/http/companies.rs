@@ -119,6 +119,7 @@ pub async fn create_company(
             kind: body.kind,
             shop_type: body.shop_type,
         },
+        None,
     )
     .await?;
     Ok((StatusCode::CREATED, Json(company)))
@@ -193,7 +194,7 @@ pub async fn update_company(
         status: body.status.map(Into::into),
     };
     Ok(Json(
-        companies::update(&state.db, &scope, id, changes).await?,
+        companies::update(&state.db, &scope, id, changes, None).await?,
     ))
 }
 
@@ -214,6 +215,6 @@ pub async fn delete_company(
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode> {
     let scope = access::own_scope(&state.authz, principal, Object::Company, Action::Delete)?;
-    companies::delete(&state.db, &scope, id).await?;
+    companies::delete(&state.db, &scope, id, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,6 +4,7 @@
 //! limit, panic capture, rate limits, problem+json fallbacks).
 
 pub mod admin;
+pub mod admin_business;
 pub mod api_keys;
 pub mod auth;
 pub mod billing;
@@ -191,6 +192,14 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(api_keys::admin_list_api_keys))
         .routes(routes!(api_keys::admin_revoke_api_key))
         .routes(routes!(admin::set_rate_limit))
+        .routes(routes!(admin_business::grant_plan))
+        .routes(routes!(admin_business::create_company))
+        .routes(routes!(
+            admin_business::update_company,
+            admin_business::delete_company
+        ))
+        .routes(routes!(admin_business::create_channel))
+        .routes(routes!(admin_business::delete_channel))
         .routes(routes!(events::list_events))
         .routes(routes!(events::stream_events))
         .routes(routes!(

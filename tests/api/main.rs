@@ -15,6 +15,7 @@ mod email;
 mod events;
 
 mod flow;
+mod grants;
 mod hardening;
 mod hostile;
 mod idempotency;

@@ -52,6 +52,11 @@ async fn role_matrix() {
         .as_str()
         .unwrap()
         .to_owned();
+    let staff_company = app.company(&owner, "Staff Target").await;
+    let staff_channel = app.channel(&owner, &company, "email").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let admin = app.admin(&email("admin")).await;
     let (assigned_id, assigned) = app.manager(&admin, &email("assigned")).await;
     let (_, unassigned) = app.manager(&admin, &email("unassigned")).await;
@@ -201,11 +206,21 @@ async fn role_matrix() {
         row(Method::GET, "/v1/purchases", None, [401, 200, 200, 403, 403, 403]),
         row(Method::GET, "/v1/purchases/export.csv", None, [401, 200, 200, 403, 403, 403]),
         row(Method::GET, "/v1/purchases/{spare_company}", None, [401, 404, 404, 403, 403, 403]),
+        // Platform staff change any business (SPEC §1): admins only.
+        row(Method::POST, "/v1/admin/businesses/{business}/companies", Some(json!({ "name": "Staff", "kind": "service" })), [401, 403, 403, 403, 403, 201]),
+        row(Method::PATCH, "/v1/admin/businesses/{business}/companies/{staff_company}", Some(json!({ "name": "Staff 2" })), [401, 403, 403, 403, 403, 200]),
+        row(Method::DELETE, "/v1/admin/businesses/{business}/companies/{staff_company}", None, [401, 403, 403, 403, 403, 204]),
+        row(Method::POST, "/v1/admin/businesses/{business}/channels", Some(json!({ "company_id": "{company}", "platform": "email" })), [401, 403, 403, 403, 403, 201]),
+        row(Method::DELETE, "/v1/admin/businesses/{business}/channels/{staff_channel}", None, [401, 403, 403, 403, 403, 204]),
+        // Last: it changes the plan the rows above ran under.
+        row(Method::PUT, "/v1/admin/businesses/{business}/plan", Some(json!({ "plan": "free" })), [401, 403, 403, 403, 403, 200]),
     ];
     assert_every_route_has_a_row(&table);
     let fill = |s: &str| {
         s.replace("{company}", &company)
             .replace("{spare_company}", &spare_company)
+            .replace("{staff_company}", &staff_company)
+            .replace("{staff_channel}", &staff_channel)
             .replace("{channel}", &channel)
             .replace("{spare_channel}", &spare_channel)
             .replace("{business}", &business)

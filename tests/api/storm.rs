@@ -67,6 +67,8 @@ async fn seed(app: &TestApp, customer: &str) -> Uuid {
         updated_at: Set(now),
         event_seq: Set(0),
         api_rate_limit_per_minute: Set(None),
+        granted_plan: Set(None),
+        granted_channel_limit: Set(None),
     }
     .insert(db)
     .await

@@ -469,14 +469,14 @@ pub async fn summary(ctx: &Billing<'_>, scope: &BusinessScope) -> Result<Billing
     let used = channel_count(ctx.db, business_id).await?;
     let status = crate::domain::tenancy::businesses::effective_status(&b, now);
     Ok(BillingSummary {
-        plan: ctx.plans.view(&b.plan),
+        plan: ctx.plans.view_of(&b),
         status,
         trial_ends_at: b.trial_ends_at,
         grace_ends_at: e.grace_ends_at,
         subscription: entitlement::current(&subs).map(details),
         channels: Usage {
             used,
-            limit: ctx.plans.channel_limit(&b.plan),
+            limit: ctx.plans.limit_of(&b),
         },
     })
 }

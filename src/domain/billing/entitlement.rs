@@ -13,10 +13,13 @@
 //!   (through its price); `past_due` keeps access for the grace period
 //!   (`billing.grace_hours`, 3 days) from the start of the unpaid period,
 //!   when Stripe attempted the renewal charge, then restricts.
-//! - No live subscription: during the trial the business is on `trial`;
-//!   a plan set by an admin with no subscription history (`free`) stands;
-//!   otherwise (`canceled`, `unpaid`, `incomplete_expired`, trial over) the
-//!   business is restricted.
+//! - A live subscription at a price no plan names (an admin's custom
+//!   `enterprise` price) is on the plan the admin granted.
+//! - No live subscription: a `free` plan an admin granted stands (until an
+//!   admin grants another); during the trial the business is on `trial`;
+//!   a plan set with no subscription history stands; otherwise
+//!   (`canceled`, `unpaid`, `incomplete_expired`, trial over) the business
+//!   is restricted.
 //! - Restricted: every channel is suspended with reason
 //!   `subscription_required`. With access: channels beyond the plan's limit,
 //!   newest first, are suspended with reason `over_plan_limit` and the
@@ -38,7 +41,7 @@ use uuid::Uuid;
 
 use super::subscriptions::SubscriptionState;
 use crate::config::BillingConfig;
-use crate::domain::billing::plans::{PlanCatalogue, TRIAL};
+use crate::domain::billing::plans::{FREE, PlanCatalogue, TRIAL};
 use crate::error::{Error, Result};
 use crate::mail::Mailer;
 use crate::mail::templates;
@@ -149,9 +152,9 @@ pub fn evaluate(
     };
     match current(subs) {
         Some(sub) if is_live(&sub.status) => {
-            // A price no plan names (a custom enterprise price) keeps the
-            // plan an admin set.
-            if let Some(plan) = &sub.plan {
+            // A price no plan names (a custom enterprise price) is on the
+            // plan an admin granted, else keeps the plan set.
+            if let Some(plan) = sub.plan.as_ref().or(b.granted_plan.as_ref()) {
                 e.plan = plan.clone();
             }
             if sub.status == "past_due" {
@@ -163,6 +166,7 @@ pub fn evaluate(
                 }
             }
         }
+        _ if b.granted_plan.as_deref() == Some(FREE) => e.plan = FREE.to_owned(),
         last => {
             let granted = last.is_none() && b.plan != TRIAL;
             if !granted {
@@ -286,7 +290,7 @@ pub fn settle(
     let e = evaluate(b, subs, now, t);
     let mut ranked: Vec<&channel::Model> = channels.iter().collect();
     ranked.sort_by_key(|c| (c.created_at, c.id));
-    let limit = plans.channel_limit(&e.plan);
+    let limit = plans.limit_for(b, &e.plan);
     for (i, c) in ranked.iter().enumerate() {
         let desired = if !e.access {
             Some(SUBSCRIPTION_REQUIRED)

@@ -13,12 +13,15 @@
 //! - [`reconcile`]: the time-driven sweep and the reconciliation with Stripe.
 //! - [`connect`]: the business's Stripe Connect Express account: creation,
 //!   onboarding links, the state derived from Stripe's fields, removal.
+//! - [`grants`]: the admin's plan grants (`free`, `enterprise` with a
+//!   custom limit and price).
 //! - [`purchases`]: end-customer payments (destination charges through
 //!   Checkout) and the purchase log.
 
 pub mod connect;
 pub mod customer;
 pub mod entitlement;
+pub mod grants;
 pub mod plans;
 pub mod purchases;
 pub mod reconcile;

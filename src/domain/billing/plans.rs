@@ -16,6 +16,13 @@ use crate::error::Error;
 
 pub use crate::config::TRIAL;
 
+/// The plan an admin grants without payment (SPEC §2: "granted by an admin
+/// only").
+pub const FREE: &str = "free";
+/// The plan an admin sets with a custom channel limit and a custom Stripe
+/// price (SPEC §2).
+pub const ENTERPRISE: &str = "enterprise";
+
 /// The plans of the configuration.
 pub struct PlanCatalogue {
     plans: BTreeMap<String, PlanConfig>,
@@ -53,6 +60,32 @@ impl PlanCatalogue {
         }
     }
 
+    /// Channel limit of business `b` on `plan`: the limit an admin granted
+    /// with the plan when `plan` is the granted one and a limit was set
+    /// (`businesses.granted_channel_limit`), else the catalogue's.
+    pub fn limit_for(&self, b: &business::Model, plan: &str) -> Option<u32> {
+        match (b.granted_plan.as_deref(), b.granted_channel_limit) {
+            (Some(granted), Some(limit)) if granted == plan => {
+                Some(u32::try_from(limit).unwrap_or(0))
+            }
+            _ => self.channel_limit(plan),
+        }
+    }
+
+    /// Channel limit of business `b` on its current plan ([`Self::limit_for`]).
+    pub fn limit_of(&self, b: &business::Model) -> Option<u32> {
+        self.limit_for(b, &b.plan)
+    }
+
+    /// The API view of business `b`'s plan: the catalogue's, with the
+    /// channel limit an admin granted.
+    pub fn view_of(&self, b: &business::Model) -> PlanView {
+        PlanView {
+            channel_limit: self.limit_of(b),
+            ..self.view(&b.plan)
+        }
+    }
+
     /// The plan sold at Stripe price `price_id`, if any (configuration
     /// guarantees a price names at most one plan).
     pub fn plan_for_price(&self, price_id: &str) -> Option<String> {
@@ -67,6 +100,13 @@ impl PlanCatalogue {
         self.plans
             .get(id)
             .and_then(|p| p.stripe_price_id.as_deref())
+    }
+
+    /// The Stripe product of plan `id`'s custom prices, if configured.
+    pub fn product_of(&self, id: &str) -> Option<&str> {
+        self.plans
+            .get(id)
+            .and_then(|p| p.stripe_product_id.as_deref())
     }
 
     /// Whether `id` is in the catalogue.

@@ -223,7 +223,9 @@ pub struct NewPurchase {
 /// A three-letter currency code (ISO 4217), lower or upper case.
 pub const CURRENCY_PATTERN: &str = "^[A-Za-z]{3}$";
 
-fn currency(raw: &str) -> Result<String> {
+/// `raw` as the lower-case ISO 4217 code Stripe takes; 422 naming `field`
+/// otherwise.
+pub(super) fn currency_of(field: &str, raw: &str) -> Result<String> {
     use std::str::FromStr;
     let code = raw.to_ascii_lowercase();
     let known = validate::matches(CURRENCY_PATTERN, raw)
@@ -235,7 +237,7 @@ fn currency(raw: &str) -> Result<String> {
         Ok(code)
     } else {
         Err(Error::invalid_field(
-            "currency",
+            field,
             "an ISO 4217 currency Stripe takes, e.g. usd or EUR",
         ))
     }
@@ -257,7 +259,7 @@ pub async fn create(
             format!("a whole number of minor units from 1 to {max}"),
         ));
     }
-    let currency = currency(&input.currency)?;
+    let currency = currency_of("currency", &input.currency)?;
     crate::domain::tenancy::companies::find(ctx.db, scope, input.company_id).await?;
     if let Some(channel_id) = input.channel_id {
         let c = crate::domain::channels::find(ctx.db, scope, channel_id).await?;
@@ -563,15 +565,15 @@ mod tests {
 
     #[test]
     fn currencies_are_iso_codes_stripe_takes() {
-        assert_eq!(currency("usd").unwrap(), "usd");
-        assert_eq!(currency("EUR").unwrap(), "eur");
+        assert_eq!(currency_of("currency", "usd").unwrap(), "usd");
+        assert_eq!(currency_of("currency", "EUR").unwrap(), "eur");
         assert_eq!(spreadsheet_safe("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
         for risky in ["+1", "-2", "@SUM(A1)", "\tx", "\rx"] {
             assert!(spreadsheet_safe(risky).starts_with('\''), "{risky:?}");
         }
         assert_eq!(spreadsheet_safe("Rye bread"), "Rye bread");
         for bad in ["xyz", "us", "usdd", "", "12a", "u$d"] {
-            assert!(currency(bad).is_err(), "{bad}");
+            assert!(currency_of("currency", bad).is_err(), "{bad}");
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod health;
 pub mod telegram;
 pub mod whatsapp;
 
+use crate::domain::audit::{self, Actor};
 use crate::domain::events::{self, kind};
 use chrono::{DateTime, Utc};
 use entity::channel;
@@ -244,6 +245,7 @@ pub async fn create(
     plans: &PlanCatalogue,
     scope: &BusinessScope,
     input: NewChannel,
+    staff: Option<&Actor>,
 ) -> Result<ChannelView> {
     let business_id = scope.id();
     let account_name = validate::optional_name(
@@ -277,7 +279,7 @@ pub async fn create(
     // Another business's company is indistinguishable from none: 404.
     companies::find(&txn, scope, input.company_id).await?;
     let used = channel_count(&txn, business_id).await?;
-    if let Some(limit) = plans.channel_limit(&business.plan)
+    if let Some(limit) = plans.limit_of(&business)
         && used >= u64::from(limit)
     {
         return Err(plan_limit_reached(&business.plan, limit, used));
@@ -302,6 +304,16 @@ pub async fn create(
     .await?;
     let view = ChannelView::from(channel);
     let data = serde_json::to_value(&view).map_err(Error::internal)?;
+    let target = format!("channel/{}", view.id);
+    audit::staff_change(
+        &txn,
+        staff,
+        business_id,
+        "channel.create",
+        &target,
+        data.clone(),
+    )
+    .await?;
     events::record(&txn, business_id, kind::CHANNEL_CREATED, data).await?;
     txn.commit().await?;
     Ok(view)
@@ -356,6 +368,7 @@ pub async fn delete(
     jobs: &crate::jobs::Queue,
     scope: &BusinessScope,
     id: Uuid,
+    staff: Option<&Actor>,
 ) -> Result<()> {
     let business_id = scope.id();
     let txn = crate::db::begin_write(db).await?;
@@ -374,6 +387,9 @@ pub async fn delete(
     if res.rows_affected == 0 {
         return Err(Error::not_found());
     }
+    let data = serde_json::json!({ "id": id, "company_id": c.company_id, "platform": c.platform });
+    let target = format!("channel/{id}");
+    audit::staff_change(&txn, staff, business_id, "channel.delete", &target, data).await?;
     events::record(
         &txn,
         business_id,

@@ -85,6 +85,8 @@ pub fn new_on_trial(
         updated_at: Set(now),
         event_seq: Set(0),
         api_rate_limit_per_minute: Set(None),
+        granted_plan: Set(None),
+        granted_channel_limit: Set(None),
     }
 }
 
@@ -120,12 +122,12 @@ fn view_with_usage(plans: &PlanCatalogue, b: business::Model, used: u64) -> Busi
     BusinessView {
         id: b.id,
         name: b.name.clone(),
-        plan: plans.view(&b.plan),
+        plan: plans.view_of(&b),
         status: effective_status(&b, Utc::now()),
         trial_ends_at: b.trial_ends_at,
         channels: Usage {
             used,
-            limit: plans.channel_limit(&b.plan),
+            limit: plans.limit_of(&b),
         },
         manager_id: b.manager_id,
         owner_id: b.owner_id,

@@ -2,6 +2,7 @@
 //! Every function takes the scope of the business the company must belong
 //! to ([`BusinessScope`]).
 
+use crate::domain::audit::{self, Actor};
 use crate::domain::events::{self, kind};
 use chrono::{DateTime, Utc};
 use entity::company;
@@ -113,6 +114,7 @@ pub async fn create(
     db: &DatabaseConnection,
     scope: &BusinessScope,
     input: NewCompany,
+    staff: Option<&Actor>,
 ) -> Result<CompanyView> {
     let business_id = scope.id();
     let name = validate::name("name", &input.name, validate::NAME_MAX)?;
@@ -149,7 +151,18 @@ pub async fn create(
     .insert(&txn)
     .await?;
     let view = CompanyView::from(company);
-    events::record(&txn, business_id, kind::COMPANY_CREATED, to_data(&view)?).await?;
+    let data = to_data(&view)?;
+    let target = format!("company/{}", view.id);
+    audit::staff_change(
+        &txn,
+        staff,
+        business_id,
+        "company.create",
+        &target,
+        data.clone(),
+    )
+    .await?;
+    events::record(&txn, business_id, kind::COMPANY_CREATED, data).await?;
     txn.commit().await?;
     Ok(view)
 }
@@ -186,6 +199,7 @@ pub async fn update(
     scope: &BusinessScope,
     id: Uuid,
     changes: CompanyChanges,
+    staff: Option<&Actor>,
 ) -> Result<CompanyView> {
     let txn = crate::db::begin_write(db).await?;
     let company = find(&txn, scope, id).await?;
@@ -215,13 +229,29 @@ pub async fn update(
     }
     active.updated_at = Set(Utc::now());
     let view = CompanyView::from(active.update(&txn).await?);
-    events::record(&txn, scope.id(), kind::COMPANY_UPDATED, to_data(&view)?).await?;
+    let data = to_data(&view)?;
+    let target = format!("company/{id}");
+    audit::staff_change(
+        &txn,
+        staff,
+        scope.id(),
+        "company.update",
+        &target,
+        data.clone(),
+    )
+    .await?;
+    events::record(&txn, scope.id(), kind::COMPANY_UPDATED, data).await?;
     txn.commit().await?;
     Ok(view)
 }
 
 /// Deletes company `id` of the scope's business and, by cascade, its channels.
-pub async fn delete(db: &DatabaseConnection, scope: &BusinessScope, id: Uuid) -> Result<()> {
+pub async fn delete(
+    db: &DatabaseConnection,
+    scope: &BusinessScope,
+    id: Uuid,
+    staff: Option<&Actor>,
+) -> Result<()> {
     let txn = crate::db::begin_write(db).await?;
     let company = find(&txn, scope, id).await?;
     let channels: Vec<Uuid> = entity::channel::Entity::find()
@@ -236,13 +266,19 @@ pub async fn delete(db: &DatabaseConnection, scope: &BusinessScope, id: Uuid) ->
         .exec(&txn)
         .await?;
     company::Entity::delete_by_id(company.id).exec(&txn).await?;
-    events::record(
+    let data =
+        serde_json::json!({ "id": company.id, "code": company.code, "channel_ids": channels });
+    let target = format!("company/{id}");
+    audit::staff_change(
         &txn,
+        staff,
         scope.id(),
-        kind::COMPANY_DELETED,
-        serde_json::json!({ "id": company.id, "code": company.code, "channel_ids": channels }),
+        "company.delete",
+        &target,
+        data.clone(),
     )
     .await?;
+    events::record(&txn, scope.id(), kind::COMPANY_DELETED, data).await?;
     txn.commit().await?;
     Ok(())
 }

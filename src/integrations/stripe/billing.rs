@@ -6,8 +6,12 @@ use stripe::{IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
 use stripe_billing::billing_portal_session::CreateBillingPortalSession;
 use stripe_billing::invoice::ListInvoice;
 use stripe_billing::subscription::{
-    ListSubscription, ListSubscriptionStatus, RetrieveSubscription, UpdateSubscription,
-    UpdateSubscriptionItems, UpdateSubscriptionProrationBehavior,
+    CancelSubscription, CreateSubscription, CreateSubscriptionItems,
+    CreateSubscriptionItemsPriceData, CreateSubscriptionItemsPriceDataRecurring,
+    CreateSubscriptionItemsPriceDataRecurringInterval, ListSubscription, ListSubscriptionStatus,
+    RetrieveSubscription, UpdateSubscription, UpdateSubscriptionItems,
+    UpdateSubscriptionItemsPriceData, UpdateSubscriptionItemsPriceDataRecurring,
+    UpdateSubscriptionItemsPriceDataRecurringInterval, UpdateSubscriptionProrationBehavior,
 };
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
@@ -15,11 +19,26 @@ use stripe_checkout::checkout_session::{
 use stripe_core::customer::{
     CreateCustomer, DeleteCustomer, RetrieveCustomer, RetrieveCustomerReturned,
 };
-use stripe_shared::{CheckoutSessionMode, Subscription};
+use stripe_shared::{CheckoutSessionMode, Subscription, SubscriptionCollectionMethod};
 use uuid::Uuid;
 
 use super::{InvoicePage, StripeApi, business_metadata, is_missing, stripe_failure};
 use crate::error::Error;
+
+/// A custom recurring price, which Stripe creates from the subscription
+/// item's `price_data` (Stripe API: "Create a subscription", `items[].
+/// price_data`): the admin's `enterprise` price.
+#[derive(Debug, Clone, Copy)]
+pub struct CustomPrice<'a> {
+    /// The Stripe product the price belongs to (`prod_…`).
+    pub product: &'a str,
+    /// ISO 4217, lower case.
+    pub currency: &'a str,
+    /// Minor units per interval, positive.
+    pub unit_amount: i64,
+    /// Billed every year (`true`) or every month.
+    pub yearly: bool,
+}
 
 impl StripeApi {
     /// Creates the business's customer under `idempotency_key` (see
@@ -148,6 +167,91 @@ impl StripeApi {
             .map_err(stripe_failure)
     }
 
+    /// Creates a subscription of `customer` at the custom price `price`,
+    /// invoiced (`collection_method=send_invoice`, due `days_until_due`
+    /// days after each invoice) rather than charged to a card, with the
+    /// business id in metadata, under `idempotency_key`: a retry after a
+    /// lost answer returns the same subscription (Stripe keeps keys 24 h).
+    pub async fn create_custom_subscription(
+        &self,
+        idempotency_key: &str,
+        customer: &str,
+        business_id: Uuid,
+        price: CustomPrice<'_>,
+        days_until_due: u32,
+    ) -> Result<Subscription, Error> {
+        let key = IdempotencyKey::new(idempotency_key).map_err(Error::internal)?;
+        let interval = if price.yearly {
+            CreateSubscriptionItemsPriceDataRecurringInterval::Year
+        } else {
+            CreateSubscriptionItemsPriceDataRecurringInterval::Month
+        };
+        let mut data = CreateSubscriptionItemsPriceData::new(
+            currency(price.currency)?,
+            price.product,
+            CreateSubscriptionItemsPriceDataRecurring::new(interval),
+        );
+        data.unit_amount = Some(price.unit_amount);
+        let mut item = CreateSubscriptionItems::new();
+        item.price_data = Some(data);
+        item.quantity = Some(1);
+        CreateSubscription::new()
+            .customer(customer)
+            .items(vec![item])
+            .collection_method(SubscriptionCollectionMethod::SendInvoice)
+            .days_until_due(days_until_due)
+            .metadata(business_metadata(business_id))
+            .customize()
+            .request_strategy(RequestStrategy::Idempotent(key))
+            .send(&self.client)
+            .await
+            .map_err(stripe_failure)
+    }
+
+    /// Moves the subscription's item `item_id` to the custom price
+    /// `price`, the difference prorated onto the next invoice
+    /// (`create_prorations`), under `idempotency_key`.
+    pub async fn move_to_custom_price(
+        &self,
+        idempotency_key: &str,
+        id: &str,
+        item_id: &str,
+        price: CustomPrice<'_>,
+    ) -> Result<Subscription, Error> {
+        let key = IdempotencyKey::new(idempotency_key).map_err(Error::internal)?;
+        let interval = if price.yearly {
+            UpdateSubscriptionItemsPriceDataRecurringInterval::Year
+        } else {
+            UpdateSubscriptionItemsPriceDataRecurringInterval::Month
+        };
+        let mut data = UpdateSubscriptionItemsPriceData::new(
+            currency(price.currency)?,
+            price.product,
+            UpdateSubscriptionItemsPriceDataRecurring::new(interval),
+        );
+        data.unit_amount = Some(price.unit_amount);
+        let mut item = UpdateSubscriptionItems::new();
+        item.id = Some(item_id.to_owned());
+        item.price_data = Some(data);
+        UpdateSubscription::new(id)
+            .items(vec![item])
+            .proration_behavior(UpdateSubscriptionProrationBehavior::CreateProrations)
+            .customize()
+            .request_strategy(RequestStrategy::Idempotent(key))
+            .send(&self.client)
+            .await
+            .map_err(stripe_failure)
+    }
+
+    /// Cancels the subscription `id` now (`DELETE /v1/subscriptions/{id}`),
+    /// without proration; answers its final state.
+    pub async fn cancel_now(&self, id: &str) -> Result<Subscription, Error> {
+        CancelSubscription::new(id)
+            .send(&self.client)
+            .await
+            .map_err(stripe_failure)
+    }
+
     /// Sets `cancel_at_period_end` (cancel at the end of the paid period, or undo that).
     pub async fn set_cancel_at_period_end(
         &self,
@@ -209,4 +313,10 @@ impl StripeApi {
             has_more: page.has_more,
         })
     }
+}
+
+/// `code` (lower-case ISO 4217, checked by the caller) as async-stripe's type.
+fn currency(code: &str) -> Result<stripe_types::Currency, Error> {
+    use std::str::FromStr;
+    stripe_types::Currency::from_str(code).map_err(Error::internal)
 }

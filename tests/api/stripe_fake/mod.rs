@@ -8,7 +8,8 @@
 //! idempotency keys, the request log), the test-side helpers that change that
 //! state as Stripe would (a paid Checkout, a dunning subscription …), and the
 //! webhook helpers ([`event`], [`signature`]). Connect (accounts, Account
-//! Links, login links) is its own concern: [`connect`].
+//! Links, login links) is its own concern: [`connect`]; so are subscriptions
+//! created or moved at a custom price ([`custom_prices`]).
 //!
 //! Every object is built from Stripe's published example objects in
 //! `tests/fixtures/stripe/fixtures3.json`: the fixture is cloned and only the
@@ -34,6 +35,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub mod connect;
+pub mod custom_prices;
 
 /// Seconds in a day.
 const DAY: i64 = 86_400;
@@ -1041,6 +1043,7 @@ fn route(st: &mut State, method: &Method, path: &str, params: &[(String, String)
             Some(s) => ok(s.clone()),
             None => no_such("subscription", id),
         },
+        ("POST", ["v1", "subscriptions"]) => custom_prices::create_subscription(st, params),
         ("POST", ["v1", "subscriptions", id]) => update_subscription(st, id, params),
         ("DELETE", ["v1", "subscriptions", id]) => cancel_subscription(st, id),
         ("GET", ["v1", "invoices"]) => list_invoices(st, params),
@@ -1228,6 +1231,15 @@ fn update_subscription(st: &mut State, id: &str, params: &[(String, String)]) ->
         if let Some(price) = param(params, "items[0][price]") {
             item["price"]["id"] = json!(price);
             item["plan"]["id"] = json!(price);
+        } else if params
+            .iter()
+            .any(|(k, _)| k.starts_with("items[0][price_data]"))
+        {
+            match custom_prices::item_price(params, "items[0]") {
+                Ok(Some(price)) => custom_prices::set_item_price(item, &price),
+                Ok(None) => {}
+                Err(e) => return e,
+            }
         }
         if let Some(q) = quantity {
             item["quantity"] = json!(q);
