@@ -385,53 +385,6 @@ pub fn has_chromium() -> bool {
     false
 }
 
-/// Runs headless Chromium on `url` with `args` (its own profile, nothing
-/// fetched but the page), killed after 60 s; returns stdout and stderr.
-/// One browser runs at a time: two headless instances started together
-/// here leave one waiting out its whole 60 s with nothing drawn.
-pub async fn chromium(url: String, args: Vec<String>) -> (String, String) {
-    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let profile = tempfile::tempdir().unwrap();
-    tokio::task::spawn_blocking(move || {
-        // Output goes to files: a page's DOM outgrows a pipe's buffer.
-        let out_path = profile.path().join("stdout");
-        let err_path = profile.path().join("stderr");
-        let mut child = std::process::Command::new("/usr/bin/chromium")
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--enable-logging=stderr",
-                "--v=0",
-                "--window-size=700,900",
-                &format!("--user-data-dir={}", profile.path().display()),
-            ])
-            .args(&args)
-            .arg(&url)
-            .stdout(std::fs::File::create(&out_path).unwrap())
-            .stderr(std::fs::File::create(&err_path).unwrap())
-            .spawn()
-            .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        let read =
-            |p: &std::path::Path| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned();
-        (read(&out_path), read(&err_path))
-    })
-    .await
-    .unwrap()
-}
-
 /// The real n8n the tests provision (`N8N_BASE_URL`, `N8N_API_KEY`,
 /// `N8N_WEBHOOK_BASE`, as `scripts/n8n-local.sh start` prints them). CI
 /// starts it; elsewhere the tests that need it print SKIPPED and pass.

@@ -10,6 +10,7 @@ mod connect;
 mod api_keys;
 mod audit;
 mod billing;
+mod browser;
 mod cli;
 mod email;
 mod events;

@@ -1021,48 +1021,47 @@ async fn the_connect_page_shows_the_code_and_turns_connected_without_a_reload() 
     if !crate::common::has_chromium() {
         return;
     }
-    let shot = tempfile::NamedTempFile::with_suffix(".png").unwrap();
-    let (_, log) = crate::common::chromium(
-        url.clone(),
-        vec![
-            "--virtual-time-budget=400".into(),
-            format!("--screenshot={}", shot.path().display()),
-        ],
-    )
-    .await;
-    let png = std::fs::read(shot.path()).unwrap();
+    let mut browser = crate::browser::Browser::open(&url).await;
+    browser
+        .wait_for(
+            "the code shows",
+            "(function () { var q = document.getElementById('qr'); return !!q && !q.hidden && q.complete && q.naturalWidth > 0; })()",
+            Duration::from_secs(20),
+        )
+        .await;
+    let png = browser.screenshot().await;
     if let Some(keep) = std::env::var_os("CONNECT_SCREENSHOT") {
         std::fs::write(keep, &png).unwrap();
     }
     assert!(
         png.starts_with(b"\x89PNG") && png.len() > 5_000,
-        "a screenshot: {} bytes\n{log}",
+        "a screenshot: {} bytes",
         png.len()
     );
-    assert!(
-        !log.contains("Content Security Policy"),
-        "no CSP violation:\n{log}"
+    // A mark the page keeps only if it is never reloaded.
+    browser.eval("window.__notReloaded = true").await;
+    waha.set_status(&session, "WORKING").await;
+    browser
+        .wait_for(
+            "the page turned connected",
+            "document.body.dataset.state === 'connected'",
+            Duration::from_secs(20),
+        )
+        .await;
+    assert_eq!(
+        browser.eval("window.__notReloaded === true").await,
+        true,
+        "the same page, not a reload"
     );
-    let scan = {
-        let (waha, session) = (waha.clone(), session.clone());
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(1500)).await;
-            waha.set_status(&session, "WORKING").await;
-        })
-    };
-    let (dom, log) = crate::common::chromium(
-        url,
-        vec!["--virtual-time-budget=5000".into(), "--dump-dom".into()],
-    )
-    .await;
-    scan.await.unwrap();
+    let html = browser.html().await;
     assert!(
-        dom.contains("data-state=\"connected\""),
-        "the page turned connected:\n{dom}\n{log}"
+        html.contains("Connected: Acme Support · +15551234567"),
+        "{html}"
     );
-    assert!(
-        dom.contains("Connected: Acme Support · +15551234567"),
-        "{dom}"
+    assert_eq!(
+        browser.csp_violations().await,
+        Vec::<String>::new(),
+        "no CSP violation"
     );
 }
 
@@ -1230,14 +1229,14 @@ async fn the_connect_page_polls_where_server_sent_events_do_not_get_through() {
         .unwrap();
     assert_eq!(blocked.status(), StatusCode::BAD_GATEWAY);
 
-    let (dom, log) = crate::common::chromium(
-        through_proxy,
-        vec!["--virtual-time-budget=8000".into(), "--dump-dom".into()],
-    )
-    .await;
-    assert!(
-        dom.contains("data-state=\"connected\""),
-        "the page turned connected by polling:\n{dom}\n{log}"
-    );
-    assert!(dom.contains("Connected: Acme Support"), "{dom}");
+    let mut browser = crate::browser::Browser::open(&through_proxy).await;
+    browser
+        .wait_for(
+            "the page turned connected by polling",
+            "document.body.dataset.state === 'connected'",
+            Duration::from_secs(20),
+        )
+        .await;
+    let html = browser.html().await;
+    assert!(html.contains("Connected: Acme Support"), "{html}");
 }
