@@ -21,28 +21,35 @@ use crate::domain::billing::grants::{self, EnterprisePrice, Interval, PlanGrant}
 use crate::domain::channels::{self, ChannelView, NewChannel};
 use crate::domain::tenancy::access::{self, BusinessScope, Caller};
 use crate::domain::tenancy::companies::{self, CompanyChanges, CompanyView, NewCompany};
-use crate::error::{Problem, Result};
+use crate::error::{Error, Problem, Result};
 use crate::state::AppState;
 
-/// Body of `PUT /v1/admin/businesses/{id}/plan`, by plan.
+/// Body of `PUT /v1/admin/businesses/{id}/plan`.
 #[derive(Deserialize, ToSchema)]
-#[serde(tag = "plan", rename_all = "snake_case", deny_unknown_fields)]
-pub enum GrantPlan {
-    /// `free`: no subscription (live ones are canceled in Stripe at once),
-    /// the catalogue's channel limit (1). No other field.
-    Free {},
-    /// `enterprise`: a Stripe subscription at a custom price (an existing
-    /// one is moved to it, prorated; otherwise one is created and
-    /// invoiced, due in 30 days), with a custom channel limit.
-    Enterprise {
-        /// Channels allowed, 1..=10000; absent: the catalogue's
-        /// (unlimited by default).
-        #[schema(minimum = 1, maximum = 10000)]
-        #[serde(default, deserialize_with = "super::extract::optional_whole_number")]
-        channel_limit: Option<u32>,
-        /// The custom price.
-        price: GrantPrice,
-    },
+#[serde(deny_unknown_fields)]
+pub struct GrantPlan {
+    /// The plan to grant.
+    pub plan: GrantedPlan,
+    /// `enterprise` only: channels allowed, 1..=10000; absent: the
+    /// catalogue's (unlimited by default).
+    #[schema(minimum = 1, maximum = 10000)]
+    #[serde(default, deserialize_with = "super::extract::optional_whole_number")]
+    pub channel_limit: Option<u32>,
+    /// `enterprise` only, and required there: the custom price.
+    pub price: Option<GrantPrice>,
+}
+
+/// A plan an admin grants.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantedPlan {
+    /// No subscription (live ones are canceled in Stripe at once), the
+    /// catalogue's channel limit (1); takes no `channel_limit` or `price`.
+    Free,
+    /// A Stripe subscription at a custom `price` (an existing one is moved
+    /// to it, prorated; otherwise one is created and invoiced, due in 30
+    /// days), with a custom `channel_limit`.
+    Enterprise,
 }
 
 /// A custom price.
@@ -101,7 +108,7 @@ async fn staff_scope(
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`plan_not_configured`: the catalogue lacks the plan, or `enterprise` its Stripe product", body = Problem, content_type = "application/problem+json"),
         (status = 415, body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed` (`channel_limit`, `price.unit_amount`, `price.currency`) or `invalid_body`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (`channel_limit`, `price`, `price.unit_amount`, `price.currency`) or `invalid_body`", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "Stripe refused or failed; nothing was stored and retrying is safe", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`billing_unavailable`: Stripe is not configured", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -114,13 +121,26 @@ pub async fn grant_plan(
 ) -> Result<Json<BillingSummary>> {
     let (scope, actor) =
         staff_scope(&state, caller, meta, id, Object::Plan, Action::Update).await?;
-    let grant = match body {
-        GrantPlan::Free {} => PlanGrant::Free,
-        GrantPlan::Enterprise {
-            channel_limit,
-            price,
-        } => PlanGrant::Enterprise {
-            channel_limit,
+    let grant = match (body.plan, body.price) {
+        (GrantedPlan::Free, None) if body.channel_limit.is_none() => PlanGrant::Free,
+        (GrantedPlan::Free, _) => {
+            return Err(Error::invalid_field(
+                if body.channel_limit.is_some() {
+                    "channel_limit"
+                } else {
+                    "price"
+                },
+                "free takes no channel limit or price",
+            ));
+        }
+        (GrantedPlan::Enterprise, None) => {
+            return Err(Error::invalid_field(
+                "price",
+                "enterprise needs its custom price",
+            ));
+        }
+        (GrantedPlan::Enterprise, Some(price)) => PlanGrant::Enterprise {
+            channel_limit: body.channel_limit,
             price: EnterprisePrice {
                 unit_amount: price.unit_amount,
                 currency: price.currency,

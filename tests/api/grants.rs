@@ -386,12 +386,29 @@ async fn bad_grants_are_refused_with_the_field_and_change_nothing() {
         assert_eq!(r.code(), "validation_failed", "{body}");
         assert!(r.text.contains(field), "{body} names {field}: {}", r.text);
     }
+    // What a plan does not take, or needs.
+    for (body, field) in [
+        (json!({ "plan": "free", "channel_limit": 3 }), "channel_limit"),
+        (
+            json!({ "plan": "free", "price": { "unit_amount": 100, "currency": "usd" } }),
+            "price",
+        ),
+        (json!({ "plan": "enterprise", "channel_limit": 3 }), "price"),
+    ] {
+        let r = grant(&b, &admin, bid, body.clone()).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            "{body}: {}",
+            r.text
+        );
+        assert!(r.text.contains(field), "{body} names {field}: {}", r.text);
+    }
     // Decimals, unknown plans and fields are bodies that do not parse.
     for body in [
         json!({ "plan": "enterprise", "price": { "unit_amount": 12.5, "currency": "usd" } }),
         json!({ "plan": "growth" }),
-        json!({ "plan": "free", "channel_limit": 3 }),
-        json!({ "plan": "enterprise" }),
+        json!({ "plan": "free", "note": "x" }),
     ] {
         let r = grant(&b, &admin, bid, body.clone()).await;
         assert!(r.status.is_client_error(), "{body}: {}", r.text);
