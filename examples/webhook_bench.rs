@@ -27,11 +27,21 @@
 //! no change). The state check counts the purchases' final statuses.
 //! Target (issue "Businesses get paid"): ≥ 5,000 events/s on SQLite.
 //!
+//! With `--purchases --create N`, no events: N purchases are asked for
+//! through `POST /v1/purchases` (each business's owner in turn, over the
+//! same connections) against the test suite's local Stripe server
+//! (`tests/api/stripe_fake/`, in process, answering at once), and the
+//! latency of each answer is reported; the check is that every answer was
+//! 201 `payment_link_sent`, Stripe got N Checkout Sessions and the log
+//! holds N more purchases.
+//!
 //! Run with `benches/webhooks.sh` (SQLite, then PostgreSQL), or:
 //! `cargo run --release --example webhook_bench -- [--businesses N] [--waves N] [--connections N] [--pool N] [--purchases]`.
 
 #[path = "support/pg.rs"]
 mod pg;
+#[path = "../tests/api/stripe_fake/mod.rs"]
+mod stripe_fake;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -84,12 +94,18 @@ struct Args {
     /// subscription changes.
     #[arg(long)]
     purchases: bool,
+    /// With `--purchases`: create this many purchases through the API
+    /// (local Stripe server) instead of posting events.
+    #[arg(long, default_value_t = 0)]
+    create: usize,
 }
 
-/// One signed delivery, ready to post.
+/// One request, ready to post: a signed Stripe event, or (with a bearer
+/// token) a purchase to create.
 struct Delivery {
     body: Bytes,
     signature: String,
+    bearer: Option<String>,
 }
 
 /// Latencies and wall time of one round.
@@ -104,6 +120,9 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.businesses == 0 || args.waves == 0 || args.connections == 0 {
         bail!("--businesses, --waves and --connections must be at least 1");
+    }
+    if args.create > 0 && !args.purchases {
+        bail!("--create needs --purchases");
     }
     let dir = tempfile::tempdir()?;
     let pg_base = std::env::var("DATABASE_URL")
@@ -132,6 +151,12 @@ async fn run(
     database: &str,
     database_url: String,
 ) -> anyhow::Result<()> {
+    // The local Stripe server, for purchases made through the API.
+    let fake = if args.create > 0 {
+        Some(stripe_fake::FakeStripe::start().await)
+    } else {
+        None
+    };
     let mut config = Config {
         bind: "127.0.0.1:0".parse()?,
         database_url,
@@ -140,8 +165,10 @@ async fn run(
     };
     config.stripe = Some(StripeConfig {
         secret_key: SecretString::from("sk_test_bench".to_owned()),
-        // Never called: subscription events carry their state.
-        api_base: "http://127.0.0.1:9".into(),
+        // Never called by events: they carry their state.
+        api_base: fake
+            .as_ref()
+            .map_or_else(|| "http://127.0.0.1:9".into(), |f| f.url.clone()),
         webhook_secrets: Some(SecretString::from(WEBHOOK_SECRET.to_owned())),
         success_url: None,
         cancel_url: None,
@@ -161,6 +188,7 @@ async fn run(
     config.billing.reconcile_interval_hours = 0;
     config.billing.sweep_interval_secs = 3600;
     config.rate_limit.auth_per_minute = 1_000_000;
+    config.rate_limit.api_per_minute = 1_000_000;
     if let Some(pool) = args.pool {
         config.database_max_connections = pool;
     }
@@ -182,8 +210,13 @@ async fn run(
         seeded.elapsed()
     );
 
-    let fixtures: Value = serde_json::from_str(&std::fs::read_to_string(FIXTURES)?)?;
     let clients = warm_clients(&app.addr.to_string(), args.connections).await?;
+    if let Some(fake) = &fake {
+        let result = create_purchases(&app, &clients, fake, args.create, database).await;
+        app.stop().await?;
+        return result;
+    }
+    let fixtures: Value = serde_json::from_str(&std::fs::read_to_string(FIXTURES)?)?;
     let base = Utc::now().timestamp();
     let mut rounds = Vec::new();
     let mut errors = 0usize;
@@ -516,6 +549,7 @@ async fn build_purchase_wave(
         out.push(Delivery {
             body: Bytes::from(body),
             signature,
+            bearer: None,
         });
     }
     Ok(out)
@@ -585,6 +619,7 @@ fn build_wave(
         out.push(Delivery {
             body: Bytes::from(body),
             signature,
+            bearer: None,
         });
     }
     Ok(out)
@@ -592,6 +627,71 @@ fn build_wave(
 
 /// One client (one keep-alive connection) per load task, connected before
 /// timing starts.
+/// Asks for `n` purchases through `POST /v1/purchases`, each seeded
+/// business's owner in turn, prints the round and checks the outcome.
+async fn create_purchases(
+    app: &switchboard::app::RunningApp,
+    clients: &[reqwest::Client],
+    fake: &stripe_fake::FakeStripe,
+    n: usize,
+    database: &str,
+) -> anyhow::Result<()> {
+    let db = &app.state.db;
+    let before = entity::purchase::Entity::find().count(db).await?;
+    let companies = company::Entity::find().all(db).await?;
+    let owners = business::Entity::find().all(db).await?;
+    let now = Utc::now().timestamp();
+    let mut tokens = std::collections::HashMap::new();
+    for b in &owners {
+        let token = app
+            .state
+            .tokens
+            .issue(b.owner_id, Role::Owner, Some(b.id), now)?;
+        tokens.insert(b.id, token);
+    }
+    let requests: Vec<Delivery> = (0..n)
+        .map(|i| {
+            let c = &companies[i % companies.len()];
+            let body = json!({
+                "company_id": c.id,
+                "customer_ref": format!("+1555{i:07}"),
+                "description": "Two loaves of rye bread",
+                "amount": 1000 + (i % 5000) as i64,
+                "currency": "usd",
+                "lead_source": "whatsapp",
+            });
+            Delivery {
+                body: Bytes::from(body.to_string()),
+                signature: String::new(),
+                bearer: tokens.get(&c.business_id).cloned(),
+            }
+        })
+        .collect();
+    let url = format!("http://{}/v1/purchases", app.addr);
+    let (round, errors) = post_all(clients, &url, requests, "POST /v1/purchases".into()).await;
+    println!();
+    println!("| database | round | requests | wall | requests/s | p50 | p99 | max |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    print_row(database, &round);
+    println!();
+    let after = entity::purchase::Entity::find()
+        .filter(entity::purchase::Column::Status.eq("payment_link_sent"))
+        .count(db)
+        .await?;
+    let sessions = fake.requests_to("POST", "/v1/checkout/sessions").len();
+    let ok = after == before + n as u64 && sessions == n;
+    println!(
+        "state check: {} purchases payment_link_sent (before {before}), {sessions} Checkout Sessions at Stripe, {n} asked: {}",
+        after,
+        if ok { "OK" } else { "MISMATCH" }
+    );
+    println!("errors: {errors}");
+    if errors > 0 || !ok {
+        bail!("{database}: {errors} errors, state ok: {ok}");
+    }
+    Ok(())
+}
+
 async fn warm_clients(addr: &str, n: usize) -> anyhow::Result<Vec<reqwest::Client>> {
     let mut clients = Vec::with_capacity(n);
     for _ in 0..n {
@@ -673,8 +773,27 @@ async fn post_all(
     )
 }
 
-/// Posts one delivery; Ok only for 200 `{"outcome":"processed"}`.
+/// Posts one delivery; Ok only for 200 `{"outcome":"processed"}` (an
+/// event) or 201 `payment_link_sent` (a purchase).
 async fn post(client: &reqwest::Client, url: &str, d: &Delivery) -> anyhow::Result<()> {
+    if let Some(token) = &d.bearer {
+        let resp = client
+            .post(url)
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(d.body.clone())
+            .send()
+            .await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        let made = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["status"].as_str().map(str::to_owned));
+        if status != reqwest::StatusCode::CREATED || made.as_deref() != Some("payment_link_sent") {
+            bail!("{status}: {text}");
+        }
+        return Ok(());
+    }
     let resp = client
         .post(url)
         .header("content-type", "application/json")

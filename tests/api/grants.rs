@@ -388,7 +388,10 @@ async fn bad_grants_are_refused_with_the_field_and_change_nothing() {
     }
     // What a plan does not take, or needs.
     for (body, field) in [
-        (json!({ "plan": "free", "channel_limit": 3 }), "channel_limit"),
+        (
+            json!({ "plan": "free", "channel_limit": 3 }),
+            "channel_limit",
+        ),
         (
             json!({ "plan": "free", "price": { "unit_amount": 100, "currency": "usd" } }),
             "price",

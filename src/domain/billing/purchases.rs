@@ -348,11 +348,22 @@ async fn record<C: ConnectionTrait>(
     p: &purchase::Model,
     from: Option<PurchaseStatus>,
 ) -> Result<()> {
+    let (event_type, data) = event_of(p, from)?;
+    events::record(db, p.business_id, event_type, data).await?;
+    Ok(())
+}
+
+/// The event of purchase `p` reaching its status from `from`: its kind
+/// (`purchase.paid`, …) and data (the purchase as the API shows it, with
+/// `from`).
+pub fn event_of(
+    p: &purchase::Model,
+    from: Option<PurchaseStatus>,
+) -> Result<(&'static str, serde_json::Value)> {
     let status = PurchaseStatus::parse(&p.status);
     let mut data = serde_json::to_value(PurchaseView::from(p.clone())).map_err(Error::internal)?;
     data["from"] = serde_json::to_value(from).unwrap_or_default();
-    events::record(db, p.business_id, status.event(), data).await?;
-    Ok(())
+    Ok((status.event(), data))
 }
 
 /// Purchase `id` of the scope's business, or 404.
@@ -495,53 +506,39 @@ pub struct Update {
     pub at: i64,
 }
 
-/// Applies `u` in `txn`: the purchase it concerns moves to `u.to` if that
-/// is further along; the PaymentIntent is recorded when learnt. Events of
-/// one business are serialised by its row lock, so two concurrent events
-/// never both decide from the same old status. Returns the business
-/// concerned, or `None` when the purchase is not ours.
-pub async fn apply<C: ConnectionTrait>(txn: &C, u: &Update) -> Result<Option<Uuid>> {
-    let found = match (u.purchase_id, &u.payment_intent) {
-        (Some(id), _) => purchase::Entity::find_by_id(id).one(txn).await?,
-        (None, Some(pi)) => {
-            purchase::Entity::find()
-                .filter(purchase::Column::StripePaymentIntentId.eq(pi.as_str()))
-                .one(txn)
-                .await?
-        }
-        (None, None) => None,
-    };
-    let Some(p) = found else {
-        return Ok(None);
-    };
-    // Concurrent events of one purchase apply one after the other: the
-    // business's row lock (PostgreSQL; SQLite's transaction already holds
-    // the database), then the purchase as it is now.
-    super::entitlement::lock_business(txn, p.business_id).await?;
-    let Some(p) = purchase::Entity::find_by_id(p.id).one(txn).await? else {
-        return Ok(None);
-    };
-    let business = p.business_id;
+/// What [`advance`] did to a purchase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Advance {
+    /// Anything changed (the status, or the PaymentIntent learnt).
+    pub changed: bool,
+    /// The status it left, when it moved forward (then an event is due).
+    pub from: Option<PurchaseStatus>,
+}
+
+/// Applies `u` to purchase `p` as it stands: `p` moves to `u.to` if that is
+/// further along (statuses only move forward, so any order of events ends
+/// in the in-order state, and a duplicate changes nothing); the
+/// PaymentIntent is recorded when learnt. The caller applies the events of
+/// one purchase one after the other, from its newest row (the Stripe
+/// batch holds the business's row lock).
+pub fn advance(p: &mut purchase::Model, u: &Update, now: DateTime<Utc>) -> Advance {
     let from = PurchaseStatus::parse(&p.status);
     let forward = u.to.rank() > from.rank();
     let learns = p.stripe_payment_intent_id.is_none() && u.payment_intent.is_some();
-    if !forward && !learns {
-        return Ok(Some(business));
-    }
-    let mut active: purchase::ActiveModel = p.into();
     if learns {
-        active.stripe_payment_intent_id = Set(u.payment_intent.clone());
+        p.stripe_payment_intent_id.clone_from(&u.payment_intent);
     }
     if forward {
-        active.status = Set(u.to.as_str().to_owned());
-        active.status_at = Set(u.at);
+        p.status = u.to.as_str().to_owned();
+        p.status_at = u.at;
     }
-    active.updated_at = Set(Utc::now());
-    let p = active.update(txn).await?;
-    if forward {
-        record(txn, &p, Some(from)).await?;
+    if forward || learns {
+        p.updated_at = now;
     }
-    Ok(Some(business))
+    Advance {
+        changed: forward || learns,
+        from: forward.then_some(from),
+    }
 }
 
 #[cfg(test)]

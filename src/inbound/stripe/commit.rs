@@ -13,7 +13,10 @@
 //!   `Ambiguous`, so the caller re-fetches it from Stripe and submits the
 //!   fetched state;
 //! - every business touched is re-settled from its final rows
-//!   ([`entitlement::settle`]), so the result equals any one-by-one order.
+//!   ([`entitlement::settle`]), so the result equals any one-by-one order;
+//! - a purchase moves only forward ([`purchases::advance`]), its events
+//!   applied in arrival order to its newest row, read after its business
+//!   is locked.
 //!
 //! On PostgreSQL the businesses concerned are locked (`FOR UPDATE`, in id
 //! order, so batches never deadlock); if another process finished one of
@@ -23,7 +26,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, TimeZone, Utc};
 use entity::billing::subscription;
-use entity::{business, channel, inbound_event, user};
+use entity::{business, channel, inbound_event, purchase, user};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -35,6 +38,7 @@ use super::event::{Effect, Item, Step};
 use crate::db::upsert;
 use crate::domain::billing::entitlement::{self, Notice, send_notice};
 use crate::domain::billing::plans::PlanCatalogue;
+use crate::domain::billing::purchases;
 use crate::domain::billing::subscriptions::{self, Applied};
 use crate::error::Result;
 use crate::inbound::{Outcome, ledger};
@@ -53,6 +57,13 @@ struct Picture {
     dirty_subs: HashSet<String>,
     /// Those whose state changed (each records a `subscription.updated`).
     changed_subs: HashSet<String>,
+    /// Purchases the events name, as they stand after the lock.
+    purchases: HashMap<Uuid, purchase::Model>,
+    by_payment_intent: HashMap<String, Uuid>,
+    /// Purchases whose rows are to be written.
+    dirty_purchases: HashSet<Uuid>,
+    /// Purchase events in arrival order: business, kind, data.
+    purchase_events: Vec<(Uuid, &'static str, serde_json::Value)>,
 }
 
 /// One transaction for `items`. `None`: a claim raced another process and
@@ -133,6 +144,16 @@ impl Picture {
                 continue;
             }
             let effect = &item.effect;
+            if let Some(update) = &effect.purchase {
+                let business_id = self.advance_purchase(update, now);
+                batch.claims.push(claim_row(item, business_id, now));
+                batch.steps.push(Step::Done(if business_id.is_some() {
+                    Outcome::Processed
+                } else {
+                    Outcome::Ignored
+                }));
+                continue;
+            }
             let (business_id, found_by_customer) = self.resolve(effect);
             let Some(business_id) = business_id else {
                 batch.claims.push(claim_row(item, None, now));
@@ -248,6 +269,7 @@ impl Picture {
                 ));
             }
         }
+        per_business.append(&mut self.purchase_events);
         for s in settlements {
             let before = self
                 .channels
@@ -313,6 +335,21 @@ async fn write<C: ConnectionTrait>(
         .update_columns(entitlement::CHANNEL_COLUMNS)
         .to_owned();
     upsert(txn, channel_rows, channels_conflict).await?;
+    let purchases = picture
+        .dirty_purchases
+        .iter()
+        .filter_map(|id| picture.purchases.get(id))
+        .cloned()
+        .collect::<Vec<_>>();
+    let purchases_conflict = OnConflict::column(purchase::Column::Id)
+        .update_columns([
+            purchase::Column::Status,
+            purchase::Column::StatusAt,
+            purchase::Column::StripePaymentIntentId,
+            purchase::Column::UpdatedAt,
+        ])
+        .to_owned();
+    upsert(txn, purchases, purchases_conflict).await?;
     Ok(())
 }
 
@@ -353,6 +390,8 @@ async fn load<C: ConnectionTrait>(txn: &C, items: &[&Item]) -> Result<Picture> {
     let mut customers: Vec<&str> = Vec::new();
     let mut hints: Vec<Uuid> = Vec::new();
     let mut sub_ids: Vec<&str> = Vec::new();
+    let mut purchase_ids: Vec<Uuid> = Vec::new();
+    let mut payment_intents: Vec<&str> = Vec::new();
     for item in items {
         let e = &item.effect;
         if !e.known {
@@ -361,22 +400,65 @@ async fn load<C: ConnectionTrait>(txn: &C, items: &[&Item]) -> Result<Picture> {
         customers.extend(e.customer.as_deref());
         hints.extend(e.hint);
         sub_ids.extend(e.sub.as_ref().map(|(s, _)| s.id.as_str()));
+        if let Some(u) = &e.purchase {
+            purchase_ids.extend(u.purchase_id);
+            payment_intents.extend(u.payment_intent.as_deref());
+        }
     }
     let mut picture = Picture::default();
+    // Purchases name their business: found first, read again once it is
+    // locked. Businesses reached only through purchases are not settled,
+    // so their subscriptions and channels are not read.
+    let find_purchases = || {
+        purchase::Entity::find().filter(
+            Condition::any()
+                .add(purchase::Column::Id.is_in(purchase_ids.clone()))
+                .add(purchase::Column::StripePaymentIntentId.is_in(payment_intents.clone())),
+        )
+    };
+    let mut purchase_businesses: HashSet<Uuid> = HashSet::new();
+    if !purchase_ids.is_empty() || !payment_intents.is_empty() {
+        purchase_businesses = find_purchases()
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|p| p.business_id)
+            .collect();
+    }
+    let settled: HashSet<Uuid> = hints.iter().copied().collect();
+    hints.extend(purchase_businesses.iter().copied());
     if customers.is_empty() && hints.is_empty() {
         return Ok(picture);
     }
     let businesses = business::Entity::find()
         .filter(
             Condition::any()
-                .add(business::Column::StripeCustomerId.is_in(customers))
+                .add(business::Column::StripeCustomerId.is_in(customers.clone()))
                 .add(business::Column::Id.is_in(hints)),
         )
         .order_by_asc(business::Column::Id)
         .lock_exclusive()
         .all(txn)
         .await?;
-    let ids: Vec<Uuid> = businesses.iter().map(|b| b.id).collect();
+    let ids: Vec<Uuid> = businesses
+        .iter()
+        .filter(|b| {
+            !purchase_businesses.contains(&b.id)
+                || settled.contains(&b.id)
+                || b.stripe_customer_id
+                    .as_deref()
+                    .is_some_and(|c| customers.contains(&c))
+        })
+        .map(|b| b.id)
+        .collect();
+    if !purchase_businesses.is_empty() {
+        for p in find_purchases().all(txn).await? {
+            if let Some(pi) = &p.stripe_payment_intent_id {
+                picture.by_payment_intent.insert(pi.clone(), p.id);
+            }
+            picture.purchases.insert(p.id, p);
+        }
+    }
     for b in businesses {
         if let Some(c) = &b.stripe_customer_id {
             picture.by_customer.insert(c.clone(), b.id);
@@ -440,6 +522,35 @@ impl Picture {
                 self.dirty_subs.insert(s.stripe_subscription_id.clone());
             }
         }
+    }
+
+    /// Applies a purchase event to the purchase it names (by id, else by
+    /// PaymentIntent) and queues its event when it moved forward; the
+    /// business concerned, or `None` when the purchase is not ours.
+    fn advance_purchase(&mut self, u: &purchases::Update, now: DateTime<Utc>) -> Option<Uuid> {
+        let id = u
+            .purchase_id
+            .filter(|id| self.purchases.contains_key(id))
+            .or_else(|| {
+                u.payment_intent
+                    .as_ref()
+                    .and_then(|pi| self.by_payment_intent.get(pi).copied())
+            })?;
+        let p = self.purchases.get_mut(&id)?;
+        let advance = purchases::advance(p, u, now);
+        if advance.changed {
+            if let Some(pi) = &p.stripe_payment_intent_id {
+                self.by_payment_intent.insert(pi.clone(), id);
+            }
+            self.dirty_purchases.insert(id);
+        }
+        if let Some(from) = advance.from {
+            // The view of a row we hold always serialises.
+            if let Ok((kind, data)) = purchases::event_of(p, Some(from)) {
+                self.purchase_events.push((p.business_id, kind, data));
+            }
+        }
+        Some(p.business_id)
     }
 
     /// A Checkout customer we did not create ourselves becomes the

@@ -23,6 +23,8 @@ pub struct Effect {
     pub customer_deleted: bool,
     /// Notice to send.
     pub notice: Option<Notice>,
+    /// What the event says of an end-customer purchase.
+    pub purchase: Option<crate::domain::billing::purchases::Update>,
     /// Whether the type is one we act on.
     pub known: bool,
 }

@@ -25,8 +25,9 @@
 //! `customer.deleted`; and, for end-customer purchases,
 //! `checkout.session.completed` / `…async_payment_succeeded` /
 //! `…expired` of payment-mode sessions and `charge.refunded`
-//! ([`crate::domain::billing::purchases`], one transaction per event). Other types are acknowledged and recorded, without
-//! effect. Connect events (they carry `account`) concern a connected
+//! ([`crate::domain::billing::purchases`], in the same group commit as
+//! the rest, under the business's row lock). Other types are acknowledged
+//! and recorded, without effect. Connect events (they carry `account`) concern a connected
 //! account's own objects, never a business's subscription: recorded here
 //! without effect; Stripe sends them to the Connect endpoint, whose source
 //! is [`connect`].
@@ -199,10 +200,14 @@ fn effect_of(env: &Envelope<'_>) -> Result<Effect> {
 }
 
 async fn process(state: &AppState, stripe: &StripeApi, env: &Envelope<'_>) -> Result<Outcome> {
-    if let Some(update) = purchase_update(env)? {
-        return purchase_event(state, env, &update).await;
-    }
-    let mut effect = effect_of(env)?;
+    let mut effect = match purchase_update(env)? {
+        Some(update) => Effect {
+            purchase: Some(update),
+            known: true,
+            ..Effect::default()
+        },
+        None => effect_of(env)?,
+    };
     // Stripe calls happen before the write transaction, never inside it;
     // a duplicate of an event already done is not worth a call. (Without a
     // call ahead, the ledger read in the transaction spots duplicates.)
@@ -298,49 +303,6 @@ fn purchase_update(env: &Envelope<'_>) -> Result<Option<purchases::Update>> {
         to,
         at: env.created,
     }))
-}
-
-/// Commits a purchase event with its ledger row (one transaction); a
-/// purchase that is not ours is recorded as ignored.
-async fn purchase_event(
-    state: &AppState,
-    env: &Envelope<'_>,
-    update: &purchases::Update,
-) -> Result<Outcome> {
-    let created = Utc
-        .timestamp_opt(env.created, 0)
-        .single()
-        .unwrap_or_else(Utc::now);
-    if !ledger::done(&state.db, SOURCE, &[&env.id])
-        .await?
-        .is_empty()
-    {
-        return Ok(Outcome::Duplicate);
-    }
-    let txn = crate::db::begin_write(&state.db).await?;
-    let Some(business) = purchases::apply(&txn, update).await? else {
-        txn.rollback().await?;
-        let new = ledger::record_ignored(&state.db, SOURCE, &env.id, &env.type_, created).await?;
-        return Ok(if new {
-            Outcome::Ignored
-        } else {
-            Outcome::Duplicate
-        });
-    };
-    let row = ledger::row(
-        SOURCE,
-        &env.id,
-        &env.type_,
-        created,
-        Some(business),
-        Utc::now(),
-    );
-    if ledger::claim(&txn, vec![row]).await? == 0 {
-        txn.rollback().await?;
-        return Ok(Outcome::Duplicate);
-    }
-    txn.commit().await?;
-    Ok(Outcome::Processed)
 }
 
 /// Hands `item` to the source's writer (started with [`commit::commit`] on
