@@ -392,21 +392,9 @@ pub async fn change_plan(
     }
     let current_plan = sub.plan.clone().unwrap_or_default();
     let upgrade = is_upgrade(ctx, &current_plan, plan);
-    let remote = api
-        .retrieve_subscription(&sub.stripe_subscription_id)
-        .await?;
-    let item = remote
-        .items
-        .data
-        .first()
-        .ok_or_else(|| Error::internal("Stripe subscription without items"))?;
+    let item = api.first_item_id(&sub.stripe_subscription_id).await?;
     let updated = api
-        .change_price(
-            &sub.stripe_subscription_id,
-            item.id.as_str(),
-            price,
-            upgrade,
-        )
+        .change_price(&sub.stripe_subscription_id, &item, price, upgrade)
         .await?;
     apply_fetched(ctx, scope, std::slice::from_ref(&updated)).await?;
     summary(ctx, scope).await

@@ -161,21 +161,9 @@ pub async fn grant(
             };
             let sub = match entitlement::current(&live) {
                 Some(current) => {
-                    let remote = api
-                        .retrieve_subscription(&current.stripe_subscription_id)
-                        .await?;
-                    let item = remote
-                        .items
-                        .data
-                        .first()
-                        .ok_or_else(|| Error::internal("Stripe subscription without items"))?;
-                    api.move_to_custom_price(
-                        &key,
-                        &current.stripe_subscription_id,
-                        item.id.as_str(),
-                        custom,
-                    )
-                    .await?
+                    let item = api.first_item_id(&current.stripe_subscription_id).await?;
+                    api.move_to_custom_price(&key, &current.stripe_subscription_id, &item, custom)
+                        .await?
                 }
                 None => {
                     let customer = customer::ensure_customer(ctx, scope).await?;

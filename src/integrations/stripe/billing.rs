@@ -243,6 +243,18 @@ impl StripeApi {
             .map_err(stripe_failure)
     }
 
+    /// The id (`si_…`) of subscription `id`'s first item, as Stripe has it
+    /// now: the one item a Switchboard subscription has (a plan's price).
+    pub async fn first_item_id(&self, id: &str) -> Result<String, Error> {
+        let remote = self.retrieve_subscription(id).await?;
+        remote
+            .items
+            .data
+            .first()
+            .map(|item| item.id.to_string())
+            .ok_or_else(|| Error::internal("Stripe subscription without items"))
+    }
+
     /// Cancels the subscription `id` now (`DELETE /v1/subscriptions/{id}`),
     /// without proration; answers its final state.
     pub async fn cancel_now(&self, id: &str) -> Result<Subscription, Error> {
