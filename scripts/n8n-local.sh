@@ -27,7 +27,14 @@ DB=${N8N_DB:-switchboard_n8n}
 cmd=${1:-start}
 
 if [ "$cmd" = stop ]; then
-  [ -f "$HOME_DIR/pid" ] && kill "$(cat "$HOME_DIR/pid")" 2>/dev/null || true
+  if [ -f "$HOME_DIR/pid" ]; then
+    pid=$(cat "$HOME_DIR/pid")
+    kill "$pid" 2>/dev/null || true
+    # n8n takes up to 30 s to shut down; a start meanwhile would find the
+    # old process still on the port.
+    for _ in $(seq 1 45); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
   rm -f "$HOME_DIR/pid"; exit 0
 fi
 
