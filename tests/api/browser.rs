@@ -136,6 +136,14 @@ impl Browser {
     /// Sends `method` (to the page once attached) and answers its `result`;
     /// panics on a protocol error.
     async fn command(&mut self, method: &str, params: Value) -> Value {
+        match self.try_command(method, params).await {
+            Ok(result) => result,
+            Err(error) => panic!("{method}: {error}"),
+        }
+    }
+
+    /// Sends `method` and answers its `result`, or the protocol's `error`.
+    async fn try_command(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let mut message = json!({ "id": id, "method": method, "params": params });
@@ -160,20 +168,22 @@ impl Browser {
             if answer["id"] != id {
                 continue;
             }
-            assert!(answer["error"].is_null(), "{method}: {}", answer["error"]);
-            return answer["result"].clone();
+            if !answer["error"].is_null() {
+                return Err(answer["error"].clone());
+            }
+            return Ok(answer["result"].clone());
         }
     }
 
-    /// The value of JavaScript expression `expr` in the page.
+    /// The value of JavaScript expression `expr` in the page; `null` while
+    /// the page has no context to run it in (a navigation replacing it).
     pub async fn eval(&mut self, expr: &str) -> Value {
-        let r = self
-            .command(
-                "Runtime.evaluate",
-                json!({ "expression": expr, "returnByValue": true }),
-            )
-            .await;
-        r["result"]["value"].clone()
+        self.try_command(
+            "Runtime.evaluate",
+            json!({ "expression": expr, "returnByValue": true }),
+        )
+        .await
+        .map_or(Value::Null, |r| r["result"]["value"].clone())
     }
 
     /// Waits until `expr` is `true` in the page, checking every 100 ms for
