@@ -18,9 +18,9 @@ use crate::authz::{Action, Object};
 use crate::domain::audit::{Actor, RequestMeta};
 use crate::domain::billing::customer::BillingSummary;
 use crate::domain::billing::grants::{self, EnterprisePrice, Interval, PlanGrant};
-use crate::domain::channels::{self, ChannelView, NewChannel};
+use crate::domain::channels::{self, ChannelView};
 use crate::domain::tenancy::access::{self, BusinessScope, Caller};
-use crate::domain::tenancy::companies::{self, CompanyChanges, CompanyView, NewCompany};
+use crate::domain::tenancy::companies::{self, CompanyView};
 use crate::error::{Error, Problem, Result};
 use crate::state::AppState;
 
@@ -178,12 +178,7 @@ pub async fn create_company(
 ) -> Result<(StatusCode, Json<CompanyView>)> {
     let (scope, actor) =
         staff_scope(&state, caller, meta, id, Object::Company, Action::Create).await?;
-    let input = NewCompany {
-        name: body.name,
-        kind: body.kind,
-        shop_type: body.shop_type,
-    };
-    let company = companies::create(&state.db, &scope, input, Some(&actor)).await?;
+    let company = companies::create(&state.db, &scope, body.into(), Some(&actor)).await?;
     Ok((StatusCode::CREATED, Json(company)))
 }
 
@@ -208,14 +203,8 @@ pub async fn update_company(
 ) -> Result<Json<CompanyView>> {
     let (scope, actor) =
         staff_scope(&state, caller, meta, id, Object::Company, Action::Update).await?;
-    let changes = CompanyChanges {
-        name: body.name,
-        kind: body.kind,
-        shop_type: body.shop_type,
-        status: body.status.map(Into::into),
-    };
     Ok(Json(
-        companies::update(&state.db, &scope, company_id, changes, Some(&actor)).await?,
+        companies::update(&state.db, &scope, company_id, body.into(), Some(&actor)).await?,
     ))
 }
 
@@ -265,13 +254,8 @@ pub async fn create_channel(
 ) -> Result<(StatusCode, Json<ChannelView>)> {
     let (scope, actor) =
         staff_scope(&state, caller, meta, id, Object::Channel, Action::Create).await?;
-    let input = NewChannel {
-        company_id: body.company_id,
-        platform: body.platform,
-        account_name: body.account_name,
-        config: body.config,
-    };
-    let channel = channels::create(&state.db, &state.plans, &scope, input, Some(&actor)).await?;
+    let channel =
+        channels::create(&state.db, &state.plans, &scope, body.into(), Some(&actor)).await?;
     Ok((StatusCode::CREATED, Json(channel)))
 }
 

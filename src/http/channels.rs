@@ -96,19 +96,7 @@ pub async fn create_channel(
     Json(body): Json<CreateChannel>,
 ) -> Result<(StatusCode, Json<ChannelView>)> {
     let scope = access::own_scope(&state.authz, principal, Object::Channel, Action::Create)?;
-    let channel = channels::create(
-        &state.db,
-        &state.plans,
-        &scope,
-        NewChannel {
-            company_id: body.company_id,
-            platform: body.platform,
-            account_name: body.account_name,
-            config: body.config,
-        },
-        None,
-    )
-    .await?;
+    let channel = channels::create(&state.db, &state.plans, &scope, body.into(), None).await?;
     Ok((StatusCode::CREATED, Json(channel)))
 }
 
@@ -405,4 +393,15 @@ pub async fn waha_webhook(
 ) -> Result<Json<WebhookReceipt>> {
     let outcome = crate::inbound::waha::receive(&state, &session, &headers, &body).await?;
     Ok(Json(outcome.into()))
+}
+
+impl From<CreateChannel> for NewChannel {
+    fn from(body: CreateChannel) -> NewChannel {
+        NewChannel {
+            company_id: body.company_id,
+            platform: body.platform,
+            account_name: body.account_name,
+            config: body.config,
+        }
+    }
 }

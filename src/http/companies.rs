@@ -111,17 +111,7 @@ pub async fn create_company(
     Json(body): Json<CreateCompany>,
 ) -> Result<(StatusCode, Json<CompanyView>)> {
     let scope = access::own_scope(&state.authz, principal, Object::Company, Action::Create)?;
-    let company = companies::create(
-        &state.db,
-        &scope,
-        NewCompany {
-            name: body.name,
-            kind: body.kind,
-            shop_type: body.shop_type,
-        },
-        None,
-    )
-    .await?;
+    let company = companies::create(&state.db, &scope, body.into(), None).await?;
     Ok((StatusCode::CREATED, Json(company)))
 }
 
@@ -187,14 +177,8 @@ pub async fn update_company(
     Json(body): Json<UpdateCompany>,
 ) -> Result<Json<CompanyView>> {
     let scope = access::own_scope(&state.authz, principal, Object::Company, Action::Update)?;
-    let changes = CompanyChanges {
-        name: body.name,
-        kind: body.kind,
-        shop_type: body.shop_type,
-        status: body.status.map(Into::into),
-    };
     Ok(Json(
-        companies::update(&state.db, &scope, id, changes, None).await?,
+        companies::update(&state.db, &scope, id, body.into(), None).await?,
     ))
 }
 
@@ -217,4 +201,25 @@ pub async fn delete_company(
     let scope = access::own_scope(&state.authz, principal, Object::Company, Action::Delete)?;
     companies::delete(&state.db, &scope, id, None).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+impl From<CreateCompany> for NewCompany {
+    fn from(body: CreateCompany) -> NewCompany {
+        NewCompany {
+            name: body.name,
+            kind: body.kind,
+            shop_type: body.shop_type,
+        }
+    }
+}
+
+impl From<UpdateCompany> for CompanyChanges {
+    fn from(body: UpdateCompany) -> CompanyChanges {
+        CompanyChanges {
+            name: body.name,
+            kind: body.kind,
+            shop_type: body.shop_type,
+            status: body.status.map(Into::into),
+        }
+    }
 }
